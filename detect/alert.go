@@ -1,0 +1,109 @@
+package detect
+
+import (
+	"fmt"
+
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// Kind says what condition an alert is about.
+type Kind uint8
+
+// Alert kinds. Their numbers are part of the uplink wire format and the
+// archive: never renumber, only append.
+const (
+	KindInvalid    Kind = iota
+	KindDeviation       // readings stayed away from the learned normal for the sustain period
+	KindLimit           // readings crossed a configured absolute limit
+	KindRateOfRise      // the value rose faster than the configured rate
+	KindStuck           // the sensor repeated the same value for too long (flat line)
+	KindMissing         // no readings for longer than the configured gap plus grace
+	numKinds
+)
+
+var kindNames = [numKinds]string{"invalid", "deviation", "limit", "rate_of_rise", "stuck", "missing"}
+
+// String returns the kind's stable snake_case name.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Severity orders how urgent an alert is.
+type Severity uint8
+
+// Severities, in increasing urgency.
+const (
+	SeverityNone     Severity = iota
+	SeverityInfo              // worth a look; no action needed now
+	SeverityWarning           // the driver should check soon
+	SeverityCritical          // stop safely now
+	numSeverities
+)
+
+var severityNames = [numSeverities]string{"none", "info", "warning", "critical"}
+
+// String returns the severity's stable lower-case name.
+func (s Severity) String() string {
+	if s < numSeverities {
+		return severityNames[s]
+	}
+	return fmt.Sprintf("severity(%d)", uint8(s))
+}
+
+// Phase is the step of an alert's lifecycle that a Transition reports.
+type Phase uint8
+
+// Phases.
+const (
+	PhaseInvalid Phase = iota
+	Raised             // the alert opened
+	Changed            // its severity (or kind) changed while open
+	Cleared            // the condition ended
+	numPhases
+)
+
+var phaseNames = [numPhases]string{"invalid", "raised", "changed", "cleared"}
+
+// String returns the phase's stable lower-case name.
+func (p Phase) String() string {
+	if p < numPhases {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// Transition is one step in the lifecycle of one alert on one signal of one
+// truck. At most one alert is open per (truck, signal); it carries the most
+// urgent condition present. It is a value type: copy it freely.
+type Transition struct {
+	// Seq is the per-truck sequence number assigned by the gateway's buffer
+	// (shared with readings); 0 before that and in the cloud's own
+	// re-detection.
+	Seq      uint64
+	Truck    string
+	Signal   sensors.Signal
+	Kind     Kind
+	Severity Severity
+	Phase    Phase
+	// Start is when the condition began (Unix ns UTC): the first reading
+	// that departed from normal, not the one that completed the sustain
+	// period.
+	Start int64
+	// Time is the time of the reading that caused this transition.
+	Time int64
+	// Value is that reading's value; Baseline the learned normal at that
+	// moment (NaN while none is learned).
+	Value    float64
+	Baseline float64
+	// ConfigHash identifies the detector configuration that decided.
+	ConfigHash uint64
+}
+
+// Key identifies the alert a transition belongs to: the same for Raised,
+// Changed and Cleared of one excursion.
+func (t Transition) Key() string {
+	return fmt.Sprintf("%s/%s/%d", t.Truck, t.Signal, t.Start)
+}
