@@ -107,3 +107,26 @@ type Transition struct {
 func (t Transition) Key() string {
 	return fmt.Sprintf("%s/%s/%d", t.Truck, t.Signal, t.Start)
 }
+
+// Ack records that someone acknowledged an open alert: the driver in the
+// cab, or an operator in the fleet console. (Truck, Signal, Start) names
+// the alert, as in Transition.Key. It is a value type.
+type Ack struct {
+	// Seq is the per-truck sequence number assigned by the gateway's buffer.
+	Seq    uint64
+	Truck  string
+	Signal sensors.Signal
+	// Start is the acknowledged alert's Start.
+	Start int64
+	// Time is when it was acknowledged, Unix ns UTC.
+	Time int64
+	// By says who: "driver" for the cab button, else the operator's user name.
+	By string
+	// Severity is the severity that was acknowledged; a worse one sounds again.
+	Severity Severity
+}
+
+// Key returns the Key of the acknowledged alert.
+func (a Ack) Key() string {
+	return fmt.Sprintf("%s/%s/%d", a.Truck, a.Signal, a.Start)
+}

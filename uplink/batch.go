@@ -13,12 +13,13 @@ import (
 // it with the compact versioned binary+zstd format. Encode and Decode keep
 // their signatures.
 
-// Batch is what one MQTT message carries: readings and alert transitions of
-// one truck, each with its per-truck Seq.
+// Batch is what one MQTT message carries: readings, alert transitions and
+// alert acknowledgements of one truck, each with its per-truck Seq.
 type Batch struct {
 	Truck    string
 	Readings []sensors.Reading
 	Alerts   []detect.Transition
+	Acks     []detect.Ack
 }
 
 // Limits bound what Decode accepts from the outside world.
@@ -51,7 +52,7 @@ func Decode(payload []byte, lim Limits) (Batch, error) {
 	if err := json.Unmarshal(payload, &b); err != nil {
 		return Batch{}, fmt.Errorf("uplink decode: %w", err)
 	}
-	if len(b.Readings)+len(b.Alerts) > lim.MaxRecords {
+	if len(b.Readings)+len(b.Alerts)+len(b.Acks) > lim.MaxRecords {
 		return Batch{}, fmt.Errorf("uplink decode: %d records: %w", len(b.Readings)+len(b.Alerts), ErrTooLarge)
 	}
 	return b, nil
