@@ -100,6 +100,10 @@ type Transition struct {
 	Baseline float64
 	// ConfigHash identifies the detector configuration that decided.
 	ConfigHash uint64
+	// Low and High are the edges of the learned normal band at that moment
+	// (NaN while none is learned); a reading counts as away from normal
+	// when it is outside them by more than the configured margin.
+	Low, High float64
 }
 
 // Key identifies the alert a transition belongs to: the same for Raised,

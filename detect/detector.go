@@ -1,166 +1,264 @@
 package detect
 
 import (
-	"errors"
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math"
-	"time"
 
 	"github.com/abc4logistics/tankguard/sensors"
 )
 
-// NOTE: first, thin detector for the walking skeleton. Issue 10 replaces the
-// internals; the exported API (Config, DefaultConfig, New, Observe) stays.
-
-// SignalConfig configures detection for one temperature signal.
-type SignalConfig struct {
-	// Sustain is how long readings must stay away from normal (or beyond a
-	// limit) before an alert is raised.
-	Sustain time.Duration
-	// Warmup is how many readings are learned before deviations count.
-	Warmup int
-	// MaxDeviation is how far (in the signal's unit) a reading may be from
-	// the learned baseline and still be normal.
-	MaxDeviation float64
-	// HighLimit is an absolute limit; readings above it are critical.
-	HighLimit float64
-}
-
-// Config is the detector configuration for every signal class.
-type Config struct {
-	Coolant SignalConfig
-	Cargo   SignalConfig
-}
-
-// DefaultConfig returns the configuration used when none is given.
-func DefaultConfig() Config {
-	return Config{
-		Coolant: SignalConfig{Sustain: 10 * time.Second, Warmup: 20, MaxDeviation: 8, HighLimit: 105},
-		Cargo:   SignalConfig{Sustain: 10 * time.Second, Warmup: 20, MaxDeviation: 6, HighLimit: 50},
-	}
-}
-
-// Validate reports the first problem with c, naming the field.
-func (c Config) Validate() error {
-	for _, s := range []struct {
-		name string
-		c    SignalConfig
-	}{{"coolant", c.Coolant}, {"cargo", c.Cargo}} {
-		switch {
-		case s.c.Sustain <= 0:
-			return fmt.Errorf("detect config: %s.sustain must be positive, got %v", s.name, s.c.Sustain)
-		case s.c.Warmup < 1:
-			return fmt.Errorf("detect config: %s.warmup must be at least 1, got %d", s.name, s.c.Warmup)
-		case !(s.c.MaxDeviation > 0):
-			return fmt.Errorf("detect config: %s.max_deviation must be positive, got %v", s.name, s.c.MaxDeviation)
-		}
-	}
-	return nil
-}
-
-// Hash identifies the configuration in transitions.
-func (c Config) Hash() uint64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%+v", c)
-	return h.Sum64()
-}
-
-type signalState struct {
-	n         int
-	baseline  float64
-	away      bool
-	awaySince int64
-	open      bool
-	start     int64
-	severity  Severity
-	kind      Kind
-}
-
-// Detector watches the temperature signals of one truck. It is not safe for
-// concurrent use.
+// Detector watches the temperature signals (coolant, cargo) of one truck.
+// Other signals are ignored. It is not safe for concurrent use: one
+// goroutine owns it (the gateway's detect stage, or the cloud's per-truck
+// worker).
 type Detector struct {
-	truck string
-	cfg   Config
-	hash  uint64
-	state [sensors.NumSignals]signalState
+	truck   string
+	cfg     Config
+	hash    uint64
+	coolant series
+	cargo   series
 }
 
-// New returns a detector for truck with cfg.
+// New returns a detector for truck with cfg, which must be valid.
 func New(truck string, cfg Config) (*Detector, error) {
 	if truck == "" {
-		return nil, errors.New("detect: empty truck id")
+		return nil, fmt.Errorf("detect new: %w", ErrTruck)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("detect new: %w", err)
 	}
 	return &Detector{truck: truck, cfg: cfg, hash: cfg.Hash()}, nil
 }
 
-func (d *Detector) signalConfig(s sensors.Signal) *SignalConfig {
-	switch s {
-	case sensors.CoolantTemp:
-		return &d.cfg.Coolant
-	case sensors.CargoTemp:
-		return &d.cfg.Cargo
+// Truck returns the truck the detector watches.
+func (d *Detector) Truck() string { return d.truck }
+
+// Config returns the configuration in force.
+func (d *Detector) Config() Config { return d.cfg }
+
+// SetConfig replaces the configuration without losing what was learned:
+// the learned bands, open alerts and pending conditions carry over and the
+// next reading is judged by the new settings. Transitions carry the new
+// hash from then on. An invalid cfg is rejected and the old one kept.
+func (d *Detector) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("detect set config: %w", err)
+	}
+	d.cfg, d.hash = cfg, cfg.Hash()
+	// A shorter warm-up keeps the newest readings collected so far.
+	for _, p := range []struct {
+		s *series
+		c *SignalConfig
+	}{{&d.coolant, &d.cfg.Coolant}, {&d.cargo, &d.cfg.Cargo}} {
+		st := &p.s.st
+		if w := int64(p.c.Warmup); !st.Ready && st.NWarm > w {
+			copy(st.Warm[:w], st.Warm[st.NWarm-w:st.NWarm])
+			st.NWarm = w
+		}
 	}
 	return nil
 }
 
-// Observe folds one reading into the detector state and returns the alert
-// transition it caused, if any. It never allocates.
-func (d *Detector) Observe(r sensors.Reading) (t Transition, ok bool) {
-	sc := d.signalConfig(r.Signal)
-	if sc == nil || math.IsNaN(r.Value) {
-		return t, false
+func (d *Detector) lookup(sig sensors.Signal) (*series, *SignalConfig) {
+	switch sig {
+	case sensors.CoolantTemp:
+		return &d.coolant, &d.cfg.Coolant
+	case sensors.CargoTemp:
+		return &d.cargo, &d.cfg.Cargo
 	}
-	st := &d.state[r.Signal]
-	base := math.NaN()
-	if st.n >= sc.Warmup {
-		base = st.baseline
-	}
-	kind, sev := KindInvalid, SeverityNone
-	switch {
-	case r.Value > sc.HighLimit:
-		kind, sev = KindLimit, SeverityCritical
-	case st.n >= sc.Warmup && math.Abs(r.Value-st.baseline) > sc.MaxDeviation:
-		kind, sev = KindDeviation, SeverityWarning
-	}
-	if sev == SeverityNone {
-		st.away = false
-		// Learn only normal readings.
-		st.n++
-		if st.n == 1 {
-			st.baseline = r.Value
-		} else {
-			st.baseline += (r.Value - st.baseline) / math.Min(float64(st.n), 60)
-		}
-		if st.open {
-			st.open = false
-			return d.transition(r, st, Cleared, base), true
-		}
-		return t, false
-	}
-	if !st.away {
-		st.away, st.awaySince = true, r.Time
-	}
-	if r.Time-st.awaySince < int64(sc.Sustain) {
-		return t, false
-	}
-	if !st.open {
-		st.open, st.start, st.kind, st.severity = true, st.awaySince, kind, sev
-		return d.transition(r, st, Raised, base), true
-	}
-	if sev != st.severity {
-		st.kind, st.severity = kind, sev
-		return d.transition(r, st, Changed, base), true
-	}
-	return t, false
+	return nil, nil
 }
 
-func (d *Detector) transition(r sensors.Reading, st *signalState, p Phase, base float64) Transition {
-	return Transition{
-		Truck: d.truck, Signal: r.Signal, Kind: st.kind, Severity: st.severity, Phase: p,
-		Start: st.start, Time: r.Time, Value: r.Value, Baseline: base, ConfigHash: d.hash,
+// Observe folds one reading into the detector state and returns the alert
+// transition it caused, if any: at most one, since at most one alert is
+// open per signal. Readings of other signals, NaN or infinite values and
+// readings older than the signal's last one are ignored (counted in
+// Band.Rejected). It never allocates and never reads a clock.
+func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
+	s, c := d.lookup(r.Signal)
+	if s == nil {
+		return Transition{}, false
 	}
+	ev, ok := s.observe(c, r.Time, r.Value)
+	if !ok {
+		return Transition{}, false
+	}
+	return d.transition(r.Signal, s, c, ev, r.Time, r.Value), true
+}
+
+// Advance tells the detector that the caller's clock reads now (Unix ns)
+// and appends the missing-data transitions that follow to out, which it
+// returns. Call it periodically (e.g. every second) from the owner's
+// goroutine; it is how the detector learns that readings stopped. A signal
+// that never delivered a reading is never missing. It does not allocate
+// when out has room for two transitions.
+func (d *Detector) Advance(now int64, out []Transition) []Transition {
+	for _, sig := range [...]sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
+		s, c := d.lookup(sig)
+		if ev, ok := s.advance(c, now); ok {
+			out = append(out, d.transition(sig, s, c, ev, now, s.st.LastX))
+		}
+	}
+	return out
+}
+
+// Band returns the learned normal band of sig and its alert state, for the
+// cab display and the console. ok is false for signals the detector does
+// not watch.
+func (d *Detector) Band(sig sensors.Signal) (b Band, ok bool) {
+	s, c := d.lookup(sig)
+	if s == nil {
+		return Band{}, false
+	}
+	return s.band(c), true
+}
+
+func (d *Detector) transition(sig sensors.Signal, s *series, c *SignalConfig, ev event, t int64, v float64) Transition {
+	tr := Transition{
+		Truck: d.truck, Signal: sig, Kind: ev.kind, Severity: ev.sev, Phase: ev.phase,
+		Start: ev.start, Time: t, Value: v, Baseline: s.baseline(), ConfigHash: d.hash,
+		Low: math.NaN(), High: math.NaN(),
+	}
+	if s.st.Ready {
+		tr.Low, tr.High = s.st.Lo, s.st.Hi
+	}
+	_ = c
+	return tr
+}
+
+// Series is the detector of one signal of unknown nature, as used by
+// cmd/detect-replay: the same algorithm as Detector, without truck or
+// signal. Not safe for concurrent use.
+type Series struct {
+	cfg  SignalConfig
+	hash uint64
+	s    series
+}
+
+// NewSeries returns a single-signal detector; cfg must be valid.
+func NewSeries(cfg SignalConfig) (*Series, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detect new series: %w", err)
+	}
+	return &Series{cfg: cfg, hash: cfg.Hash()}, nil
+}
+
+// Observe folds in the value v measured at t (Unix ns) and returns the
+// alert transition it caused, if any (Truck and Signal empty). It never
+// allocates.
+func (x *Series) Observe(t int64, v float64) (Transition, bool) {
+	ev, ok := x.s.observe(&x.cfg, t, v)
+	if !ok {
+		return Transition{}, false
+	}
+	tr := Transition{Kind: ev.kind, Severity: ev.sev, Phase: ev.phase, Start: ev.start, Time: t, Value: v,
+		Baseline: x.s.baseline(), ConfigHash: x.hash, Low: math.NaN(), High: math.NaN()}
+	if x.s.st.Ready {
+		tr.Low, tr.High = x.s.st.Lo, x.s.st.Hi
+	}
+	return tr, true
+}
+
+// Score is an anomaly score in [0,1] for the last reading: 0.5 or more
+// exactly when an alert is open; below 0.5 it grows as the reading nears
+// the deviation threshold.
+func (x *Series) Score() float64 { return x.s.score(&x.cfg) }
+
+// Band returns the learned normal band and alert state.
+func (x *Series) Band() Band { return x.s.band(&x.cfg) }
+
+// State encoding: magic, version, truck, config, then each watched
+// signal's state, all little-endian with fixed sizes.
+var stateMagic = []byte("TGDET")
+
+const stateVersion = 1
+
+var seriesStateSize = binary.Size(seriesState{})
+
+// MarshalBinary saves the detector's state (truck, configuration and
+// everything learned) so that UnmarshalBinary, on this or another
+// platform, restores a detector that continues exactly as this one would.
+func (d *Detector) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 64+len(d.truck)+2*signalConfigSize+2*seriesStateSize)
+	b = append(b, stateMagic...)
+	b = append(b, stateVersion)
+	b = binary.AppendUvarint(b, uint64(len(d.truck)))
+	b = append(b, d.truck...)
+	b = d.cfg.Coolant.appendBinary(b)
+	b = d.cfg.Cargo.appendBinary(b)
+	var err error
+	for _, s := range []*series{&d.coolant, &d.cargo} {
+		if b, err = binary.Append(b, binary.LittleEndian, &s.st); err != nil {
+			return nil, fmt.Errorf("detect save state: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// UnmarshalBinary restores state saved by MarshalBinary, replacing d's
+// truck, configuration and learned state. On error d is unchanged; the
+// error names what was wrong and wraps ErrState.
+func (d *Detector) UnmarshalBinary(data []byte) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("detect restore state: %w: "+format, append([]any{ErrState}, a...)...)
+	}
+	if !bytes.HasPrefix(data, stateMagic) {
+		return fail("bad magic")
+	}
+	b := data[len(stateMagic):]
+	if len(b) < 1 || b[0] != stateVersion {
+		return fail("unsupported version")
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > uint64(len(b)-k) || n > 1<<10 {
+		return fail("bad truck id length")
+	}
+	truck := string(b[k : k+int(n)])
+	b = b[k+int(n):]
+	want := 2*signalConfigSize + 2*seriesStateSize
+	if len(b) != want {
+		return fail("%d bytes after the truck id, want %d", len(b), want)
+	}
+	var cfg Config
+	cfg.Coolant.decodeBinary(b[:signalConfigSize])
+	cfg.Cargo.decodeBinary(b[signalConfigSize : 2*signalConfigSize])
+	if err := cfg.Validate(); err != nil {
+		return fail("config: %v", err)
+	}
+	b = b[2*signalConfigSize:]
+	var sts [2]seriesState
+	for i := range sts {
+		if _, err := binary.Decode(b[:seriesStateSize], binary.LittleEndian, &sts[i]); err != nil {
+			return fail("signal %d: %v", i, err)
+		}
+		if err := sts[i].check(); err != nil {
+			return fail("signal %d: %v", i, err)
+		}
+		b = b[seriesStateSize:]
+	}
+	d.truck, d.cfg, d.hash = truck, cfg, cfg.Hash()
+	d.coolant.st, d.cargo.st = sts[0], sts[1]
+	return nil
+}
+
+// check rejects decoded state whose indices or enums are out of range.
+func (st *seriesState) check() error {
+	switch {
+	case st.NWarm < 0 || st.NWarm > MaxWarmup:
+		return fmt.Errorf("warm-up count %d out of range", st.NWarm)
+	case st.RHead < 0 || st.RHead >= riseCap || st.RLen < 0 || st.RLen > riseCap:
+		return fmt.Errorf("rise ring %d/%d out of range", st.RHead, st.RLen)
+	case st.NLast3 < 0:
+		return fmt.Errorf("median count %d out of range", st.NLast3)
+	case st.Kind >= numKinds || st.Sev >= numSeverities:
+		return fmt.Errorf("alert kind %d / severity %d out of range", st.Kind, st.Sev)
+	case st.Open != (st.Sev != SeverityNone):
+		return fmt.Errorf("alert open=%v with severity %v", st.Open, st.Sev)
+	case st.Rearm < 0:
+		return fmt.Errorf("rearm %d out of range", st.Rearm)
+	}
+	return nil
 }

@@ -1,0 +1,382 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"time"
+)
+
+// MaxWarmup is the largest SignalConfig.Warmup: the warm-up readings are
+// kept in a fixed array so that Observe never allocates.
+const MaxWarmup = 64
+
+// SignalConfig configures detection for one class of signal. Durations are
+// measured on the readings' own timestamps, never on a clock. Absolute
+// values (margins, limits, rates) are in the signal's unit.
+//
+// A zero or NaN value disables the check it configures where that is
+// documented; Validate rejects the rest.
+type SignalConfig struct {
+	// Sustain is how long a condition (deviation, limit, rate of rise) must
+	// hold before an alert is raised. Each reading stands for the time
+	// since the previous one (but never more than the interval before
+	// that, so one reading after a dropout does not count for the whole
+	// gap); the condition is sustained when the readings that showed it
+	// stand for at least Sustain together. At 1 Hz, 10 s means 10
+	// consecutive readings; on data sampled every 5 min one reading
+	// already stands for 5 min, so MinReadings decides.
+	Sustain time.Duration
+	// MinReadings is the least number of consecutive readings that must
+	// show a condition before it is raised, whatever their spacing.
+	MinReadings int
+	// Warmup is how many readings are learned before deviations count
+	// (1..MaxWarmup). Limits, rate of rise, stuck and missing need none.
+	Warmup int
+	// MinMargin is the least distance (unit) a reading must be outside the
+	// learned normal band to count as away from normal.
+	MinMargin float64
+	// MarginFrac widens the margin to this fraction of the band's width
+	// when that is more than MinMargin.
+	MarginFrac float64
+	// Hysteresis (0..1) is the fraction of the margin by which a reading
+	// must come back inside before an open deviation clears, so that an
+	// alert does not flap around the threshold.
+	Hysteresis float64
+	// MaxGrowth limits how fast (unit per minute) normal readings may widen
+	// the band, so that a slow creep is not learned as normal; 0 means no
+	// limit.
+	MaxGrowth float64
+	// Decay (0..1) pulls the band's edges towards the recent mean by this
+	// fraction per reading, so the band forgets old extremes.
+	Decay float64
+	// AdaptAfter, when positive, accepts a deviation that has lasted this
+	// long as the new normal (the band widens to include it and the
+	// deviation clears). 0 keeps a deviation open as long as it lasts.
+	AdaptAfter time.Duration
+	// OnsetOnly flags only the onset of an excursion: the reading that
+	// raises a deviation is also learned as normal, so the alert clears at
+	// the next reading unless it moves further away. For signals of
+	// unknown nature (benchmarks, replays), not for truck temperatures.
+	OnsetOnly bool
+	// Rearm is how many readings after a deviation clears no new deviation
+	// is raised; away readings in that time are learned as normal.
+	Rearm int
+	// WarnHigh and CritHigh are absolute upper limits (warning, critical);
+	// WarnLow is an absolute lower limit (warning). NaN disables a limit.
+	WarnHigh, CritHigh, WarnLow float64
+	// LimitHysteresis is how far (unit) a reading must come back inside a
+	// limit before that limit's alert clears.
+	LimitHysteresis float64
+	// IgnoreBelow: readings below it are neither learned nor checked for
+	// deviation or rate of rise (a cold engine warming up is normal);
+	// limits, stuck and missing still apply. NaN disables.
+	IgnoreBelow float64
+	// MaxRise is the fastest normal rise (unit per minute), measured over
+	// RiseWindow on a 3-reading median so one glitch does not count;
+	// 0 disables the rate-of-rise check.
+	MaxRise    float64
+	RiseWindow time.Duration
+	// StuckAfter raises a stuck-sensor alert when the value has not changed
+	// at all for this long (and MinReadings readings); 0 disables.
+	StuckAfter time.Duration
+	// MissingAfter raises a missing-data alert when Advance finds no
+	// reading for longer than this. It is the grace period: shorter bus or
+	// cellular gaps never alarm. A gap this long also restarts the
+	// sustain count of pending conditions. 0 disables.
+	MissingAfter time.Duration
+}
+
+// Config is the detector configuration for every signal class the detector
+// watches. It is a value type.
+type Config struct {
+	// Coolant configures engine coolant temperature (°C, J1939 SPN 110,
+	// 1 Hz, 1 °C resolution).
+	Coolant SignalConfig
+	// Cargo configures cargo-tank temperature (°C, ~1 Hz).
+	Cargo SignalConfig
+}
+
+// DefaultConfig returns the configuration used when none is given. It is
+// the one place where defaults live.
+func DefaultConfig() Config {
+	return Config{
+		Coolant: SignalConfig{
+			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
+			MinMargin: 5, MarginFrac: 0.25, Hysteresis: 0.5,
+			MaxGrowth: 0.5, Decay: 1e-4,
+			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 70,
+			MaxRise: 6, RiseWindow: 30 * time.Second,
+			StuckAfter: 30 * time.Minute, MissingAfter: 30 * time.Second,
+		},
+		Cargo: SignalConfig{
+			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
+			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
+			MaxGrowth: 0.2, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
+			WarnHigh: 45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
+			MaxRise: 3, RiseWindow: 60 * time.Second,
+			StuckAfter: 0, MissingAfter: 30 * time.Second,
+		},
+	}
+}
+
+// DefaultGenericConfig returns the configuration for a signal of unknown
+// unit and sampling rate, as used by cmd/detect-replay unless told
+// otherwise: scale-free (no absolute margins or limits), flags the onset of
+// each excursion beyond everything seen so far, then learns the new level.
+// No rate-of-rise, stuck or missing checks.
+func DefaultGenericConfig() SignalConfig {
+	return SignalConfig{
+		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 30,
+		MinMargin: 0, MarginFrac: 0, Hysteresis: 0,
+		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 50,
+		WarnHigh: math.NaN(), CritHigh: math.NaN(), WarnLow: math.NaN(), IgnoreBelow: math.NaN(),
+	}
+}
+
+// Validate reports the first problem with c, naming the field. It does no
+// I/O.
+func (c Config) Validate() error {
+	if err := c.Coolant.validate("coolant"); err != nil {
+		return err
+	}
+	return c.Cargo.validate("cargo")
+}
+
+// Validate reports the first problem with c, naming the field.
+func (c SignalConfig) Validate() error { return c.validate("signal") }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func (c SignalConfig) validate(class string) error {
+	bad := func(field, format string, v any) error {
+		return fmt.Errorf("%w: %s.%s "+format, ErrConfig, class, field, v)
+	}
+	switch {
+	case c.Sustain < 0:
+		return bad("sustain", "must not be negative, got %v", c.Sustain)
+	case c.MinReadings < 1:
+		return bad("min_readings", "must be at least 1, got %d", c.MinReadings)
+	case c.Warmup < 1 || c.Warmup > MaxWarmup:
+		return bad("warmup", "must be 1.."+fmt.Sprint(MaxWarmup)+", got %d", c.Warmup)
+	case !finite(c.MinMargin) || c.MinMargin < 0:
+		return bad("min_margin", "must be a finite number >= 0, got %v", c.MinMargin)
+	case !finite(c.MarginFrac) || c.MarginFrac < 0:
+		return bad("margin_frac", "must be a finite number >= 0, got %v", c.MarginFrac)
+	case !(c.Hysteresis >= 0 && c.Hysteresis <= 1):
+		return bad("hysteresis", "must be 0..1, got %v", c.Hysteresis)
+	case !finite(c.MaxGrowth) || c.MaxGrowth < 0:
+		return bad("max_growth", "must be a finite number >= 0, got %v", c.MaxGrowth)
+	case !(c.Decay >= 0 && c.Decay < 1):
+		return bad("decay", "must be in [0,1), got %v", c.Decay)
+	case c.AdaptAfter < 0:
+		return bad("adapt_after", "must not be negative, got %v", c.AdaptAfter)
+	case c.Rearm < 0:
+		return bad("rearm", "must not be negative, got %d", c.Rearm)
+	case math.IsInf(c.WarnHigh, 0):
+		return bad("warn_high", "must be finite or null, got %v", c.WarnHigh)
+	case math.IsInf(c.CritHigh, 0):
+		return bad("crit_high", "must be finite or null, got %v", c.CritHigh)
+	case math.IsInf(c.IgnoreBelow, 0):
+		return bad("ignore_below", "must be finite or null, got %v", c.IgnoreBelow)
+	case math.IsInf(c.WarnLow, 0):
+		return bad("warn_low", "must be finite or null, got %v", c.WarnLow)
+	case !math.IsNaN(c.WarnHigh) && !math.IsNaN(c.CritHigh) && c.CritHigh < c.WarnHigh:
+		return bad("crit_high", "must not be below warn_high, got %v", c.CritHigh)
+	case !finite(c.LimitHysteresis) || c.LimitHysteresis < 0:
+		return bad("limit_hysteresis", "must be a finite number >= 0, got %v", c.LimitHysteresis)
+	case !finite(c.MaxRise) || c.MaxRise < 0:
+		return bad("max_rise", "must be a finite number >= 0, got %v", c.MaxRise)
+	case c.MaxRise > 0 && c.RiseWindow <= 0:
+		return bad("rise_window", "must be positive when max_rise is set, got %v", c.RiseWindow)
+	case c.RiseWindow < 0:
+		return bad("rise_window", "must not be negative, got %v", c.RiseWindow)
+	case c.StuckAfter < 0:
+		return bad("stuck_after", "must not be negative, got %v", c.StuckAfter)
+	case c.MissingAfter < 0:
+		return bad("missing_after", "must not be negative, got %v", c.MissingAfter)
+	}
+	return nil
+}
+
+// appendBinary appends c's fields in a fixed little-endian layout; used by
+// Hash and by the saved state.
+func (c SignalConfig) appendBinary(b []byte) []byte {
+	le := binary.LittleEndian
+	for _, v := range []int64{int64(c.Sustain), int64(c.MinReadings), int64(c.Warmup), int64(c.AdaptAfter),
+		int64(c.Rearm), int64(c.RiseWindow), int64(c.StuckAfter), int64(c.MissingAfter)} {
+		b = le.AppendUint64(b, uint64(v))
+	}
+	for _, v := range []float64{c.MinMargin, c.MarginFrac, c.Hysteresis, c.MaxGrowth, c.Decay,
+		c.WarnHigh, c.CritHigh, c.WarnLow, c.LimitHysteresis, c.MaxRise, c.IgnoreBelow} {
+		if math.IsNaN(v) {
+			v = math.NaN() // one canonical NaN
+		}
+		b = le.AppendUint64(b, math.Float64bits(v))
+	}
+	if c.OnsetOnly {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// signalConfigSize is the length of appendBinary's output.
+const signalConfigSize = 8*8 + 11*8 + 1
+
+func (c *SignalConfig) decodeBinary(b []byte) {
+	le := binary.LittleEndian
+	i := func(k int) int64 { return int64(le.Uint64(b[8*k:])) }
+	f := func(k int) float64 { return math.Float64frombits(le.Uint64(b[64+8*k:])) }
+	*c = SignalConfig{
+		Sustain: time.Duration(i(0)), MinReadings: int(i(1)), Warmup: int(i(2)), AdaptAfter: time.Duration(i(3)),
+		Rearm: int(i(4)), RiseWindow: time.Duration(i(5)), StuckAfter: time.Duration(i(6)), MissingAfter: time.Duration(i(7)),
+		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
+		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
+		OnsetOnly: b[signalConfigSize-1] == 1,
+	}
+}
+
+// Hash identifies the configuration in transitions: equal configurations
+// hash equally on every platform.
+func (c Config) Hash() uint64 {
+	h := fnv.New64a()
+	h.Write(c.Coolant.appendBinary(nil))
+	h.Write(c.Cargo.appendBinary(nil))
+	return h.Sum64()
+}
+
+// Hash identifies one signal class's configuration.
+func (c SignalConfig) Hash() uint64 {
+	h := fnv.New64a()
+	h.Write(c.appendBinary(nil))
+	return h.Sum64()
+}
+
+// ParseConfig reads a JSON configuration. Fields use snake_case names
+// (`{"coolant": {"sustain": "10s", "crit_high": 110}, "cargo": {...}}`);
+// durations are Go duration strings; a limit set to null is disabled.
+// Fields not given keep their DefaultConfig value. Unknown fields and bad
+// values are errors naming the field; the result is validated.
+func ParseConfig(data []byte) (Config, error) {
+	c := DefaultConfig()
+	top, err := objectFields(data, "config")
+	if err != nil {
+		return Config{}, err
+	}
+	for _, k := range sortedKeys(top) {
+		var sc *SignalConfig
+		switch k {
+		case "coolant":
+			sc = &c.Coolant
+		case "cargo":
+			sc = &c.Cargo
+		default:
+			return Config{}, fmt.Errorf("%w: unknown field %q (want coolant, cargo)", ErrConfig, k)
+		}
+		if err := sc.parseJSON(top[k], k); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ParseSignalConfig reads one signal class's JSON configuration over base,
+// in the format of one class of ParseConfig, and validates it.
+func ParseSignalConfig(data []byte, base SignalConfig) (SignalConfig, error) {
+	if err := base.parseJSON(data, "signal"); err != nil {
+		return SignalConfig{}, err
+	}
+	if err := base.validate("signal"); err != nil {
+		return SignalConfig{}, err
+	}
+	return base, nil
+}
+
+func objectFields(data []byte, where string) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, where, err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s: want a JSON object", ErrConfig, where)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: %s: trailing data after the object", ErrConfig, where)
+	}
+	return m, nil
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (c *SignalConfig) parseJSON(data []byte, class string) error {
+	fields, err := objectFields(data, class)
+	if err != nil {
+		return err
+	}
+	durs := map[string]*time.Duration{
+		"sustain": &c.Sustain, "adapt_after": &c.AdaptAfter, "rise_window": &c.RiseWindow,
+		"stuck_after": &c.StuckAfter, "missing_after": &c.MissingAfter,
+	}
+	ints := map[string]*int{"min_readings": &c.MinReadings, "warmup": &c.Warmup, "rearm": &c.Rearm}
+	floats := map[string]*float64{
+		"min_margin": &c.MinMargin, "margin_frac": &c.MarginFrac, "hysteresis": &c.Hysteresis,
+		"max_growth": &c.MaxGrowth, "decay": &c.Decay, "limit_hysteresis": &c.LimitHysteresis,
+		"max_rise": &c.MaxRise,
+	}
+	limits := map[string]*float64{"warn_high": &c.WarnHigh, "crit_high": &c.CritHigh, "warn_low": &c.WarnLow,
+		"ignore_below": &c.IgnoreBelow}
+	for _, k := range sortedKeys(fields) {
+		raw := fields[k]
+		fail := func(err error) error { return fmt.Errorf("%w: %s.%s: %v", ErrConfig, class, k, err) }
+		switch {
+		case durs[k] != nil:
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fail(fmt.Errorf("want a duration string like \"10s\": %v", err))
+			}
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fail(err)
+			}
+			*durs[k] = d
+		case ints[k] != nil:
+			if err := json.Unmarshal(raw, ints[k]); err != nil {
+				return fail(fmt.Errorf("want an integer: %v", err))
+			}
+		case floats[k] != nil:
+			if err := json.Unmarshal(raw, floats[k]); err != nil {
+				return fail(fmt.Errorf("want a number: %v", err))
+			}
+		case limits[k] != nil:
+			if string(bytes.TrimSpace(raw)) == "null" {
+				*limits[k] = math.NaN()
+				continue
+			}
+			if err := json.Unmarshal(raw, limits[k]); err != nil {
+				return fail(fmt.Errorf("want a number or null: %v", err))
+			}
+		case k == "onset_only":
+			if err := json.Unmarshal(raw, &c.OnsetOnly); err != nil {
+				return fail(fmt.Errorf("want true or false: %v", err))
+			}
+		default:
+			return fmt.Errorf("%w: %s: unknown field %q", ErrConfig, class, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,469 @@
+package detect
+
+import (
+	"math"
+	"time"
+)
+
+// riseCap is the capacity of the rate-of-rise ring: samples are stored at
+// most every RiseWindow/16, so a window never needs more than 17.
+const riseCap = 32
+
+// run tracks one condition's consecutive readings (the sustain count).
+type run struct {
+	First int64 // time of the first reading that showed the condition
+	Cover int64 // ns the readings stand for together
+	Count int64 // readings
+}
+
+func (r *run) add(t, cover int64) {
+	if r.Count == 0 {
+		r.First, r.Cover = t, 0
+	}
+	r.Count++
+	r.Cover += cover
+}
+
+func (r *run) reset() { *r = run{} }
+
+func (r *run) sustained(c *SignalConfig) bool {
+	return r.Count >= int64(c.MinReadings) && r.Cover >= int64(c.Sustain)
+}
+
+type sample struct {
+	T int64
+	X float64
+}
+
+// seriesState is every field of a series' learned state. It holds only
+// fixed-size values so that it can be copied, compared and encoded as is.
+type seriesState struct {
+	Has     bool  // a reading was seen
+	LastT   int64 // time of the last accepted reading
+	PrevGap int64 // gap before the last reading
+	LastX   float64
+	N       int64 // readings accepted
+	Bad     int64 // readings rejected (NaN, infinite, out of order)
+
+	// Learned normal band.
+	Warm   [MaxWarmup]float64
+	NWarm  int64
+	Ready  bool
+	Lo, Hi float64
+	Mean   float64
+
+	// Conditions: pending runs and whether each is active.
+	Dev, Warn, Crit, Rise, Stuck run
+	DevOn, WarnOn, CritOn        bool
+	RiseOn, StuckOn, MissOn      bool
+	Rearm                        int64
+
+	// Rate of rise: median-of-3 input and a ring of stored medians.
+	Last3     [3]float64
+	NLast3    int64
+	Ring      [riseCap]sample
+	RHead     int64 // index of the oldest sample
+	RLen      int64
+	StuckFrom int64
+
+	// The open alert.
+	Open  bool
+	Kind  Kind
+	Sev   Severity
+	Start int64
+}
+
+// series is the detector of one signal.
+type series struct {
+	st seriesState
+}
+
+// Band is the learned normal band of one signal, for display. Low and High
+// are the edges of what the detector has learned as normal; Margin is how
+// far outside them a reading must be to count as away from normal. Ready
+// is false (and the floats NaN) while the detector is still warming up.
+type Band struct {
+	Ready           bool
+	Low, High, Mean float64
+	Margin          float64
+	Readings        int64 // readings accepted so far
+	Rejected        int64 // readings rejected (NaN, infinite, out of order)
+	LastTime        int64 // time of the last accepted reading, 0 if none
+	Open            bool  // an alert is open
+	Kind            Kind
+	Severity        Severity
+	Start           int64 // the open alert's Start
+}
+
+func (s *series) band(c *SignalConfig) Band {
+	st := &s.st
+	b := Band{Readings: st.N, Rejected: st.Bad, Open: st.Open, Kind: st.Kind, Severity: st.Sev, Start: st.Start}
+	if st.Has {
+		b.LastTime = st.LastT
+	}
+	if !st.Ready {
+		nan := math.NaN()
+		b.Low, b.High, b.Mean, b.Margin = nan, nan, nan, nan
+		return b
+	}
+	b.Ready, b.Low, b.High, b.Mean, b.Margin = true, st.Lo, st.Hi, st.Mean, margin(c, st.Lo, st.Hi)
+	return b
+}
+
+func margin(c *SignalConfig, lo, hi float64) float64 {
+	return math.Max(c.MinMargin, float64(c.MarginFrac*(hi-lo)))
+}
+
+// baseline is the learned normal reported in transitions: the band's
+// middle, NaN while warming up.
+func (s *series) baseline() float64 {
+	if !s.st.Ready {
+		return math.NaN()
+	}
+	return float64(s.st.Lo+s.st.Hi) / 2
+}
+
+// event is what one step of a series decided.
+type event struct {
+	phase Phase
+	kind  Kind
+	sev   Severity
+	start int64
+}
+
+// observe folds one reading in. It returns the transition of the signal's
+// alert, if any. It never allocates.
+func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
+	st := &s.st
+	if !finite(x) || (st.Has && t < st.LastT) {
+		st.Bad++
+		return event{}, false
+	}
+	var cover int64
+	if st.Has {
+		gap := t - st.LastT
+		cover = gap
+		if st.PrevGap > 0 && st.PrevGap < cover {
+			cover = st.PrevGap
+		}
+		if c.MissingAfter > 0 && gap > int64(c.MissingAfter) {
+			// A long gap: what came before no longer counts towards
+			// sustain, and the rate of rise starts afresh.
+			st.Dev.reset()
+			st.Warn.reset()
+			st.Crit.reset()
+			st.Rise.reset()
+			st.RLen, st.NLast3 = 0, 0
+		}
+		st.PrevGap = gap
+	}
+	if st.Has && x == st.LastX {
+		st.Stuck.add(t, cover)
+	} else {
+		st.Stuck.reset()
+		st.Stuck.add(t, 0)
+	}
+	st.Has, st.LastT, st.LastX = true, t, x
+	st.N++
+	st.MissOn = false
+
+	s.limits(c, t, x, cover)
+	s.deviation(c, t, x, cover)
+	s.rise(c, t, x, cover)
+	st.StuckOn = c.StuckAfter > 0 && st.Stuck.Count >= int64(c.MinReadings) &&
+		t-st.Stuck.First >= int64(c.StuckAfter)
+	return s.settle(t)
+}
+
+func (s *series) limits(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	h := c.LimitHysteresis
+	crit := !math.IsNaN(c.CritHigh) && (x > c.CritHigh || (st.CritOn && x > c.CritHigh-h))
+	warn := crit ||
+		(!math.IsNaN(c.WarnHigh) && (x > c.WarnHigh || (st.WarnOn && x > c.WarnHigh-h))) ||
+		(!math.IsNaN(c.WarnLow) && (x < c.WarnLow || (st.WarnOn && x < c.WarnLow+h)))
+	step(c, &st.Crit, &st.CritOn, crit, t, cover)
+	step(c, &st.Warn, &st.WarnOn, warn, t, cover)
+}
+
+// step advances a condition's run; it turns on when sustained and off as
+// soon as the condition is gone.
+func step(c *SignalConfig, r *run, on *bool, cond bool, t, cover int64) {
+	if !cond {
+		r.reset()
+		*on = false
+		return
+	}
+	r.add(t, cover)
+	if r.sustained(c) {
+		*on = true
+	}
+}
+
+func (s *series) ignored(c *SignalConfig, x float64) bool {
+	return !math.IsNaN(c.IgnoreBelow) && x < c.IgnoreBelow
+}
+
+func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	if s.ignored(c, x) {
+		step(c, &st.Dev, &st.DevOn, false, t, cover)
+		return
+	}
+	if !st.Ready {
+		s.warmUp(c, x)
+		return
+	}
+	if st.DevOn && c.OnsetOnly {
+		// The onset was flagged by the previous reading; from here the
+		// rearm period learns whatever comes.
+		st.Dev.reset()
+		st.DevOn = false
+		st.Rearm = int64(c.Rearm)
+	}
+	m := margin(c, st.Lo, st.Hi)
+	up, down := st.Hi+m, st.Lo-m
+	if st.DevOn {
+		h := float64(c.Hysteresis * m)
+		up, down = up-h, down+h
+	}
+	away := x > up || x < down
+	if away && !st.DevOn && st.Rearm > 0 {
+		// Just after a deviation cleared: learn instead of raising again.
+		s.absorb(x)
+		away = false
+	}
+	if st.Rearm > 0 {
+		st.Rearm--
+	}
+	wasOn := st.DevOn
+	step(c, &st.Dev, &st.DevOn, away, t, cover)
+	switch {
+	case !away:
+		s.learn(c, x, cover)
+		if wasOn {
+			st.Rearm = int64(c.Rearm)
+		}
+	case st.DevOn && c.OnsetOnly:
+		s.absorb(x)
+	case st.DevOn && c.AdaptAfter > 0 && t-st.Dev.First >= int64(c.AdaptAfter):
+		s.absorb(x)
+		st.Dev.reset()
+		st.DevOn = false
+		st.Rearm = int64(c.Rearm)
+	}
+}
+
+// warmUp collects the first readings; once there are Warmup of them and
+// they have settled, the band is their robust range.
+func (s *series) warmUp(c *SignalConfig, x float64) {
+	st := &s.st
+	w := int64(c.Warmup)
+	if st.NWarm < w {
+		st.Warm[st.NWarm] = x
+		st.NWarm++
+	} else {
+		// Slide: drop the oldest so a warming engine is not learned.
+		copy(st.Warm[:w-1], st.Warm[1:w])
+		st.Warm[w-1] = x
+		st.NWarm = w
+	}
+	if st.NWarm < w {
+		return
+	}
+	var sorted [MaxWarmup]float64
+	v := sorted[:w]
+	copy(v, st.Warm[:w])
+	insertionSort(v)
+	med := median(v)
+	if c.MinMargin > 0 && w >= 6 {
+		// Settled: the oldest and newest thirds agree to within a quarter
+		// of the margin, else the signal is still trending (warming up).
+		var a, b [MaxWarmup]float64
+		k := w / 3
+		copy(a[:k], st.Warm[:k])
+		copy(b[:k], st.Warm[w-k:w])
+		insertionSort(a[:k])
+		insertionSort(b[:k])
+		if math.Abs(median(a[:k])-median(b[:k])) > c.MinMargin/4 {
+			return
+		}
+	}
+	var mad [MaxWarmup]float64
+	for i, y := range v {
+		mad[i] = math.Abs(y - med)
+	}
+	insertionSort(mad[:w])
+	tol := math.Max(float64(5*1.4826*median(mad[:w])), c.MinMargin)
+	lo, hi := med, med
+	for _, y := range st.Warm[:w] {
+		if math.Abs(y-med) <= tol {
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
+		}
+	}
+	st.Lo, st.Hi, st.Mean, st.Ready = lo, hi, med, true
+}
+
+func insertionSort(v []float64) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return float64(sorted[n/2-1]+sorted[n/2]) / 2
+}
+
+// learn folds a normal reading into the band: edges widen (at most
+// MaxGrowth per minute) and relax towards the mean by Decay.
+func (s *series) learn(c *SignalConfig, x float64, cover int64) {
+	st := &s.st
+	limit := math.Inf(1)
+	if c.MaxGrowth > 0 {
+		limit = float64(c.MaxGrowth * float64(float64(cover)/float64(time.Minute)))
+	}
+	if x > st.Hi {
+		st.Hi += math.Min(x-st.Hi, limit)
+	}
+	if x < st.Lo {
+		st.Lo -= math.Min(st.Lo-x, limit)
+	}
+	st.Mean += float64(0.01 * (x - st.Mean))
+	st.Mean = math.Min(math.Max(st.Mean, st.Lo), st.Hi)
+	st.Hi -= float64(c.Decay * (st.Hi - st.Mean))
+	st.Lo += float64(c.Decay * (st.Mean - st.Lo))
+}
+
+// absorb accepts an away reading as normal: the band widens to include it.
+func (s *series) absorb(x float64) {
+	st := &s.st
+	st.Hi, st.Lo = math.Max(st.Hi, x), math.Min(st.Lo, x)
+}
+
+func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	if c.MaxRise <= 0 || s.ignored(c, x) {
+		step(c, &st.Rise, &st.RiseOn, false, t, cover)
+		return
+	}
+	// Median of the last three readings: one glitch moves nothing.
+	st.Last3[st.NLast3%3] = x
+	st.NLast3++
+	m := x
+	if st.NLast3 >= 3 {
+		a, b, d := st.Last3[0], st.Last3[1], st.Last3[2]
+		m = math.Max(math.Min(a, b), math.Min(math.Max(a, b), d))
+	}
+	win := int64(c.RiseWindow)
+	if st.RLen == 0 || t-st.Ring[(st.RHead+st.RLen-1)%riseCap].T >= win/16 {
+		if st.RLen == riseCap {
+			st.RHead = (st.RHead + 1) % riseCap
+			st.RLen--
+		}
+		st.Ring[(st.RHead+st.RLen)%riseCap] = sample{t, m}
+		st.RLen++
+	}
+	for st.RLen > 1 && t-st.Ring[st.RHead].T > win {
+		st.RHead = (st.RHead + 1) % riseCap
+		st.RLen--
+	}
+	old := st.Ring[st.RHead]
+	age := t - old.T
+	rising := false
+	if age >= win/2 && st.NLast3 >= 3 {
+		perMin := (m - old.X) / float64(float64(age)/float64(time.Minute))
+		limit := c.MaxRise
+		if st.RiseOn {
+			limit /= 2
+		}
+		rising = perMin > limit
+	}
+	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
+}
+
+// rank orders the conditions: the open alert carries the highest.
+func rank(k Kind, s Severity) int { return int(s)*16 + int(kindPriority[k]) }
+
+var kindPriority = [...]uint8{KindInvalid: 0, KindMissing: 1, KindStuck: 2, KindDeviation: 3, KindRateOfRise: 4, KindLimit: 5}
+
+// top returns the most urgent active condition and when it began.
+func (s *series) top() (k Kind, sev Severity, since int64) {
+	st := &s.st
+	best := -1
+	consider := func(on bool, kk Kind, ss Severity, from int64) {
+		if on && rank(kk, ss) > best {
+			best, k, sev, since = rank(kk, ss), kk, ss, from
+		}
+	}
+	consider(st.CritOn, KindLimit, SeverityCritical, st.Crit.First)
+	consider(st.WarnOn, KindLimit, SeverityWarning, st.Warn.First)
+	consider(st.RiseOn, KindRateOfRise, SeverityWarning, st.Rise.First)
+	consider(st.DevOn, KindDeviation, SeverityWarning, st.Dev.First)
+	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
+	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
+	return k, sev, since
+}
+
+// settle compares the most urgent active condition with the open alert and
+// reports the transition, if any.
+func (s *series) settle(t int64) (event, bool) {
+	st := &s.st
+	k, sev, since := s.top()
+	switch {
+	case sev == SeverityNone && !st.Open:
+		return event{}, false
+	case sev == SeverityNone:
+		ev := event{Cleared, st.Kind, st.Sev, st.Start}
+		st.Open, st.Kind, st.Sev, st.Start = false, KindInvalid, SeverityNone, 0
+		return ev, true
+	case !st.Open:
+		st.Open, st.Kind, st.Sev, st.Start = true, k, sev, since
+		return event{Raised, k, sev, since}, true
+	case k != st.Kind || sev != st.Sev:
+		st.Kind, st.Sev = k, sev
+		return event{Changed, k, sev, st.Start}, true
+	}
+	return event{}, false
+}
+
+// advance checks for missing data at time now.
+func (s *series) advance(c *SignalConfig, now int64) (event, bool) {
+	st := &s.st
+	if c.MissingAfter <= 0 || !st.Has || st.MissOn || now-st.LastT <= int64(c.MissingAfter) {
+		return event{}, false
+	}
+	st.MissOn = true
+	return s.settle(now)
+}
+
+// score maps the series' state after a reading to [0,1] for replays:
+// 0.5 or more iff an alert is open; below that, how close the last reading
+// came to the deviation threshold.
+func (s *series) score(c *SignalConfig) float64 {
+	st := &s.st
+	if st.Open {
+		return 1
+	}
+	if !st.Ready {
+		return 0
+	}
+	m := margin(c, st.Lo, st.Hi)
+	x := st.LastX
+	d := math.Max(x-st.Hi, st.Lo-x) // distance outside the band; negative inside
+	w := math.Max(st.Hi-st.Lo, 1e-12)
+	// Inside the band: 0..0.25; between the band and the threshold: up to 0.49.
+	switch {
+	case d <= 0:
+		return 0.25 * math.Max(0, 1+d/(w/2))
+	case m <= 0:
+		return 0.49
+	default:
+		return 0.25 + 0.24*math.Min(1, d/m)
+	}
+}
