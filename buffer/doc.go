@@ -1,7 +1,60 @@
 // Package buffer is the gateway's store-and-forward queue on bbolt: every
-// accepted reading and alert is appended here, given its per-truck sequence
-// number, and deleted only after the broker acknowledged it.
+// accepted reading, alert transition and acknowledgement is appended here,
+// given its per-truck sequence number, and deleted only after the broker
+// acknowledged it.
 //
 // It must not send anything over the network; it imports only sensors and
 // detect, upstream of it.
+//
+// # Sequence numbers
+//
+// Append assigns one sequence across all record types, in call order:
+// readings, then alerts, then acks. The highest committed number is stored
+// with every commit, so numbering continues after a restart even when the
+// queue was empty. Records appended but not yet committed when the process
+// dies are lost together with their numbers, which are then reused: they
+// never left the process (the uplink reads only committed records), so
+// (truck, seq) stays unique at the cloud. The numbers that survive are
+// gap-free apart from deleted and evicted records.
+//
+// # Lanes and durability
+//
+// Alerts and acks go to the Priority lane, readings to the Telemetry lane;
+// each lane is read in sequence order and deleted by key range. Readings
+// are group-committed every Options.SyncInterval (one bbolt transaction
+// with fsync for everything appended since the last commit); an Append
+// with alerts or acks commits at once and returns when they are durable.
+// Options.OnSync reports "durable up to seq N" after each commit, which
+// crash tests use.
+//
+// # Disk budget and eviction
+//
+// Options.MaxBytes bounds the bytes of stored keys and values. When a
+// commit would exceed it, the queue frees space in this order, counting
+// every record removed (Stats.DroppedReadings, ThinnedReadings,
+// DroppedAcks, DroppedAlerts) and logging a warning at most once a minute:
+//
+//  1. Thin the oldest telemetry blocks not yet thinned: keep only the
+//     first reading of each signal per Options.ThinInterval (1 s) of
+//     measurement time; 10 Hz wheel speed becomes 1 Hz, 1 Hz signals
+//     mostly stay.
+//  2. Drop whole telemetry blocks, oldest first.
+//  3. Drop the incoming readings of this commit, oldest first.
+//  4. Drop acknowledgements, oldest first.
+//  5. Drop alert transitions, oldest first: only when alerts alone fill
+//     the budget.
+//
+// Records already published but not yet acknowledged can be evicted; they
+// may still reach the cloud, and are counted as dropped anyway.
+//
+// # Reclaiming space and damaged files
+//
+// bbolt files do not shrink. When the file is larger than
+// Options.CompactMinBytes and Options.CompactRatio times the stored bytes
+// (typically after a long backlog drained), the queue copies the live
+// records into a new file and swaps it in. If the file cannot be opened
+// as a database, it is moved aside to path.corrupt-<time>, an error is
+// logged, and a fresh queue starts with sequence numbers restarted from
+// the clock in microseconds (so they do not collide with numbers the cloud
+// has already seen).
 package buffer

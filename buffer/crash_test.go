@@ -1,0 +1,3 @@
+package buffer
+
+func runCrashChild() bool { return false }

@@ -1,0 +1,267 @@
+package buffer
+
+import (
+	"errors"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+func TestMain(m *testing.M) {
+	if runCrashChild() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func openTest(t testing.TB, opts Options) *Queue {
+	t.Helper()
+	q, err := Open(filepath.Join(t.TempDir(), "q.db"), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func mkReadings(n int, t0 int64) []sensors.Reading {
+	rs := make([]sensors.Reading, n)
+	for i := range rs {
+		rs[i] = sensors.Reading{Time: t0 + int64(i)*int64(100*time.Millisecond), Value: float64(i) / 4, Signal: sensors.Signal(1 + i%3)}
+	}
+	return rs
+}
+
+// readAll reads every record of lane in chunks of max.
+func readAll(t testing.TB, q *Queue, lane Lane, max int) (all Chunk, chunks []Chunk) {
+	t.Helper()
+	from := uint64(0)
+	for {
+		c, err := q.Read(lane, from, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Len() == 0 && c.Skipped == 0 {
+			return all, chunks
+		}
+		chunks = append(chunks, c)
+		all.Readings = append(all.Readings, c.Readings...)
+		all.Alerts = append(all.Alerts, c.Alerts...)
+		all.Acks = append(all.Acks, c.Acks...)
+		from = c.Last + 1
+	}
+}
+
+func TestAppendAssignsSeqAndReadsInOrder(t *testing.T) {
+	q := openTest(t, Options{BlockReadings: 16})
+	rs := mkReadings(100, 1e18)
+	rs[7].Value = math.NaN()
+	rs[8].Value = math.Copysign(0, -1)
+	rs[9].Flags = sensors.ClockUntrusted
+	al := []detect.Transition{{Truck: "T1", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityCritical, Phase: detect.Raised, Start: 5, Time: 6, Value: 110, Baseline: math.NaN(), ConfigHash: 42}}
+	ack := []detect.Ack{{Truck: "T1", Signal: sensors.CoolantTemp, Start: 5, Time: 7, By: "driver", Severity: detect.SeverityCritical}}
+	if err := q.Append(rs, al, ack); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("reading %d got seq %d", i, r.Seq)
+		}
+	}
+	if al[0].Seq != 101 || ack[0].Seq != 102 {
+		t.Fatalf("alert seq %d ack seq %d, want 101 102", al[0].Seq, ack[0].Seq)
+	}
+	got, chunks := readAll(t, q, Telemetry, 40)
+	if len(got.Readings) != len(rs) {
+		t.Fatalf("read %d readings, want %d", len(got.Readings), len(rs))
+	}
+	for i := range rs {
+		a, b := got.Readings[i], rs[i]
+		if a.Seq != b.Seq || a.Time != b.Time || math.Float64bits(a.Value) != math.Float64bits(b.Value) || a.Signal != b.Signal || a.Flags != b.Flags {
+			t.Fatalf("reading %d: got %+v want %+v", i, a, b)
+		}
+	}
+	if len(chunks) != 3 { // 48, 48, 4 with blocks of 16 and max 40
+		t.Errorf("got %d chunks, want 3", len(chunks))
+	}
+	pri, _ := readAll(t, q, Priority, 10)
+	if len(pri.Alerts) != 1 || len(pri.Acks) != 1 {
+		t.Fatalf("priority lane: %d alerts %d acks", len(pri.Alerts), len(pri.Acks))
+	}
+	if a := pri.Alerts[0]; a.Seq != 101 || a.Truck != "T1" || a.Value != 110 || !math.IsNaN(a.Baseline) || a.ConfigHash != 42 || a.Phase != detect.Raised {
+		t.Errorf("alert round trip: %+v", a)
+	}
+	if a := pri.Acks[0]; a != ack[0] {
+		t.Errorf("ack round trip: got %+v want %+v", a, ack[0])
+	}
+	st := q.Stats()
+	if st.Readings != 100 || st.Alerts != 1 || st.Acks != 1 || st.SyncedSeq != 102 || st.LastSeq != 102 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestDeleteOnlyWhatWasConfirmed(t *testing.T) {
+	q := openTest(t, Options{BlockReadings: 10})
+	if err := q.Append(mkReadings(50, 0), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := q.Read(Telemetry, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.First != 1 || c.Last != 20 {
+		t.Fatalf("chunk %d..%d, want 1..20", c.First, c.Last)
+	}
+	if err := q.Delete(Telemetry, c.First, c.Last); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Delete(Telemetry, c.First, c.Last); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	all, _ := readAll(t, q, Telemetry, 100)
+	if len(all.Readings) != 30 || all.Readings[0].Seq != 21 {
+		t.Fatalf("after delete: %d readings starting at %d", len(all.Readings), all.Readings[0].Seq)
+	}
+	if st := q.Stats(); st.Readings != 30 || st.Oldest.UnixNano() != all.Readings[0].Time {
+		t.Errorf("stats after delete: readings %d oldest %v", st.Readings, st.Oldest)
+	}
+}
+
+func TestSeqSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := Open(path, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mkReadings(10, 0)
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q, err = Open(path, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// Delete everything: the sequence must still continue, not restart.
+	if err := q.Delete(Telemetry, 0, math.MaxUint64); err != nil {
+		t.Fatal(err)
+	}
+	rs = mkReadings(1, 0)
+	al := []detect.Transition{{Truck: "T"}}
+	if err := q.Append(rs, al, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Seq != 11 || al[0].Seq != 12 {
+		t.Fatalf("after restart got seqs %d, %d; want 11, 12", rs[0].Seq, al[0].Seq)
+	}
+	if err := q.Append(mkReadings(1, 0), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Append(mkReadings(1, 0), nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestGroupCommitIsDurableWithinInterval(t *testing.T) {
+	var mu sync.Mutex
+	var synced []uint64
+	q := openTest(t, Options{SyncInterval: 20 * time.Millisecond, OnSync: func(s uint64) {
+		mu.Lock()
+		synced = append(synced, s)
+		mu.Unlock()
+	}})
+	if err := q.Append(mkReadings(5, 0), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch := q.Changed()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no commit within 5 s")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(synced) == 0 || synced[len(synced)-1] != 5 {
+		t.Fatalf("OnSync saw %v, want last 5", synced)
+	}
+}
+
+func TestConcurrentAppendReadDelete(t *testing.T) {
+	q := openTest(t, Options{SyncInterval: 5 * time.Millisecond, BlockReadings: 64})
+	const writers, per = 4, 2000
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i += 50 {
+				var al []detect.Transition
+				if i%500 == 0 {
+					al = []detect.Transition{{Truck: "T"}}
+				}
+				if err := q.Append(mkReadings(50, int64(i)), al, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	seen := map[uint64]bool{}
+	var readErr error
+	go func() {
+		defer close(done)
+		var lastSeq uint64
+		for len(seen) < writers*per {
+			c, err := q.Read(Telemetry, 0, 500)
+			if err != nil {
+				readErr = err
+				return
+			}
+			if c.Len() == 0 {
+				<-q.Changed()
+				continue
+			}
+			for _, r := range c.Readings {
+				if seen[r.Seq] || r.Seq <= lastSeq {
+					readErr = errors.New("duplicate or out of order")
+					return
+				}
+				seen[r.Seq] = true
+				lastSeq = r.Seq
+			}
+			if err := q.Delete(Telemetry, c.First, c.Last); err != nil {
+				readErr = err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("reader stuck")
+	}
+	if readErr != nil {
+		t.Fatal(readErr)
+	}
+	if st := q.Stats(); st.Readings != 0 || st.Alerts != writers*per/500 {
+		t.Errorf("stats %+v", st)
+	}
+}
