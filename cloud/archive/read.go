@@ -1,0 +1,60 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// ReadReadings returns every reading row in the local archive at dir, in
+// object-key order. A missing directory is an empty archive.
+func ReadReadings(dir string) ([]Reading, error) {
+	return ReadAll[Reading](context.Background(), Dir{Root: dir}, DatasetReadings)
+}
+
+// ReadAlerts returns every alert row (edge and cloud) in the local archive
+// at dir.
+func ReadAlerts(dir string) ([]Alert, error) {
+	return ReadAll[Alert](context.Background(), Dir{Root: dir}, DatasetAlerts)
+}
+
+// ReadAcks returns every acknowledgement row in the local archive at dir.
+func ReadAcks(dir string) ([]Ack, error) {
+	return ReadAll[Ack](context.Background(), Dir{Root: dir}, DatasetAcks)
+}
+
+// ReadAll returns the rows of every Parquet object of dataset in st.
+func ReadAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) {
+	keys, err := st.List(ctx, dataset+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".parquet") {
+			continue
+		}
+		rows, err := ReadObject[T](ctx, st, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// ReadObject returns the rows of one Parquet object.
+func ReadObject[T any](ctx context.Context, st Store, key string) ([]T, error) {
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := parquet.Read[T](bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, fmt.Errorf("archive read %s: %w", key, err)
+	}
+	return rows, nil
+}

@@ -1,0 +1,80 @@
+package archive
+
+import (
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// Sources of alert rows.
+const (
+	SourceEdge  = "edge"  // raised by the truck's gateway
+	SourceCloud = "cloud" // raised by the cloud's own re-detection
+)
+
+// Reading is one archived reading: one row of readings/. Field tags are
+// the Parquet (and Athena) column names.
+type Reading struct {
+	Truck  string  `parquet:"truck,dict"`
+	Signal string  `parquet:"signal,dict"`
+	Seq    int64   `parquet:"seq,delta"`
+	TimeNS int64   `parquet:"time_ns,delta"`
+	Value  float64 `parquet:"value,split"`
+	Flags  int32   `parquet:"flags"`
+}
+
+// Alert is one archived alert transition, from the edge or the cloud: one
+// row of alerts/.
+type Alert struct {
+	Source     string  `parquet:"source,dict"`
+	Truck      string  `parquet:"truck,dict"`
+	Signal     string  `parquet:"signal,dict"`
+	Seq        int64   `parquet:"seq"`
+	Kind       string  `parquet:"kind,dict"`
+	Severity   string  `parquet:"severity,dict"`
+	Phase      string  `parquet:"phase,dict"`
+	StartNS    int64   `parquet:"start_ns"`
+	TimeNS     int64   `parquet:"time_ns"`
+	Value      float64 `parquet:"value"`
+	Baseline   float64 `parquet:"baseline"`
+	ConfigHash int64   `parquet:"config_hash"`
+}
+
+// Ack is one archived acknowledgement: one row of acks/.
+type Ack struct {
+	Truck    string `parquet:"truck,dict"`
+	Signal   string `parquet:"signal,dict"`
+	Seq      int64  `parquet:"seq"`
+	StartNS  int64  `parquet:"start_ns"`
+	TimeNS   int64  `parquet:"time_ns"`
+	By       string `parquet:"by,dict"`
+	Severity string `parquet:"severity,dict"`
+}
+
+// ReadingRow converts a reading of truck to its archive row.
+func ReadingRow(truck string, r sensors.Reading) Reading {
+	return Reading{Truck: truck, Signal: r.Signal.String(), Seq: int64(r.Seq), TimeNS: r.Time, Value: r.Value, Flags: int32(r.Flags)}
+}
+
+// AlertRow converts a transition from source to its archive row.
+func AlertRow(source string, t detect.Transition) Alert {
+	return Alert{
+		Source: source, Truck: t.Truck, Signal: t.Signal.String(), Seq: int64(t.Seq),
+		Kind: t.Kind.String(), Severity: t.Severity.String(), Phase: t.Phase.String(),
+		StartNS: t.Start, TimeNS: t.Time, Value: t.Value, Baseline: t.Baseline, ConfigHash: int64(t.ConfigHash),
+	}
+}
+
+// AckRow converts an acknowledgement to its archive row.
+func AckRow(a detect.Ack) Ack {
+	return Ack{Truck: a.Truck, Signal: a.Signal.String(), Seq: int64(a.Seq), StartNS: a.Start, TimeNS: a.Time, By: a.By, Severity: a.Severity.String()}
+}
+
+// Batch is the rows of one flush, in any order.
+type Batch struct {
+	Readings []Reading
+	Alerts   []Alert
+	Acks     []Ack
+}
+
+// Len returns the number of rows in b.
+func (b *Batch) Len() int { return len(b.Readings) + len(b.Alerts) + len(b.Acks) }

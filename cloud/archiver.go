@@ -1,0 +1,140 @@
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/cloud/store"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// stagedLimits bounds decoding of the cloud's own staged records, which
+// were checked against Config.Limits on the way in.
+var stagedLimits = uplink.Limits{MaxPayload: 1 << 30, MaxRecords: 1 << 30}
+
+// archiver moves staged records from the database to the archive. Its run
+// loop is the only goroutine flushing.
+type archiver struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *store.DB
+	st      archive.Store
+	cnt     *counters
+	kick    chan struct{}
+	pending int // staged bytes since the last flush; owned by the ingest goroutine via staged
+}
+
+func newArchiver(cfg Config, log *slog.Logger, db *store.DB, st archive.Store, cnt *counters) *archiver {
+	return &archiver{cfg: cfg, log: log, db: db, st: st, cnt: cnt, kick: make(chan struct{}, 1)}
+}
+
+// staged is called by ingest after each commit with the bytes it staged;
+// it starts a flush once FlushBytes have accumulated.
+func (a *archiver) staged(n int) {
+	a.pending += n
+	if a.pending >= a.cfg.FlushBytes {
+		a.pending = 0
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run flushes every FlushInterval, or sooner when kicked, until ctx ends.
+// Archive errors are logged, counted and retried: the records stay staged.
+func (a *archiver) run(ctx context.Context) error {
+	tick := time.NewTicker(a.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-a.kick:
+		}
+		if err := a.flushAll(ctx); err != nil && ctx.Err() == nil {
+			a.cnt.archiveErrors.Add(1)
+			a.log.Error("archive flush failed; will retry", "err", err)
+		}
+	}
+}
+
+// flushAll writes every staged record to the archive.
+func (a *archiver) flushAll(ctx context.Context) error {
+	for {
+		ok, err := a.flushOne(ctx)
+		if err != nil || !ok {
+			return err
+		}
+	}
+}
+
+// flushOne archives one range of staged records. A range begun before a
+// crash is redone with the same object names, overwriting partial work.
+func (a *archiver) flushOne(ctx context.Context) (bool, error) {
+	first, last, ok, err := a.db.BeginFlush(a.cfg.FlushBytes)
+	if err != nil || !ok {
+		return false, err
+	}
+	var b archive.Batch
+	err = a.db.Staged(first, last, func(id uint64, v []byte) error {
+		if len(v) == 0 {
+			a.corrupt(id, fmt.Errorf("empty record"))
+			return nil
+		}
+		batch, err := uplink.Decode(v[1:], stagedLimits)
+		if err != nil {
+			a.corrupt(id, err)
+			return nil
+		}
+		switch v[0] {
+		case stagedEdge:
+			for _, r := range batch.Readings {
+				b.Readings = append(b.Readings, archive.ReadingRow(batch.Truck, r))
+			}
+			for _, t := range batch.Alerts {
+				if t.Truck == "" {
+					t.Truck = batch.Truck
+				}
+				b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceEdge, t))
+			}
+			for _, k := range batch.Acks {
+				if k.Truck == "" {
+					k.Truck = batch.Truck
+				}
+				b.Acks = append(b.Acks, archive.AckRow(k))
+			}
+		case stagedCloud:
+			for _, t := range batch.Alerts {
+				b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceCloud, t))
+			}
+		default:
+			a.corrupt(id, fmt.Errorf("unknown kind %q", v[0]))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	st, err := archive.Write(ctx, a.st, first, last, &b)
+	if err != nil {
+		return false, fmt.Errorf("archive flush %d-%d: %w", first, last, err)
+	}
+	if err := a.db.FinishFlush(first, last); err != nil {
+		return false, err
+	}
+	a.cnt.archiveObjects.Add(uint64(st.Objects))
+	a.cnt.archiveRows.Add(uint64(st.Rows))
+	a.cnt.archiveBytes.Add(uint64(st.Bytes))
+	a.log.Debug("archived", "first", first, "last", last, "objects", st.Objects, "rows", st.Rows, "bytes", st.Bytes)
+	return true, nil
+}
+
+func (a *archiver) corrupt(id uint64, err error) {
+	a.cnt.stagedCorrupt.Add(1)
+	a.log.Error("staged record skipped", "id", id, "err", err)
+}

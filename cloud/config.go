@@ -1,0 +1,160 @@
+package cloud
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// Config configures a Cloud. Start from DefaultConfig; the zero value of a
+// field means its default (see DefaultConfig). JSON names are the keys of
+// cmd/cloud's config file.
+type Config struct {
+	// DataDir holds the cloud's database (cloud.db) and, unless Archive
+	// names S3, the archive (DataDir/archive). Required.
+	DataDir string `json:"data_dir"`
+	// BrokerListen is the host:port of the embedded MQTT broker's TCP
+	// listener ("127.0.0.1:0" picks a free port). Exactly one of
+	// BrokerListen and BrokerURL is set; with neither, the embedded broker
+	// listens on 127.0.0.1:1883.
+	BrokerListen string `json:"broker_listen,omitempty"`
+	// BrokerURL is an external broker to subscribe to instead, e.g.
+	// "tcp://127.0.0.1:1883" (Mosquitto).
+	BrokerURL string `json:"broker_url,omitempty"`
+	// ClientID is the cloud's MQTT client id. Its session is persistent
+	// (clean session false), so it must be stable across restarts.
+	ClientID string `json:"client_id,omitempty"`
+	// HTTPListen is the console's host:port ("127.0.0.1:0" picks one).
+	HTTPListen string `json:"http_listen,omitempty"`
+	// Archive is where readings and alerts are archived: "" for the local
+	// directory DataDir/archive, or "s3://bucket/prefix".
+	Archive string `json:"archive,omitempty"`
+	// S3 configures the S3 client when Archive is an s3:// URL.
+	S3 S3Config `json:"s3"`
+	// Detect configures the cloud's own re-detection.
+	Detect detect.Config `json:"detect"`
+	// Limits bound what the cloud accepts in one uplinked message.
+	Limits uplink.Limits `json:"limits"`
+	// FlushInterval is how often staged records are written to the archive.
+	FlushInterval time.Duration `json:"flush_interval,omitempty"`
+	// FlushBytes is how many bytes of staged records start a flush before
+	// the interval ends, and the most one archive object set covers.
+	FlushBytes int `json:"flush_bytes,omitempty"`
+	// MaxBatchMessages is how many MQTT messages one database commit
+	// covers at most. Messages are acknowledged after their commit.
+	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
+}
+
+// S3Config configures the archive's S3 client. Credentials come from the
+// usual AWS sources (environment, shared config, instance role).
+type S3Config struct {
+	// Region is the bucket's region (default "us-east-1").
+	Region string `json:"region,omitempty"`
+	// Endpoint overrides the S3 endpoint URL, for S3-compatible servers
+	// such as versitygw or MinIO; "" uses AWS.
+	Endpoint string `json:"endpoint,omitempty"`
+	// PathStyle addresses buckets as endpoint/bucket rather than
+	// bucket.endpoint; most S3-compatible servers need it.
+	PathStyle bool `json:"path_style,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultBrokerListen     = "127.0.0.1:1883"
+	DefaultHTTPListen       = "127.0.0.1:8080"
+	DefaultClientID         = "tankguard-cloud"
+	DefaultFlushInterval    = 10 * time.Second
+	DefaultFlushBytes       = 32 << 20
+	DefaultMaxBatchMessages = 256
+	DefaultS3Region         = "us-east-1"
+)
+
+// DefaultConfig returns the configuration used for every field left zero,
+// with DataDir unset.
+func DefaultConfig() Config {
+	c := Config{}
+	c.setDefaults()
+	return c
+}
+
+// setDefaults fills every zero field with its default. It is the one place
+// defaults are decided.
+func (c *Config) setDefaults() {
+	if c.BrokerListen == "" && c.BrokerURL == "" {
+		c.BrokerListen = DefaultBrokerListen
+	}
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = DefaultHTTPListen
+	}
+	if c.S3.Region == "" {
+		c.S3.Region = DefaultS3Region
+	}
+	if reflect.ValueOf(c.Detect).IsZero() {
+		c.Detect = detect.DefaultConfig()
+	}
+	if reflect.ValueOf(c.Limits).IsZero() {
+		c.Limits = uplink.DefaultLimits()
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = DefaultFlushBytes
+	}
+	if c.MaxBatchMessages == 0 {
+		c.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+}
+
+// Validate reports the first problem with c (after defaults), naming the
+// field. It does no I/O.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case c.DataDir == "":
+		return bad("data_dir is required")
+	case c.BrokerListen != "" && c.BrokerURL != "":
+		return bad("set broker_listen or broker_url, not both")
+	case c.HTTPListen == "":
+		return bad("http_listen is required")
+	case c.ClientID == "":
+		return bad("client_id is required")
+	case c.FlushInterval <= 0:
+		return bad("flush_interval must be positive, got %v", c.FlushInterval)
+	case c.FlushBytes <= 0:
+		return bad("flush_bytes must be positive, got %d", c.FlushBytes)
+	case c.MaxBatchMessages <= 0:
+		return bad("max_batch_messages must be positive, got %d", c.MaxBatchMessages)
+	case c.Limits.MaxPayload <= 0 || c.Limits.MaxRecords <= 0:
+		return bad("limits must be positive, got %+v", c.Limits)
+	}
+	if c.BrokerURL != "" {
+		u, err := url.Parse(c.BrokerURL)
+		if err != nil || u.Host == "" || !(u.Scheme == "tcp" || u.Scheme == "mqtt" || u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "ws" || u.Scheme == "wss") {
+			return bad("broker_url %q: want scheme://host:port with scheme tcp, mqtt, ssl, tls, ws or wss", c.BrokerURL)
+		}
+	}
+	if c.Archive != "" {
+		if _, _, err := archive.ParseS3URL(c.Archive); err != nil {
+			return bad("archive: %v", err)
+		}
+	}
+	if c.S3.Endpoint != "" && !strings.Contains(c.S3.Endpoint, "://") {
+		return bad("s3.endpoint %q: want a URL such as http://127.0.0.1:7070", c.S3.Endpoint)
+	}
+	if err := c.Detect.Validate(); err != nil {
+		return bad("detect: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,367 @@
+package cloud
+
+import (
+	"context"
+	"encoding"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/abc4logistics/tankguard/cloud/dedup"
+	"github.com/abc4logistics/tankguard/cloud/store"
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// Staged record kinds: the first byte of a staged record; the rest is an
+// uplink-encoded batch.
+const (
+	stagedEdge  byte = 'E' // a gateway's batch, after dedup
+	stagedCloud byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
+)
+
+// truckState is what ingest keeps per truck. Owned by the ingest goroutine.
+type truckState struct {
+	seen *dedup.Set
+	det  *detect.Detector
+}
+
+// accepted is what one message contributed, published after its commit.
+type accepted struct {
+	truck    string
+	readings []sensors.Reading
+	edge     []detect.Transition
+	cloud    []detect.Transition
+	acks     []detect.Ack
+}
+
+// ingester turns MQTT messages into durable staged records. Its run loop
+// is the only goroutine touching trucks.
+type ingester struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *store.DB
+	cnt     *counters
+	thr     *throttle
+	sink    sink
+	msgs    chan mqtt.Message
+	stop    chan struct{}
+	trucks  map[string]*truckState
+	staged  func(bytes int) // told how many bytes each commit staged
+	nowFunc func() time.Time
+}
+
+// sink receives what ingest accepted, after it is durable.
+type sink interface {
+	Readings(truck string, rs []sensors.Reading, now time.Time)
+	Status(truck string, online bool, now time.Time)
+	Alert(source string, t detect.Transition)
+}
+
+func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s sink, staged func(int)) *ingester {
+	return &ingester{
+		cfg: cfg, log: log, db: db, cnt: cnt, thr: newThrottle(time.Second), sink: s,
+		msgs: make(chan mqtt.Message, 4*cfg.MaxBatchMessages), stop: make(chan struct{}),
+		trucks: map[string]*truckState{}, staged: staged, nowFunc: time.Now,
+	}
+}
+
+// handle is the paho message handler: it hands the message to run, or
+// drops it unacknowledged (the broker redelivers) once run has ended.
+func (in *ingester) handle(_ mqtt.Client, m mqtt.Message) {
+	select {
+	case in.msgs <- m:
+	case <-in.stop:
+	}
+}
+
+func (in *ingester) run(ctx context.Context) error {
+	defer close(in.stop)
+	batch := make([]mqtt.Message, 0, in.cfg.MaxBatchMessages)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in.msgs:
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < in.cfg.MaxBatchMessages {
+			select {
+			case m := <-in.msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := in.step(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// step makes one batch of messages durable, then acknowledges them, then
+// publishes what they carried. A database failure is fatal: the messages
+// stay unacknowledged and the broker redelivers them after a restart.
+func (in *ingester) step(msgs []mqtt.Message) error {
+	now := in.nowFunc()
+	commit := store.Commit{Dedup: map[string][]byte{}, Detectors: map[string][]byte{}}
+	var outs []accepted
+	var statuses []func()
+	stagedBytes := 0
+	for _, m := range msgs {
+		truck, kind, err := uplink.ParseTopic(m.Topic())
+		if err != nil {
+			in.reject(m.Topic(), err)
+			continue
+		}
+		if kind == uplink.KindStatus {
+			in.cnt.statusMessages.Add(1)
+			online, err := parseStatus(m.Payload())
+			if err != nil {
+				in.reject(m.Topic(), err)
+				continue
+			}
+			statuses = append(statuses, func() { in.sink.Status(truck, online, now) })
+			continue
+		}
+		if kind != uplink.KindTelemetry && kind != uplink.KindAlerts {
+			in.reject(m.Topic(), fmt.Errorf("unexpected topic kind %q", kind))
+			continue
+		}
+		in.cnt.messages.Add(1)
+		b, err := uplink.Decode(m.Payload(), in.cfg.Limits)
+		if err != nil {
+			in.reject(m.Topic(), err)
+			continue
+		}
+		if b.Truck != truck {
+			in.reject(m.Topic(), fmt.Errorf("batch names truck %q", b.Truck))
+			continue
+		}
+		st, err := in.truck(truck)
+		if err != nil {
+			return err
+		}
+		out, fresh, dropped := in.filter(st, b)
+		if !fresh {
+			continue
+		}
+		rec := append([]byte{stagedEdge}, m.Payload()...)
+		if dropped {
+			enc, err := uplink.Encode(uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks})
+			if err != nil {
+				return fmt.Errorf("ingest re-encode %s: %w", truck, err)
+			}
+			rec = append([]byte{stagedEdge}, enc...)
+		}
+		commit.Staged = append(commit.Staged, rec)
+		stagedBytes += len(rec)
+		commit.Dedup[truck] = nil // changed: encoded below
+		if len(out.readings) > 0 {
+			out.cloud = in.detect(st, out.readings)
+			if len(out.cloud) > 0 {
+				enc, err := uplink.Encode(uplink.Batch{Truck: truck, Alerts: out.cloud})
+				if err != nil {
+					return fmt.Errorf("ingest encode cloud alerts %s: %w", truck, err)
+				}
+				commit.Staged = append(commit.Staged, append([]byte{stagedCloud}, enc...))
+				stagedBytes += len(enc) + 1
+			}
+			if m, ok := any(st.det).(encoding.BinaryMarshaler); ok {
+				if state, err := m.MarshalBinary(); err == nil {
+					commit.Detectors[truck] = state
+				}
+			}
+		}
+		outs = append(outs, out)
+	}
+	for truck := range commit.Dedup {
+		enc, err := in.trucks[truck].seen.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("ingest encode dedup %s: %w", truck, err)
+		}
+		commit.Dedup[truck] = enc
+	}
+	if len(commit.Staged) > 0 || len(commit.Dedup) > 0 {
+		if err := in.db.Apply(&commit); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		in.cnt.commits.Add(1)
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
+	for _, f := range statuses {
+		f()
+	}
+	for _, o := range outs {
+		in.publish(o, now)
+	}
+	if stagedBytes > 0 && in.staged != nil {
+		in.staged(stagedBytes)
+	}
+	return nil
+}
+
+func parseStatus(p []byte) (online bool, err error) {
+	switch string(p) {
+	case "online":
+		return true, nil
+	case "offline":
+		return false, nil
+	}
+	return false, fmt.Errorf("status payload %.32q: want online or offline", p)
+}
+
+func (in *ingester) reject(topic string, err error) {
+	in.cnt.badPayloads.Add(1)
+	in.thr.log(in.log, slog.LevelWarn, "bad", "rejected message", "topic", topic, "err", fmt.Errorf("%w: %w", ErrBadPayload, err))
+}
+
+// truck returns the state of truck, loading it from the database on first
+// use.
+func (in *ingester) truck(truck string) (*truckState, error) {
+	if st := in.trucks[truck]; st != nil {
+		return st, nil
+	}
+	st := &truckState{seen: dedup.NewSet(0)}
+	b, err := in.db.Dedup(truck)
+	if err != nil {
+		return nil, fmt.Errorf("ingest load %s: %w", truck, err)
+	}
+	if b != nil {
+		if err := st.seen.UnmarshalBinary(b); err != nil {
+			return nil, fmt.Errorf("ingest load dedup %s: %w", truck, err)
+		}
+	}
+	st.det, err = detect.New(truck, in.cfg.Detect)
+	if err != nil {
+		return nil, fmt.Errorf("ingest detector %s: %w", truck, err)
+	}
+	if u, ok := any(st.det).(encoding.BinaryUnmarshaler); ok {
+		state, err := in.db.Detector(truck)
+		if err != nil {
+			return nil, fmt.Errorf("ingest load detector %s: %w", truck, err)
+		}
+		if state != nil {
+			if err := u.UnmarshalBinary(state); err != nil {
+				// A changed detector configuration or format: relearn.
+				in.log.Warn("detector state not restored; relearning", "truck", truck, "err", err)
+				st.det, _ = detect.New(truck, in.cfg.Detect)
+			}
+		}
+	}
+	in.trucks[truck] = st
+	return st, nil
+}
+
+// filter drops invalid and already-seen records of b, marking the rest
+// seen. fresh reports whether anything is left; dropped whether anything
+// was removed.
+func (in *ingester) filter(st *truckState, b uplink.Batch) (out accepted, fresh, dropped bool) {
+	out.truck = b.Truck
+	out.readings = b.Readings[:0:0]
+	for _, r := range b.Readings {
+		switch {
+		case r.Seq == 0 || !r.Signal.Valid():
+			in.cnt.invalidRecords.Add(1)
+		case !st.seen.Add(r.Seq):
+			in.cnt.duplicateReadings.Add(1)
+		default:
+			out.readings = append(out.readings, r)
+			continue
+		}
+		dropped = true
+	}
+	for _, t := range b.Alerts {
+		if t.Truck == "" {
+			t.Truck = b.Truck
+		}
+		switch {
+		case t.Seq == 0 || t.Truck != b.Truck || !t.Signal.Valid():
+			in.cnt.invalidRecords.Add(1)
+		case !st.seen.Add(t.Seq):
+			in.cnt.duplicateRecords.Add(1)
+		default:
+			out.edge = append(out.edge, t)
+			continue
+		}
+		dropped = true
+	}
+	for _, a := range b.Acks {
+		if a.Truck == "" {
+			a.Truck = b.Truck
+		}
+		switch {
+		case a.Seq == 0 || a.Truck != b.Truck:
+			in.cnt.invalidRecords.Add(1)
+		case !st.seen.Add(a.Seq):
+			in.cnt.duplicateRecords.Add(1)
+		default:
+			out.acks = append(out.acks, a)
+			continue
+		}
+		dropped = true
+	}
+	in.cnt.readings.Add(uint64(len(out.readings)))
+	in.cnt.edgeAlerts.Add(uint64(len(out.edge)))
+	in.cnt.acks.Add(uint64(len(out.acks)))
+	fresh = len(out.readings)+len(out.edge)+len(out.acks) > 0
+	return out, fresh, dropped
+}
+
+// detect runs the truck's detector over rs in Seq order and returns the
+// cloud's transitions. It sorts rs.
+func (in *ingester) detect(st *truckState, rs []sensors.Reading) []detect.Transition {
+	if !slices.IsSortedFunc(rs, bySeq) {
+		slices.SortFunc(rs, bySeq)
+	}
+	var ts []detect.Transition
+	for _, r := range rs {
+		if t, ok := st.det.Observe(r); ok {
+			ts = append(ts, t)
+		}
+	}
+	in.cnt.cloudAlerts.Add(uint64(len(ts)))
+	return ts
+}
+
+func bySeq(a, b sensors.Reading) int {
+	switch {
+	case a.Seq < b.Seq:
+		return -1
+	case a.Seq > b.Seq:
+		return 1
+	}
+	return 0
+}
+
+func (in *ingester) publish(o accepted, now time.Time) {
+	if len(o.readings) > 0 {
+		in.sink.Readings(o.truck, o.readings, now)
+	}
+	for _, t := range o.edge {
+		in.logAlert("edge", t)
+		in.sink.Alert("edge", t)
+	}
+	for _, t := range o.cloud {
+		in.logAlert("cloud", t)
+		in.sink.Alert("cloud", t)
+	}
+}
+
+func (in *ingester) logAlert(source string, t detect.Transition) {
+	level := slog.LevelInfo
+	if t.Phase != detect.Cleared && t.Severity >= detect.SeverityWarning {
+		level = slog.LevelWarn
+	}
+	in.log.Log(context.Background(), level, "alert", "source", source, "truck", t.Truck, "signal", t.Signal.String(),
+		"kind", t.Kind.String(), "severity", t.Severity.String(), "phase", t.Phase.String(),
+		"value", t.Value, "start", time.Unix(0, t.Start).UTC())
+}

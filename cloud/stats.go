@@ -1,0 +1,78 @@
+package cloud
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the cloud's counters since Run started. Every rejected or
+// dropped item is counted here; the console serves them at /api/stats.
+type Stats struct {
+	Messages          uint64 `json:"messages"`           // MQTT messages received on the data lanes
+	StatusMessages    uint64 `json:"status_messages"`    // status (online/offline) messages received
+	BadPayloads       uint64 `json:"bad_payloads"`       // messages rejected whole (undecodable, wrong truck, bad topic)
+	InvalidRecords    uint64 `json:"invalid_records"`    // records dropped from accepted messages (seq 0, unknown signal, wrong truck)
+	Readings          uint64 `json:"readings"`           // readings accepted (new)
+	DuplicateReadings uint64 `json:"duplicate_readings"` // readings dropped as already seen
+	DuplicateRecords  uint64 `json:"duplicate_records"`  // alerts and acks dropped as already seen
+	EdgeAlerts        uint64 `json:"edge_alerts"`        // alert transitions received from gateways
+	CloudAlerts       uint64 `json:"cloud_alerts"`       // alert transitions raised by the cloud's re-detection
+	Acks              uint64 `json:"acks"`               // acknowledgements received from gateways
+	Commits           uint64 `json:"commits"`            // database commits by ingest
+	ArchiveObjects    uint64 `json:"archive_objects"`    // objects written to the archive
+	ArchiveRows       uint64 `json:"archive_rows"`       // rows written to the archive
+	ArchiveBytes      uint64 `json:"archive_bytes"`      // bytes written to the archive
+	ArchiveErrors     uint64 `json:"archive_errors"`     // failed archive flushes (retried)
+	StagedCorrupt     uint64 `json:"staged_corrupt"`     // staged records that could not be decoded (skipped)
+}
+
+type counters struct {
+	messages, statusMessages, badPayloads, invalidRecords, readings, duplicateReadings,
+	duplicateRecords, edgeAlerts, cloudAlerts, acks, commits, archiveObjects, archiveRows,
+	archiveBytes, archiveErrors, stagedCorrupt atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Messages: c.messages.Load(), StatusMessages: c.statusMessages.Load(), BadPayloads: c.badPayloads.Load(),
+		InvalidRecords: c.invalidRecords.Load(), Readings: c.readings.Load(), DuplicateReadings: c.duplicateReadings.Load(),
+		DuplicateRecords: c.duplicateRecords.Load(), EdgeAlerts: c.edgeAlerts.Load(), CloudAlerts: c.cloudAlerts.Load(),
+		Acks: c.acks.Load(), Commits: c.commits.Load(), ArchiveObjects: c.archiveObjects.Load(),
+		ArchiveRows: c.archiveRows.Load(), ArchiveBytes: c.archiveBytes.Load(), ArchiveErrors: c.archiveErrors.Load(),
+		StagedCorrupt: c.stagedCorrupt.Load(),
+	}
+}
+
+// throttle logs at most one record per interval per key and counts the
+// rest, so a flood of bad payloads cannot flood the log.
+type throttle struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       map[string]time.Time
+	suppressed map[string]int
+}
+
+func newThrottle(every time.Duration) *throttle {
+	return &throttle{every: every, last: map[string]time.Time{}, suppressed: map[string]int{}}
+}
+
+func (t *throttle) log(log *slog.Logger, level slog.Level, key, msg string, args ...any) {
+	t.mu.Lock()
+	now := time.Now()
+	if now.Sub(t.last[key]) < t.every {
+		t.suppressed[key]++
+		t.mu.Unlock()
+		return
+	}
+	t.last[key] = now
+	n := t.suppressed[key]
+	t.suppressed[key] = 0
+	t.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	log.Log(context.Background(), level, msg, args...)
+}

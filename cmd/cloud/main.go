@@ -1,0 +1,117 @@
+// Command cloud runs the tankguard cloud: MQTT broker (embedded unless
+// -broker-url is given), ingest, re-detection, archive and fleet console.
+//
+//	cloud [flags]              run until SIGINT/SIGTERM
+//	cloud -config cloud.json   the same, with settings from a JSON file (flags win)
+//
+// It prints the console URL and the broker address once ready.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/abc4logistics/tankguard/cloud"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "cloud:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configFile    = fs.String("config", "", "JSON config file (keys as in cloud.Config's json tags); flags override it")
+		dataDir       = fs.String("data", "./var/cloud", "data directory (database and local archive)")
+		brokerListen  = fs.String("broker-listen", cloud.DefaultBrokerListen, "embedded MQTT broker listen address (host:port, port 0 = any free)")
+		brokerURL     = fs.String("broker-url", "", "use this external MQTT broker instead of the embedded one, e.g. tcp://127.0.0.1:1883")
+		clientID      = fs.String("client-id", cloud.DefaultClientID, "MQTT client id (persistent session)")
+		httpListen    = fs.String("http", cloud.DefaultHTTPListen, "console listen address (host:port)")
+		archiveURL    = fs.String("archive", "", `archive location: "" = <data>/archive, or s3://bucket/prefix`)
+		s3Endpoint    = fs.String("s3-endpoint", "", "S3 endpoint override, e.g. http://127.0.0.1:7070 (versitygw, MinIO)")
+		s3Region      = fs.String("s3-region", cloud.DefaultS3Region, "S3 region")
+		s3PathStyle   = fs.Bool("s3-path-style", false, "path-style S3 addressing (most S3-compatible servers)")
+		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
+		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var cfg cloud.Config
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return fmt.Errorf("config file %s: %w", *configFile, err)
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	apply := func(name string, fn func()) {
+		if set[name] || *configFile == "" {
+			fn()
+		}
+	}
+	apply("data", func() { cfg.DataDir = *dataDir })
+	apply("broker-url", func() { cfg.BrokerURL = *brokerURL })
+	apply("broker-listen", func() {
+		if cfg.BrokerURL == "" || set["broker-listen"] {
+			cfg.BrokerListen = *brokerListen
+		}
+	})
+	apply("client-id", func() { cfg.ClientID = *clientID })
+	apply("http", func() { cfg.HTTPListen = *httpListen })
+	apply("archive", func() { cfg.Archive = *archiveURL })
+	apply("s3-endpoint", func() { cfg.S3.Endpoint = *s3Endpoint })
+	apply("s3-region", func() { cfg.S3.Region = *s3Region })
+	apply("s3-path-style", func() { cfg.S3.PathStyle = *s3PathStyle })
+	apply("flush-interval", func() { cfg.FlushInterval = *flushInterval })
+	if cfg.BrokerURL != "" && !set["broker-listen"] {
+		cfg.BrokerListen = ""
+	}
+
+	c, err := cloud.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		select {
+		case <-c.Ready():
+			fmt.Fprintf(stdout, "console: http://%s/\nbroker: %s\n", c.HTTPAddr(), c.BrokerAddr())
+		case <-ctx.Done():
+		}
+	}()
+	start := time.Now()
+	err = c.Run(ctx)
+	log.Info("cloud stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
+	return err
+}
