@@ -1,0 +1,470 @@
+package firmwaresim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.einride.tech/can"
+	"go.einride.tech/can/pkg/socketcan"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// Source addresses the simulated ECUs send from. Gateways must accept any.
+const (
+	saEngine    = 0x00
+	saBrakes    = 0x0B
+	saNav       = 0x1C
+	saTankProbe = 0xA0
+)
+
+// Manifest lists the simulated trucks and where to reach them. It is the
+// contract with the gateway launcher.
+type Manifest struct {
+	Trucks []ManifestTruck `json:"trucks"`
+}
+
+// ManifestTruck is one truck of a Manifest.
+type ManifestTruck struct {
+	// ID is the truck id, e.g. "truck-01".
+	ID string `json:"id"`
+	// CAN is the bus address for sensors.CANSource.Addr:
+	// "tcp://127.0.0.1:PORT", or a SocketCAN interface name.
+	CAN string `json:"can"`
+	// Serial is the pseudo-terminal carrying NMEA, e.g. "/dev/pts/3";
+	// empty with Config.NoSerial.
+	Serial string `json:"serial,omitempty"`
+}
+
+// canMsg is one periodic message a truck sends.
+type canMsg struct {
+	info  sensors.CANMessageInfo
+	sa    uint8
+	every int64 // in ticks
+}
+
+// Sim is a running simulator. Create it with New and start it with Run.
+type Sim struct {
+	cfg   Config
+	dec   *sensors.CANDecoder
+	msgs  []canMsg
+	truth *truthWriter
+
+	mu       sync.Mutex
+	trucks   []*truck
+	manifest Manifest
+}
+
+// New checks cfg and prepares a simulator. It does no I/O.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	dec, err := sensors.NewCANDecoder(sensors.DefaultDBC)
+	if err != nil {
+		return nil, fmt.Errorf("firmware-sim: %w", err)
+	}
+	s := &Sim{cfg: cfg, dec: dec}
+	sas := map[sensors.Signal]uint8{
+		sensors.CoolantTemp: saEngine, sensors.WheelSpeed: saBrakes,
+		sensors.VPLatitude: saNav, sensors.CargoTemp: saTankProbe,
+	}
+	for _, m := range dec.Messages() {
+		cycle := m.Cycle
+		if cycle <= 0 {
+			cycle = time.Second
+		}
+		every := max(1, int64(cycle/cfg.Tick))
+		s.msgs = append(s.msgs, canMsg{info: m, sa: sas[m.Signals[0]], every: every})
+	}
+	return s, nil
+}
+
+// Run simulates until ctx is cancelled, then closes every listener, client
+// and terminal, flushes the truth file and returns nil (or the first I/O
+// error that stopped it).
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// Manifest returns the manifest once Run has made every truck ready (empty
+// before).
+func (s *Sim) Manifest() Manifest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.manifest
+}
+
+// Run opens every truck's bus and terminal, publishes the manifest, and
+// emits until ctx is cancelled. Call it once.
+func (s *Sim) Run(ctx context.Context) (err error) {
+	cfg := s.cfg
+	log := cfg.Logger.With("component", "firmware-sim")
+	if cfg.TruthPath != "" {
+		if s.truth, err = createTruth(cfg.TruthPath); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		for _, t := range s.trucks {
+			t.close()
+		}
+		if cerr := s.truth.close(); err == nil {
+			err = cerr
+		}
+	}()
+	var ifs []string
+	if cfg.CAN != "" {
+		ifs = strings.Split(cfg.CAN, ",")
+	}
+	var man Manifest
+	for i := 0; i < cfg.Trucks; i++ {
+		id := TruckID(cfg.IDPrefix, i, cfg.Trucks)
+		ts := cfg.Scenario.For(id)
+		warm := ts.Warm != nil && *ts.Warm
+		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
+		t := &truck{id: id, idx: i, scen: ts, phys: newPhysics(rng, i, warm), nmea: sensors.NewNMEAParser()}
+		s.trucks = append(s.trucks, t)
+		if ifs != nil {
+			conn, err := socketcan.DialContext(ctx, "can", ifs[i])
+			if err != nil {
+				return fmt.Errorf("firmware-sim %s: open SocketCAN %s: %w", id, ifs[i], err)
+			}
+			t.bus, t.canAddr = conn, ifs[i]
+			t.started = true
+		} else {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("firmware-sim %s: listen: %w", id, err)
+			}
+			t.ln, t.canAddr = ln, "tcp://"+ln.Addr().String()
+		}
+		if !cfg.NoSerial {
+			if err := t.openSerial(); err != nil {
+				return fmt.Errorf("firmware-sim %s: %w", id, err)
+			}
+		}
+		man.Trucks = append(man.Trucks, ManifestTruck{ID: id, CAN: t.canAddr, Serial: t.serialPath})
+	}
+	s.mu.Lock()
+	s.manifest = man
+	s.mu.Unlock()
+	if cfg.ManifestPath != "" {
+		if err := writeManifest(cfg.ManifestPath, man); err != nil {
+			return err
+		}
+	}
+	log.Info("trucks ready", "trucks", len(man.Trucks))
+	if cfg.OnReady != nil {
+		cfg.OnReady(man)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, t := range s.trucks {
+		if t.ln != nil {
+			g.Go(func() error { t.accept(gctx, cfg.Now, log); return nil })
+		}
+	}
+	stop := context.AfterFunc(gctx, func() {
+		for _, t := range s.trucks {
+			if t.ln != nil {
+				t.ln.Close()
+			}
+		}
+	})
+	defer stop()
+	g.Go(func() error {
+		err := s.loop(gctx)
+		s.drainSerial(time.Second)
+		return err
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+func writeManifest(path string, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
+}
+
+// loop is the single scheduler: every tick it advances and emits every
+// started truck. No goroutine per truck or signal.
+func (s *Sim) loop(ctx context.Context) error {
+	tk := time.NewTicker(s.cfg.Tick)
+	defer tk.Stop()
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		now := s.cfg.Now()
+		for _, t := range s.trucks {
+			s.step(t, now)
+		}
+		if time.Since(lastFlush) >= time.Second {
+			lastFlush = time.Now()
+			if err := s.truth.flush(); err != nil {
+				return fmt.Errorf("firmware-sim: %w", err)
+			}
+		}
+	}
+}
+
+// step advances truck t by one tick and emits what is due.
+func (s *Sim) step(t *truck, now time.Time) {
+	if !t.isStarted() {
+		return
+	}
+	tick := s.cfg.Tick
+	k := t.tick
+	t.tick++
+	t.phys.step(tick)
+	elapsed := time.Duration(k) * tick
+	ns := now.UnixNano()
+
+	t.frames = t.frames[:0]
+	for _, m := range s.msgs {
+		if (k+int64(t.idx))%m.every != 0 {
+			continue
+		}
+		f, err := s.dec.NewFrame(m.info.PGN, m.sa)
+		if err != nil {
+			continue
+		}
+		for _, sig := range m.info.Signals {
+			_ = s.dec.EncodeSignal(&f.Data, sig, t.value(sig, elapsed))
+		}
+		t.frames = append(t.frames, f)
+	}
+	if len(t.frames) > 0 {
+		t.readings = t.readings[:0]
+		for _, f := range t.frames {
+			t.readings = s.dec.Decode(f, ns, t.readings)
+		}
+		if t.sendCAN(t.frames, s.cfg.WriteTimeout, now) {
+			s.truth.write(t.id, t.readings)
+		}
+	}
+	if t.master != nil && (k+int64(t.idx))%max(1, int64(time.Second/tick)) == 0 {
+		t.readings = t.readings[:0]
+		lines := t.nmeaLines(now)
+		if t.sendSerial(lines) {
+			for _, l := range strings.SplitAfter(string(lines), "\n") {
+				if l != "" {
+					t.readings, _ = t.nmea.Parse(l, ns, t.readings)
+				}
+			}
+			s.truth.write(t.id, t.readings)
+		}
+	}
+}
+
+// truck is one simulated vehicle. Fields below mu are shared with the
+// accept goroutine; the rest belong to the scheduler.
+type truck struct {
+	id      string
+	idx     int
+	canAddr string
+	scen    TruckScenario
+	phys    *physics
+
+	ln  net.Listener
+	bus net.Conn // SocketCAN mode
+
+	mu      sync.Mutex
+	clients []net.Conn
+	started bool
+
+	master     *os.File
+	mfd        int
+	slave      *os.File
+	serialPath string
+	pending    []byte
+
+	tick     int64
+	frames   []can.Frame
+	wire     []byte
+	readings []sensors.Reading
+	nmea     *sensors.NMEAParser
+	line     []byte
+}
+
+func (t *truck) isStarted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.started
+}
+
+// accept serves CAN clients until the listener closes. The first client
+// starts the truck.
+func (t *truck) accept(ctx context.Context, now func() time.Time, log interface {
+	Info(string, ...any)
+}) {
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		t.mu.Lock()
+		if ctx.Err() != nil {
+			t.mu.Unlock()
+			c.Close()
+			return
+		}
+		t.clients = append(t.clients, c)
+		first := !t.started
+		t.started = true
+		t.mu.Unlock()
+		if first {
+			log.Info("truck started", "truck", t.id, "at", now().UTC())
+		}
+	}
+}
+
+// sendCAN writes frames to every client (or the SocketCAN bus) and reports
+// whether at least one took them. A client that fails is dropped.
+func (t *truck) sendCAN(frames []can.Frame, timeout time.Duration, now time.Time) bool {
+	t.wire = t.wire[:0]
+	for _, f := range frames {
+		var sf socketcan.Frame
+		sf.EncodeFrame(f)
+		var b [16]byte
+		sf.MarshalBinary(b[:])
+		t.wire = append(t.wire, b[:]...)
+	}
+	if t.bus != nil {
+		// A raw CAN socket takes one frame per write.
+		for off := 0; off < len(t.wire); off += 16 {
+			if _, err := t.bus.Write(t.wire[off : off+16]); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	t.mu.Lock()
+	clients := t.clients
+	t.mu.Unlock()
+	ok := false
+	var failed []net.Conn
+	for _, c := range clients {
+		_ = c.SetWriteDeadline(now.Add(timeout))
+		if _, err := c.Write(t.wire); err != nil {
+			failed = append(failed, c)
+			continue
+		}
+		ok = true
+	}
+	if failed != nil {
+		t.mu.Lock()
+		kept := t.clients[:0:0]
+		for _, c := range t.clients {
+			drop := false
+			for _, f := range failed {
+				drop = drop || f == c
+			}
+			if drop {
+				c.Close()
+			} else {
+				kept = append(kept, c)
+			}
+		}
+		t.clients = kept
+		t.mu.Unlock()
+	}
+	return ok
+}
+
+func (t *truck) close() {
+	if t.ln != nil {
+		t.ln.Close()
+	}
+	t.mu.Lock()
+	for _, c := range t.clients {
+		c.Close()
+	}
+	t.clients = nil
+	t.mu.Unlock()
+	if t.bus != nil {
+		t.bus.Close()
+	}
+	if t.master != nil {
+		t.master.Close()
+		t.slave.Close()
+	}
+}
+
+// value is the sensor value of signal sig at elapsed time since start,
+// with the scenario's faults applied.
+func (t *truck) value(sig sensors.Signal, elapsed time.Duration) float64 {
+	p := t.phys
+	switch sig {
+	case sensors.CoolantTemp:
+		v := p.coolantSensor()
+		for _, f := range t.scen.Faults {
+			if !f.active(elapsed) {
+				continue
+			}
+			switch f.Kind {
+			case FaultOverheat:
+				ramp, peak := time.Duration(f.Ramp), f.Peak
+				if ramp <= 0 {
+					ramp = 30 * time.Second
+				}
+				if peak == 0 {
+					peak = 115
+				}
+				prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
+				v = max(v, p.setpoint+(peak-p.setpoint)*prog+0.2*p.rng.NormFloat64())
+			}
+		}
+		return v
+	case sensors.CargoTemp:
+		return p.cargoSensor()
+	case sensors.WheelSpeed:
+		return p.speed
+	case sensors.VPLatitude:
+		return p.lat
+	case sensors.VPLongitude:
+		return p.lon
+	}
+	return 0
+}
+
+func (f Fault) active(elapsed time.Duration) bool {
+	at := time.Duration(f.At)
+	return elapsed >= at && (f.Duration == 0 || elapsed < at+time.Duration(f.Duration))
+}

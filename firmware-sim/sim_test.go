@@ -1,0 +1,207 @@
+package firmwaresim
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type key struct {
+	truck  string
+	signal sensors.Signal
+}
+
+// received gathers what the gateway-side sources decoded, per truck and
+// signal, in arrival order.
+type received struct {
+	mu sync.Mutex
+	m  map[key][]float64
+}
+
+func (r *received) emitter(truck string) func([]sensors.Reading) {
+	return func(rs []sensors.Reading) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, x := range rs {
+			k := key{truck, x.Signal}
+			r.m[k] = append(r.m[k], x.Value)
+		}
+	}
+}
+
+func (r *received) count(k key) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m[k])
+}
+
+func truthBySignal(t *testing.T, path string) map[key][]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := ReadTruth(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[key][]float64{}
+	for _, r := range recs {
+		k := key{r.Truck, r.Signal}
+		out[k] = append(out[k], r.Value)
+	}
+	return out
+}
+
+// runSim starts a simulator and returns its manifest and a stop function
+// that cancels it and returns Run's error.
+func runSim(t *testing.T, cfg Config) (Manifest, func() error) {
+	t.Helper()
+	ready := make(chan Manifest, 1)
+	cfg.OnReady = func(m Manifest) { ready <- m }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case m := <-ready:
+		return m, func() error { cancel(); return <-done }
+	case err := <-done:
+		cancel()
+		t.Fatalf("sim stopped before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("sim not ready")
+	}
+	return Manifest{}, nil
+}
+
+// TestLoopbackEveryTruthValueArrives runs the simulator in-process and reads
+// it the way a gateway does (CANSource over loopback TCP, NMEASource on the
+// pseudo-terminal): every value in the truth file must arrive, in order,
+// bit for bit, and nothing else.
+func TestLoopbackEveryTruthValueArrives(t *testing.T) {
+	dir := t.TempDir()
+	warm := true
+	cfg := Config{
+		Trucks:       2,
+		TruthPath:    filepath.Join(dir, "truth.csv"),
+		ManifestPath: filepath.Join(dir, "manifest.json"),
+		Scenario:     Scenario{Default: TruckScenario{Warm: &warm}},
+	}
+	man, stopSim := runSim(t, cfg)
+	if len(man.Trucks) != 2 || man.Trucks[0].ID != "truck-01" || man.Trucks[1].Serial == "" {
+		t.Fatalf("manifest %+v", man)
+	}
+	if _, err := os.Stat(cfg.ManifestPath); err != nil {
+		t.Fatalf("manifest file: %v", err)
+	}
+	dec, err := sensors.NewCANDecoder(sensors.DefaultDBC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &received{m: map[key][]float64{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	for _, tr := range man.Trucks {
+		can := &sensors.CANSource{Addr: tr.CAN, Decoder: dec, MinBackoff: 10 * time.Millisecond}
+		gps := &sensors.NMEASource{Port: tr.Serial, ReadTimeout: 50 * time.Millisecond}
+		g.Go(func() error { return can.Run(gctx, got.emitter(tr.ID)) })
+		g.Go(func() error { return gps.Run(gctx, got.emitter(tr.ID)) })
+	}
+	// Run until every truck sent each 1 Hz signal at least twice.
+	waitUntil(t, func() bool {
+		for _, tr := range man.Trucks {
+			for _, s := range []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp, sensors.VPLatitude, sensors.GNSSLatitude, sensors.GNSSSatellites} {
+				if got.count(key{tr.ID, s}) < 2 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if err := stopSim(); err != nil {
+		t.Fatalf("sim Run: %v", err)
+	}
+	truth := truthBySignal(t, cfg.TruthPath)
+	// The sim closed its side; let the sources read what is in flight.
+	waitUntil(t, func() bool {
+		for k, v := range truth {
+			if got.count(k) < len(v) {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	signals := map[sensors.Signal]bool{}
+	for k, want := range truth {
+		signals[k.signal] = true
+		have := got.m[k]
+		if len(have) != len(want) {
+			t.Errorf("%s %s: received %d values, truth has %d", k.truck, k.signal, len(have), len(want))
+			continue
+		}
+		for i := range want {
+			if have[i] != want[i] {
+				t.Errorf("%s %s value %d: received %v, truth %v", k.truck, k.signal, i, have[i], want[i])
+				break
+			}
+		}
+	}
+	for k := range got.m {
+		if _, ok := truth[k]; !ok {
+			t.Errorf("%s %s received but not in truth", k.truck, k.signal)
+		}
+	}
+	for _, s := range []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp, sensors.WheelSpeed, sensors.VPLatitude,
+		sensors.VPLongitude, sensors.GNSSLatitude, sensors.GNSSLongitude, sensors.GNSSSpeed, sensors.GNSSFixQuality, sensors.GNSSSatellites} {
+		if !signals[s] {
+			t.Errorf("no %s in truth", s)
+		}
+	}
+	// Warm trucks run in the thermostat band.
+	for _, v := range truth[key{"truck-01", sensors.CoolantTemp}] {
+		if v < 80 || v > 100 {
+			t.Errorf("warm coolant %v outside 80..100", v)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNoClientNoTruth(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Trucks: 1, TruthPath: filepath.Join(dir, "truth.csv"), Tick: 10 * time.Millisecond}
+	_, stop := runSim(t, cfg)
+	time.Sleep(150 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(truthBySignal(t, cfg.TruthPath)); n != 0 {
+		t.Fatalf("truth has %d series although no client connected", n)
+	}
+}
