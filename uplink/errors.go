@@ -1,6 +1,9 @@
 package uplink
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // MaxPayloadSize is the largest payload the uplink sends and, by default,
 // the cloud accepts: the AWS IoT Core message size limit.
@@ -12,9 +15,41 @@ const MaxBatchRecords = 65536
 
 // Sentinel errors. Match them with errors.Is.
 var (
-	// ErrNotConnected is reported by State while the broker is unreachable.
-	ErrNotConnected = errors.New("uplink: not connected")
+	// ErrTooLarge reports a payload, decompressed body or record count over
+	// the limits (Decode), or a batch whose encoding exceeds MaxPayloadSize
+	// (Encode).
+	ErrTooLarge = errors.New("uplink: payload too large")
+	// ErrVersion reports a payload of a format version this build does
+	// not know.
+	ErrVersion = errors.New("uplink: unsupported batch version")
+	// ErrFormat reports bytes that are not a well-formed batch.
+	ErrFormat = errors.New("uplink: malformed batch")
+	// ErrInvalidBatch reports a well-formed batch whose content breaks the
+	// rules (truck id, sequence order, unknown enum values, string sizes).
+	ErrInvalidBatch = errors.New("uplink: invalid batch")
+	// ErrBadCommand reports a command payload that is malformed or invalid.
+	ErrBadCommand = errors.New("uplink: bad command")
 	// ErrRecordTooLarge reports a single record that cannot fit in any
 	// payload; the publisher counts and drops it rather than block the lane.
 	ErrRecordTooLarge = errors.New("uplink: record too large for one payload")
 )
+
+// DecodeError is the error Decode returns: which field was wrong, where,
+// and which of the sentinels above it is.
+type DecodeError struct {
+	Field  string // what was being decoded, e.g. "record count"
+	Offset int    // byte offset in the payload or decompressed body
+	Detail string
+	Err    error // ErrTooLarge, ErrVersion, ErrFormat or ErrInvalidBatch
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("uplink decode: %s at byte %d: %s: %v", e.Field, e.Offset, e.Detail, e.Err)
+}
+
+// Unwrap returns the sentinel.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+func decodeErr(field string, off int, kind error, format string, args ...any) error {
+	return &DecodeError{Field: field, Offset: off, Detail: fmt.Sprintf(format, args...), Err: kind}
+}

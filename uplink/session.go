@@ -163,6 +163,13 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // publish encodes ch (split into payloads of at most MaxPayload) and
 // publishes it with QoS 1 on its lane's topic.
 func (p *Publisher) publish(c mqtt.Client, ch buffer.Chunk) (*flight, error) {
+	// The wire carries the truck once per batch: it is this gateway's.
+	for i := range ch.Alerts {
+		ch.Alerts[i].Truck = p.cfg.Truck
+	}
+	for i := range ch.Acks {
+		ch.Acks[i].Truck = p.cfg.Truck
+	}
 	b := Batch{Truck: p.cfg.Truck, Readings: ch.Readings, Alerts: ch.Alerts, Acks: ch.Acks}
 	kind := KindTelemetry
 	if ch.Lane == buffer.Priority {
