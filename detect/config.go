@@ -23,13 +23,15 @@ const MaxWarmup = 64
 // documented; Validate rejects the rest.
 type SignalConfig struct {
 	// Sustain is how long a condition (deviation, limit, rate of rise) must
-	// hold before an alert is raised. Each reading stands for the time
-	// since the previous one (but never more than the interval before
-	// that, so one reading after a dropout does not count for the whole
-	// gap); the condition is sustained when the readings that showed it
-	// stand for at least Sustain together. At 1 Hz, 10 s means 10
-	// consecutive readings; on data sampled every 5 min one reading
-	// already stands for 5 min, so MinReadings decides.
+	// hold before an alert is raised. It is measured on the readings that
+	// show the condition: from the start of the interval the first one
+	// stands for (the time since the reading before it, but never more
+	// than the interval before that, so one reading after a dropout does
+	// not count for the whole gap) to the last one. Readings without the
+	// condition (noise at the threshold) restart the count only when there
+	// are MinReadings of them in a row spanning at least Sustain/2. At 1 Hz, 10 s means 10 readings; on data
+	// sampled every 5 min one reading already stands for 5 min, so
+	// MinReadings decides.
 	Sustain time.Duration
 	// MinReadings is the least number of consecutive readings that must
 	// show a condition before it is raised, whatever their spacing.
@@ -74,7 +76,10 @@ type SignalConfig struct {
 	LimitHysteresis float64
 	// IgnoreBelow: readings below it are neither learned nor checked for
 	// deviation or rate of rise (a cold engine warming up is normal);
-	// limits, stuck and missing still apply. NaN disables.
+	// limits, stuck and missing still apply. After such a cold start the
+	// warm-up also waits until the readings have settled (the oldest and
+	// the least-squares rise over the last Warmup readings is within
+	// MinMargin/10). NaN disables.
 	IgnoreBelow float64
 	// MaxRise is the fastest normal rise (unit per minute), measured over
 	// RiseWindow on a 3-reading median so one glitch does not count;
@@ -107,16 +112,16 @@ func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
-			MinMargin: 5, MarginFrac: 0.25, Hysteresis: 0.5,
-			MaxGrowth: 0.5, Decay: 1e-4,
-			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 70,
+			MinMargin: 7, MarginFrac: 0.25, Hysteresis: 0.5,
+			MaxGrowth: 0.2, Decay: 1e-4,
+			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 6, RiseWindow: 30 * time.Second,
 			StuckAfter: 30 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
 			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
-			MaxGrowth: 0.2, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
+			MaxGrowth: 0.05, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
 			WarnHigh: 45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
 			MaxRise: 3, RiseWindow: 60 * time.Second,
 			StuckAfter: 0, MissingAfter: 30 * time.Second,

@@ -10,24 +10,47 @@ import (
 const riseCap = 32
 
 // run tracks one condition's consecutive readings (the sustain count).
+//
+// The condition is sustained when its readings span Sustain: from the
+// time the first one stands for (since the reading before it) to the last.
+// A run survives short dips: it restarts only after MinReadings readings
+// in a row, spanning half the sustain period, without the condition, so that a slowly rising value that
+// jitters around a threshold (noise, 1 °C quantisation) is still caught.
 type run struct {
 	First int64 // time of the first reading that showed the condition
-	Cover int64 // ns the readings stand for together
-	Count int64 // readings
+	Cover int64 // ns the first reading stands for
+	Count int64 // readings that showed it
+	Dips  int64 // consecutive readings without it
+	Last  int64 // time of the last reading that showed it
 }
 
 func (r *run) add(t, cover int64) {
 	if r.Count == 0 {
-		r.First, r.Cover = t, 0
+		r.First, r.Cover = t, cover
 	}
 	r.Count++
-	r.Cover += cover
+	r.Dips = 0
+	r.Last = t
+}
+
+// dip notes a reading without the condition; it reports whether the run
+// is over.
+func (r *run) dip(c *SignalConfig, t int64) bool {
+	if r.Count == 0 {
+		return true
+	}
+	r.Dips++
+	if r.Dips >= int64(c.MinReadings) && t-r.Last >= int64(c.Sustain/2) {
+		*r = run{}
+		return true
+	}
+	return false
 }
 
 func (r *run) reset() { *r = run{} }
 
 func (r *run) sustained(c *SignalConfig) bool {
-	return r.Count >= int64(c.MinReadings) && r.Cover >= int64(c.Sustain)
+	return r.Count >= int64(c.MinReadings) && r.Cover+(r.Last-r.First) >= int64(c.Sustain)
 }
 
 type sample struct {
@@ -46,11 +69,12 @@ type seriesState struct {
 	Bad     int64 // readings rejected (NaN, infinite, out of order)
 
 	// Learned normal band.
-	Warm   [MaxWarmup]float64
-	NWarm  int64
-	Ready  bool
-	Lo, Hi float64
-	Mean   float64
+	Warm      [MaxWarmup]float64
+	NWarm     int64
+	Ready     bool
+	ColdStart bool // a reading below IgnoreBelow came before the band was ready
+	Lo, Hi    float64
+	Mean      float64
 
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
@@ -190,7 +214,11 @@ func (s *series) limits(c *SignalConfig, t int64, x float64, cover int64) {
 // soon as the condition is gone.
 func step(c *SignalConfig, r *run, on *bool, cond bool, t, cover int64) {
 	if !cond {
-		r.reset()
+		if *on {
+			r.reset() // an open condition clears at once (hysteresis is in the threshold)
+		} else {
+			r.dip(c, t)
+		}
 		*on = false
 		return
 	}
@@ -208,6 +236,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
 	if s.ignored(c, x) {
 		step(c, &st.Dev, &st.DevOn, false, t, cover)
+		if !st.Ready {
+			st.ColdStart = true
+		}
 		return
 	}
 	if !st.Ready {
@@ -276,16 +307,23 @@ func (s *series) warmUp(c *SignalConfig, x float64) {
 	copy(v, st.Warm[:w])
 	insertionSort(v)
 	med := median(v)
-	if c.MinMargin > 0 && w >= 6 {
-		// Settled: the oldest and newest thirds agree to within a quarter
-		// of the margin, else the signal is still trending (warming up).
-		var a, b [MaxWarmup]float64
-		k := w / 3
-		copy(a[:k], st.Warm[:k])
-		copy(b[:k], st.Warm[w-k:w])
-		insertionSort(a[:k])
-		insertionSort(b[:k])
-		if math.Abs(median(a[:k])-median(b[:k])) > c.MinMargin/4 {
+	if st.ColdStart && w >= 6 {
+		// After a cold start, wait until the signal has settled: the
+		// least-squares rise over the window is within a tenth of the
+		// margin, else the engine is still warming up.
+		var sxy, sxx float64
+		mid := float64(w-1) / 2
+		mean := 0.0
+		for _, y := range st.Warm[:w] {
+			mean += y
+		}
+		mean /= float64(w)
+		for i, y := range st.Warm[:w] {
+			dx := float64(i) - mid
+			sxy += float64(dx * (y - mean))
+			sxx += float64(dx * dx)
+		}
+		if math.Abs(float64(sxy/sxx)*float64(w-1)) > c.MinMargin/10 {
 			return
 		}
 	}
@@ -348,7 +386,7 @@ func (s *series) absorb(x float64) {
 
 func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
-	if c.MaxRise <= 0 || s.ignored(c, x) {
+	if c.MaxRise <= 0 || s.ignored(c, x) || !st.Ready {
 		step(c, &st.Rise, &st.RiseOn, false, t, cover)
 		return
 	}
