@@ -41,6 +41,10 @@ type Config struct {
 	// TruthPath, when set, receives a CSV of every value emitted while a
 	// client was connected: truck,signal,time_unix_ns,value.
 	TruthPath string
+	// CandumpPath, when set, receives a can-utils candump log (candump -l
+	// format) of every frame a client took; the interface field is the
+	// truck id (or its SocketCAN interface). sensors.CandumpReplay reads it.
+	CandumpPath string
 	// ManifestPath, when set, receives the manifest JSON once every truck
 	// is ready (written to a temporary file, then renamed).
 	ManifestPath string

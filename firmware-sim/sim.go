@@ -59,6 +59,7 @@ type Sim struct {
 	dec   *sensors.CANDecoder
 	msgs  []canMsg
 	truth *truthWriter
+	dump  *lineFile
 
 	mu       sync.Mutex
 	trucks   []*truck
@@ -120,12 +121,21 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if cfg.CandumpPath != "" {
+		if s.dump, err = createLineFile(cfg.CandumpPath, "candump"); err != nil {
+			s.truth.close()
+			return err
+		}
+	}
 	defer func() {
 		for _, t := range s.trucks {
 			t.close()
 		}
 		if cerr := s.truth.close(); err == nil {
 			err = cerr
+		}
+		if cerr := s.dump.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write candump file: %w", cerr)
 		}
 	}()
 	var ifs []string
@@ -138,14 +148,14 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 		ts := cfg.Scenario.For(id)
 		warm := ts.Warm != nil && *ts.Warm
 		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		t := &truck{id: id, idx: i, scen: ts, phys: newPhysics(rng, i, warm), nmea: sensors.NewNMEAParser()}
+		t := &truck{id: id, idx: i, iface: candumpInterface(id, i), scen: ts, phys: newPhysics(rng, i, warm), nmea: sensors.NewNMEAParser()}
 		s.trucks = append(s.trucks, t)
 		if ifs != nil {
 			conn, err := socketcan.DialContext(ctx, "can", ifs[i])
 			if err != nil {
 				return fmt.Errorf("firmware-sim %s: open SocketCAN %s: %w", id, ifs[i], err)
 			}
-			t.bus, t.canAddr = conn, ifs[i]
+			t.bus, t.canAddr, t.iface = conn, ifs[i], ifs[i]
 			t.started = true
 		} else {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -237,6 +247,9 @@ func (s *Sim) loop(ctx context.Context) error {
 			if err := s.truth.flush(); err != nil {
 				return fmt.Errorf("firmware-sim: %w", err)
 			}
+			if err := s.dump.flush(); err != nil {
+				return fmt.Errorf("firmware-sim: write candump: %w", err)
+			}
 		}
 	}
 }
@@ -274,6 +287,14 @@ func (s *Sim) step(t *truck, now time.Time) {
 		}
 		if t.sendCAN(t.frames, s.cfg.WriteTimeout, now) {
 			s.truth.write(t.id, t.readings)
+			if s.dump != nil {
+				b := t.dumpBuf[:0]
+				for _, f := range t.frames {
+					b = sensors.AppendCandumpLine(b, sensors.CandumpRecord{Time: ns, Interface: t.iface, Frame: f})
+				}
+				t.dumpBuf = b
+				s.dump.write(b)
+			}
 		}
 	}
 	if t.master != nil && (k+int64(t.idx))%max(1, int64(time.Second/tick)) == 0 {
@@ -296,6 +317,7 @@ type truck struct {
 	id      string
 	idx     int
 	canAddr string
+	iface   string // interface name in the candump log
 	scen    TruckScenario
 	phys    *physics
 
@@ -318,6 +340,16 @@ type truck struct {
 	readings []sensors.Reading
 	nmea     *sensors.NMEAParser
 	line     []byte
+	dumpBuf  []byte
+}
+
+// candumpInterface names truck i in candump logs: its id when that is a
+// valid interface name (at most 15 characters, no blanks), else "canI".
+func candumpInterface(id string, i int) string {
+	if len(id) <= 15 && !strings.ContainsAny(id, " \t\n()#") {
+		return id
+	}
+	return fmt.Sprintf("can%d", i)
 }
 
 func (t *truck) isStarted() bool {

@@ -97,6 +97,7 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 		Trucks:       2,
 		TruthPath:    filepath.Join(dir, "truth.csv"),
 		ManifestPath: filepath.Join(dir, "manifest.json"),
+		CandumpPath:  filepath.Join(dir, "candump.log"),
 		Scenario:     Scenario{Default: TruckScenario{Warm: &warm}},
 	}
 	man, stopSim := runSim(t, cfg)
@@ -174,6 +175,9 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 			t.Errorf("no %s in truth", s)
 		}
 	}
+	t.Run("candump replays to the truth", func(t *testing.T) {
+		checkCandumpReplay(t, cfg.CandumpPath, cfg.TruthPath, man)
+	})
 	// Warm trucks run in the thermostat band.
 	for _, v := range truth[key{"truck-01", sensors.CoolantTemp}] {
 		if v < 80 || v > 100 {
@@ -204,4 +208,61 @@ func TestNoClientNoTruth(t *testing.T) {
 	if n := len(truthBySignal(t, cfg.TruthPath)); n != 0 {
 		t.Fatalf("truth has %d series although no client connected", n)
 	}
+}
+
+// checkCandumpReplay replays the sim's candump log per truck and checks
+// that it gives exactly the CAN readings of the truth file, with the
+// truth's times at the log's microsecond resolution.
+func checkCandumpReplay(t *testing.T, dumpPath, truthPath string, man Manifest) {
+	f, err := os.Open(truthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadTruth(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := sensors.NewCANDecoder(sensors.DefaultDBC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range man.Trucks {
+		var want []sensors.Reading
+		for _, r := range recs {
+			if r.Truck == tr.ID && !isGNSS(r.Signal) {
+				want = append(want, sensors.Reading{Time: r.Time / 1000 * 1000, Value: r.Value, Signal: r.Signal})
+			}
+		}
+		log, err := os.Open(dumpPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []sensors.Reading
+		rp := &sensors.CandumpReplay{Log: log, Decoder: dec, Interface: tr.ID}
+		err = rp.Run(context.Background(), func(rs []sensors.Reading) { got = append(got, rs...) })
+		log.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 || len(got) != len(want) {
+			t.Fatalf("%s: replay gave %d readings, truth has %d", tr.ID, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s reading %d: replay %+v, truth %+v", tr.ID, i, got[i], want[i])
+			}
+		}
+		if s := rp.Stats(); s.Malformed != 0 || s.Skipped == 0 {
+			t.Errorf("%s: replay stats %+v", tr.ID, s)
+		}
+	}
+}
+
+func isGNSS(s sensors.Signal) bool {
+	switch s {
+	case sensors.GNSSLatitude, sensors.GNSSLongitude, sensors.GNSSSpeed, sensors.GNSSFixQuality, sensors.GNSSSatellites:
+		return true
+	}
+	return false
 }

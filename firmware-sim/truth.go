@@ -94,6 +94,57 @@ type TruthRecord struct {
 	Value  float64
 }
 
+// lineFile is a buffered, mutex-guarded output file (the candump log).
+type lineFile struct {
+	mu  sync.Mutex
+	f   *os.File
+	w   *bufio.Writer
+	err error
+}
+
+func createLineFile(path, what string) (*lineFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create %s file: %w", what, err)
+	}
+	return &lineFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// write appends b. A nil file ignores it.
+func (l *lineFile) write(b []byte) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if _, err := l.w.Write(b); err != nil && l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+}
+
+func (l *lineFile) flush() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.w.Flush(); err != nil && l.err == nil {
+		l.err = err
+	}
+	return l.err
+}
+
+func (l *lineFile) close() error {
+	if l == nil {
+		return nil
+	}
+	err := l.flush()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // ReadTruth parses a truth CSV (as written with Config.TruthPath).
 func ReadTruth(r io.Reader) ([]TruthRecord, error) {
 	sc := bufio.NewScanner(r)

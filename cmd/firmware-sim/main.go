@@ -51,6 +51,7 @@ func run() error {
 	flag.StringVar(&cfg.CAN, "can", "", "SocketCAN interfaces, comma-separated, one per truck (default: loopback TCP per truck)")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "random seed (default: the scenario's, else 1)")
 	flag.StringVar(&cfg.TruthPath, "truth", "", "write every emitted value to this CSV file")
+	flag.StringVar(&cfg.CandumpPath, "candump", "", "write every frame sent to this candump log (candump -l format; interface = truck id)")
 	flag.StringVar(&cfg.ManifestPath, "manifest", "", "write the manifest JSON to this file when ready")
 	flag.Var(&overheat, "overheat", "inject an engine overheat: TRUCK@OFFSET, e.g. truck-01@60s (repeatable)")
 	flag.Parse()
