@@ -123,9 +123,16 @@ func (c *Cloud) run(ctx context.Context) error {
 	}
 	c.archive = st
 
+	arch := newArchiver(c.cfg, log.With("component", "archive"), db, st, &c.cnt)
+	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
+
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
-		brk, err := broker.Start(c.cfg.BrokerListen, log.With("component", "broker"))
+		opts := broker.Options{Listen: c.cfg.BrokerListen}
+		if c.cfg.Ingest == IngestHook {
+			opts.Match, opts.Intercept = isUpTopic, in.intercept
+		}
+		brk, err := broker.Start(opts, log.With("component", "broker"))
 		if err != nil {
 			return err
 		}
@@ -143,9 +150,6 @@ func (c *Cloud) run(ctx context.Context) error {
 	}
 	c.httpAddr = ln.Addr().String()
 	srv := &http.Server{Handler: c.console.Handler(), ReadHeaderTimeout: 10 * time.Second}
-
-	arch := newArchiver(c.cfg, log.With("component", "archive"), db, st, &c.cnt)
-	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -165,7 +169,11 @@ func (c *Cloud) run(ctx context.Context) error {
 	g.Go(func() error { return in.run(gctx) })
 
 	subscribed := make(chan struct{})
-	client := c.connect(brokerURL, in.handle, subscribed, log.With("component", "mqtt"))
+	filters := map[string]byte{uplink.StatusFilter: 1}
+	if c.cfg.Ingest == IngestSubscribe {
+		filters[uplink.UpFilter] = 1
+	}
+	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
 	g.Go(func() error {
 		select {
 		case <-subscribed:
@@ -189,7 +197,7 @@ func (c *Cloud) run(ctx context.Context) error {
 // connect starts the MQTT client: persistent session, manual acks, and a
 // subscription to the uplink and status topics on every (re)connect.
 // subscribed is closed after the first successful subscription.
-func (c *Cloud) connect(brokerURL string, handler mqtt.MessageHandler, subscribed chan struct{}, log *slog.Logger) mqtt.Client {
+func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.MessageHandler, subscribed chan struct{}, log *slog.Logger) mqtt.Client {
 	var once sync.Once
 	opts := mqtt.NewClientOptions().
 		AddBroker(brokerURL).
@@ -207,7 +215,7 @@ func (c *Cloud) connect(brokerURL string, handler mqtt.MessageHandler, subscribe
 			log.Warn("broker connection lost", "err", err)
 		}).
 		SetOnConnectHandler(func(cl mqtt.Client) {
-			tok := cl.SubscribeMultiple(map[string]byte{uplink.UpFilter: 1, uplink.StatusFilter: 1}, handler)
+			tok := cl.SubscribeMultiple(filters, handler)
 			go func() {
 				tok.Wait()
 				if err := tok.Error(); err != nil {
@@ -220,6 +228,12 @@ func (c *Cloud) connect(brokerURL string, handler mqtt.MessageHandler, subscribe
 	client := mqtt.NewClient(opts)
 	client.Connect() // retries in the background until Disconnect
 	return client
+}
+
+// isUpTopic reports whether topic is a truck's uplink data topic.
+func isUpTopic(topic string) bool {
+	_, kind, err := uplink.ParseTopic(topic)
+	return err == nil && (kind == uplink.KindTelemetry || kind == uplink.KindAlerts)
 }
 
 func (c *Cloud) openArchive(ctx context.Context) (archive.Store, error) {

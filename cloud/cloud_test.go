@@ -153,8 +153,14 @@ func seqRange(from, to int64) []int64 {
 }
 
 func TestIngestDedupAndArchive(t *testing.T) {
+	for _, mode := range []string{IngestHook, IngestSubscribe} {
+		t.Run(mode, func(t *testing.T) { testIngestDedupAndArchive(t, mode) })
+	}
+}
+
+func testIngestDedupAndArchive(t *testing.T, mode string) {
 	dir := t.TempDir()
-	c := startCloud(t, dir, nil)
+	c := startCloud(t, dir, func(c *Config) { c.Ingest = mode })
 	cl := dial(t, c.BrokerAddr(), "truck-sim")
 	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
 	flat := func(int) float64 { return 80 }
@@ -352,7 +358,9 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, true},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
 		{"both brokers", func(c *Config) { c.BrokerURL = "tcp://127.0.0.1:1883" }, false},
-		{"external broker", func(c *Config) { c.BrokerListen, c.BrokerURL = "", "tcp://127.0.0.1:1883" }, true},
+		{"external broker", func(c *Config) { c.BrokerListen, c.BrokerURL, c.Ingest = "", "tcp://127.0.0.1:1883", IngestSubscribe }, true},
+		{"hook with external broker", func(c *Config) { c.BrokerListen, c.BrokerURL = "", "tcp://127.0.0.1:1883" }, false},
+		{"bad ingest", func(c *Config) { c.Ingest = "magic" }, false},
 		{"bad broker url", func(c *Config) { c.BrokerListen, c.BrokerURL = "", "127.0.0.1:1883" }, false},
 		{"s3 archive", func(c *Config) { c.Archive = "s3://bucket/some/prefix" }, true},
 		{"bad archive", func(c *Config) { c.Archive = "/tmp/x" }, false},

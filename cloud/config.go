@@ -27,6 +27,13 @@ type Config struct {
 	// BrokerURL is an external broker to subscribe to instead, e.g.
 	// "tcp://127.0.0.1:1883" (Mosquitto).
 	BrokerURL string `json:"broker_url,omitempty"`
+	// Ingest says how the cloud takes uplinked data from the embedded
+	// broker: IngestHook (default) ingests inside the broker before it
+	// acknowledges the gateway, so a gateway's PUBACK means the data is
+	// durable in the cloud even if the process is killed at once;
+	// IngestSubscribe uses an MQTT subscription as with an external
+	// broker. With BrokerURL it must be IngestSubscribe (or empty).
+	Ingest string `json:"ingest,omitempty"`
 	// ClientID is the cloud's MQTT client id. Its session is persistent
 	// (clean session false), so it must be stable across restarts.
 	ClientID string `json:"client_id,omitempty"`
@@ -64,6 +71,12 @@ type S3Config struct {
 	PathStyle bool `json:"path_style,omitempty"`
 }
 
+// Ingest modes.
+const (
+	IngestHook      = "hook"
+	IngestSubscribe = "subscribe"
+)
+
 // Defaults.
 const (
 	DefaultBrokerListen     = "127.0.0.1:1883"
@@ -88,6 +101,12 @@ func DefaultConfig() Config {
 func (c *Config) setDefaults() {
 	if c.BrokerListen == "" && c.BrokerURL == "" {
 		c.BrokerListen = DefaultBrokerListen
+	}
+	if c.Ingest == "" {
+		c.Ingest = IngestHook
+		if c.BrokerURL != "" {
+			c.Ingest = IngestSubscribe
+		}
 	}
 	if c.ClientID == "" {
 		c.ClientID = DefaultClientID
@@ -126,6 +145,10 @@ func (c Config) Validate() error {
 		return bad("data_dir is required")
 	case c.BrokerListen != "" && c.BrokerURL != "":
 		return bad("set broker_listen or broker_url, not both")
+	case c.Ingest != IngestHook && c.Ingest != IngestSubscribe:
+		return bad("ingest %q: want %q or %q", c.Ingest, IngestHook, IngestSubscribe)
+	case c.Ingest == IngestHook && c.BrokerURL != "":
+		return bad("ingest %q needs the embedded broker; use %q with broker_url", IngestHook, IngestSubscribe)
 	case c.HTTPListen == "":
 		return bad("http_listen is required")
 	case c.ClientID == "":

@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"encoding"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,12 +18,35 @@ import (
 	"github.com/abc4logistics/tankguard/uplink"
 )
 
+var errStopped = errors.New("cloud ingest stopped")
+
 // Staged record kinds: the first byte of a staged record; the rest is an
 // uplink-encoded batch.
 const (
 	stagedEdge  byte = 'E' // a gateway's batch, after dedup
 	stagedCloud byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
 )
+
+// message is one uplinked MQTT message: a paho message, or one taken from
+// the embedded broker before it acknowledges the publisher.
+type message interface {
+	Topic() string
+	Payload() []byte
+	// Ack is called once the message's data is durable (or it was rejected).
+	Ack()
+}
+
+// hookMessage is a message intercepted in the embedded broker; the
+// publisher's PUBACK waits for done.
+type hookMessage struct {
+	topic   string
+	payload []byte
+	done    chan struct{}
+}
+
+func (m *hookMessage) Topic() string   { return m.topic }
+func (m *hookMessage) Payload() []byte { return m.payload }
+func (m *hookMessage) Ack()            { close(m.done) }
 
 // truckState is what ingest keeps per truck. Owned by the ingest goroutine.
 type truckState struct {
@@ -48,7 +72,7 @@ type ingester struct {
 	cnt     *counters
 	thr     *throttle
 	sink    sink
-	msgs    chan mqtt.Message
+	msgs    chan message
 	stop    chan struct{}
 	trucks  map[string]*truckState
 	staged  func(bytes int) // told how many bytes each commit staged
@@ -65,7 +89,7 @@ type sink interface {
 func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s sink, staged func(int)) *ingester {
 	return &ingester{
 		cfg: cfg, log: log, db: db, cnt: cnt, thr: newThrottle(time.Second), sink: s,
-		msgs: make(chan mqtt.Message, 4*cfg.MaxBatchMessages), stop: make(chan struct{}),
+		msgs: make(chan message, 4*cfg.MaxBatchMessages), stop: make(chan struct{}),
 		trucks: map[string]*truckState{}, staged: staged, nowFunc: time.Now,
 	}
 }
@@ -73,15 +97,34 @@ func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s si
 // handle is the paho message handler: it hands the message to run, or
 // drops it unacknowledged (the broker redelivers) once run has ended.
 func (in *ingester) handle(_ mqtt.Client, m mqtt.Message) {
+	var msg message = m
+	select {
+	case in.msgs <- msg:
+	case <-in.stop:
+	}
+}
+
+// intercept is the embedded broker's hook: it ingests one publish and
+// returns once its data is durable, so the broker acknowledges the
+// gateway only then.
+func (in *ingester) intercept(topic string, payload []byte) error {
+	m := &hookMessage{topic: topic, payload: payload, done: make(chan struct{})}
 	select {
 	case in.msgs <- m:
 	case <-in.stop:
+		return errStopped
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-in.stop:
+		return errStopped
 	}
 }
 
 func (in *ingester) run(ctx context.Context) error {
 	defer close(in.stop)
-	batch := make([]mqtt.Message, 0, in.cfg.MaxBatchMessages)
+	batch := make([]message, 0, in.cfg.MaxBatchMessages)
 	for {
 		batch = batch[:0]
 		select {
@@ -108,7 +151,7 @@ func (in *ingester) run(ctx context.Context) error {
 // step makes one batch of messages durable, then acknowledges them, then
 // publishes what they carried. A database failure is fatal: the messages
 // stay unacknowledged and the broker redelivers them after a restart.
-func (in *ingester) step(msgs []mqtt.Message) error {
+func (in *ingester) step(msgs []message) error {
 	now := in.nowFunc()
 	commit := store.Commit{Dedup: map[string][]byte{}, Detectors: map[string][]byte{}}
 	var outs []accepted

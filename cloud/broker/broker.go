@@ -17,10 +17,23 @@ type Broker struct {
 	tcp *listeners.TCP
 }
 
-// Start binds listen (host:port; port 0 picks a free one) and serves MQTT
-// on it until Close. Any client may connect: the broker listens on the
-// addresses the operator chose.
-func Start(listen string, log *slog.Logger) (*Broker, error) {
+// Options configure a Broker.
+type Options struct {
+	// Listen is the TCP host:port; port 0 picks a free one.
+	Listen string
+	// Match selects the topics Intercept sees; nil matches none.
+	Match func(topic string) bool
+	// Intercept, if set, is called for every PUBLISH on a matching topic
+	// before the broker acknowledges it to the publisher, from that
+	// client's connection goroutine. If it returns an error the message is
+	// not acknowledged and the client is disconnected, so it sends the
+	// message again after reconnecting.
+	Intercept func(topic string, payload []byte) error
+}
+
+// Start binds opts.Listen and serves MQTT on it until Close. Any client
+// may connect: the broker listens on the addresses the operator chose.
+func Start(opts Options, log *slog.Logger) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Logger:       slog.New(levelHandler{log.Handler(), slog.LevelWarn}),
 		InlineClient: false,
@@ -28,6 +41,12 @@ func Start(listen string, log *slog.Logger) (*Broker, error) {
 	if err := srv.AddHook(new(allowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker start: %w", err)
 	}
+	if opts.Intercept != nil && opts.Match != nil {
+		if err := srv.AddHook(&interceptHook{opts: opts, log: log}, nil); err != nil {
+			return nil, fmt.Errorf("broker start: %w", err)
+		}
+	}
+	listen := opts.Listen
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: listen})
 	if err := srv.AddListener(tcp); err != nil {
 		return nil, fmt.Errorf("broker listen %s: %w", listen, err)
@@ -57,6 +76,30 @@ func (*allowHook) Provides(b byte) bool {
 func (*allowHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
 func (*allowHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+
+// interceptHook hands matching publishes to Options.Intercept before the
+// broker acknowledges them.
+type interceptHook struct {
+	mqtt.HookBase
+	opts Options
+	log  *slog.Logger
+}
+
+func (*interceptHook) ID() string { return "intercept" }
+
+func (*interceptHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+func (h *interceptHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !h.opts.Match(pk.TopicName) {
+		return pk, nil
+	}
+	if err := h.opts.Intercept(pk.TopicName, pk.Payload); err != nil {
+		h.log.Warn("publish not accepted; disconnecting client so it resends", "client", cl.ID, "topic", pk.TopicName, "err", err)
+		cl.Stop(err)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
 
 // levelHandler drops records below min; mochi logs every connection at
 // info level, which is noise at fleet scale.
