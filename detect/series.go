@@ -428,7 +428,7 @@ func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 // rank orders the conditions: the open alert carries the highest.
 func rank(k Kind, s Severity) int { return int(s)*16 + int(kindPriority[k]) }
 
-var kindPriority = [...]uint8{KindInvalid: 0, KindMissing: 1, KindStuck: 2, KindDeviation: 3, KindRateOfRise: 4, KindLimit: 5}
+var kindPriority = [...]uint8{KindInvalid: 0, KindMissing: 1, KindStuck: 2, KindRateOfRise: 3, KindDeviation: 4, KindLimit: 5}
 
 // top returns the most urgent active condition and when it began.
 func (s *series) top() (k Kind, sev Severity, since int64) {
