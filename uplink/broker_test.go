@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"sync"
@@ -28,6 +29,7 @@ type testBroker struct {
 	t    testing.TB
 	addr string
 	srv  *mochi.Server
+	tls  *tls.Config // server TLS, nil for plain TCP
 
 	mu       sync.Mutex
 	batches  []Batch // decoded, in arrival order, per topic kind
@@ -41,8 +43,13 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 // startBroker starts a broker on addr ("127.0.0.1:0" for any port).
 func startBroker(t testing.TB, addr string) *testBroker {
+	return startBrokerTLS(t, addr, nil)
+}
+
+// startBrokerTLS starts a broker whose listener uses tlsCfg.
+func startBrokerTLS(t testing.TB, addr string, tlsCfg *tls.Config) *testBroker {
 	t.Helper()
-	b := &testBroker{t: t, arrived: make(chan struct{}, 1)}
+	b := &testBroker{t: t, arrived: make(chan struct{}, 1), tls: tlsCfg}
 	b.start(addr)
 	t.Cleanup(b.stop)
 	return b
@@ -54,7 +61,7 @@ func (b *testBroker) start(addr string) {
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		b.t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: addr})
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: addr, TLSConfig: b.tls})
 	var err error
 	for i := 0; i < 50; i++ { // the old listener's port may linger briefly
 		if err = srv.AddListener(tcp); err == nil {
@@ -114,7 +121,12 @@ func (b *testBroker) stop() {
 	}
 }
 
-func (b *testBroker) url() string { return "tcp://" + b.addr }
+func (b *testBroker) url() string {
+	if b.tls != nil {
+		return "ssl://" + b.addr
+	}
+	return "tcp://" + b.addr
+}
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

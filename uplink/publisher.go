@@ -49,6 +49,11 @@ type State struct {
 	Records         uint64 // records acknowledged by the broker
 	Bytes           uint64 // payload bytes acknowledged by the broker
 	Dropped         uint64 // records dropped because they cannot be encoded (ErrRecordTooLarge)
+
+	CommandsReceived  uint64 // valid commands passed to Commands()
+	CommandsRejected  uint64 // command payloads that failed DecodeCommand
+	CommandsDuplicate uint64 // commands ignored because their ID was seen recently
+	CommandsDropped   uint64 // valid commands dropped because Commands() was not drained
 }
 
 // Publisher sends the queue's records to the broker and deletes them once
@@ -60,9 +65,19 @@ type Publisher struct {
 	q   queue
 	log *slog.Logger
 
-	mu sync.Mutex
-	st State
+	mu        sync.Mutex
+	st        State
+	cmds      chan Command
+	cmdClosed bool
+	seenIDs   map[string]struct{}
+	seenOrder []string
 }
+
+// commandBuffer is the capacity of the Commands channel.
+const commandBuffer = 64
+
+// seenCommands is how many recent command IDs are remembered for dedup.
+const seenCommands = 256
 
 // NewPublisher returns a publisher for q. It does not connect; Run does.
 // log may be nil.
@@ -77,7 +92,8 @@ func NewPublisher(cfg Config, q queue, log *slog.Logger) (*Publisher, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg = cfg.withDefaults()
-	p := &Publisher{cfg: cfg, q: q, log: log.With("component", "uplink", "truck", cfg.Truck)}
+	p := &Publisher{cfg: cfg, q: q, log: log.With("component", "uplink", "truck", cfg.Truck),
+		cmds: make(chan Command, commandBuffer), seenIDs: map[string]struct{}{}}
 	p.st.Since = cfg.Now()
 	return p, nil
 }
@@ -109,11 +125,57 @@ func (p *Publisher) setOnline(on bool, err error) {
 	}
 }
 
+// Commands returns the channel of valid, de-duplicated commands from the
+// cloud (the cmd topic). The gateway must drain it; commands arriving
+// while it holds commandBuffer (64) undrained ones are dropped and counted.
+// It is closed when Run returns.
+func (p *Publisher) Commands() <-chan Command { return p.cmds }
+
+// onCommand handles one message on the cmd topic.
+func (p *Publisher) onCommand(payload []byte) {
+	c, err := DecodeCommand(payload)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.st.CommandsRejected++
+		p.log.Warn("uplink: rejected command", "bytes", len(payload), "rejected_total", p.st.CommandsRejected, "error", err)
+		return
+	}
+	if _, dup := p.seenIDs[c.ID]; dup {
+		p.st.CommandsDuplicate++
+		return
+	}
+	if len(p.seenOrder) >= seenCommands {
+		delete(p.seenIDs, p.seenOrder[0])
+		p.seenOrder = p.seenOrder[1:]
+	}
+	p.seenIDs[c.ID] = struct{}{}
+	p.seenOrder = append(p.seenOrder, c.ID)
+	if p.cmdClosed {
+		return
+	}
+	select {
+	case p.cmds <- c:
+		p.st.CommandsReceived++
+	default:
+		p.st.CommandsDropped++
+		p.log.Error("uplink: command dropped, Commands() not drained", "id", c.ID, "type", c.Type)
+	}
+}
+
 // Run connects, publishes until ctx is done, and reconnects with
 // exponential backoff and jitter whenever the connection fails. It returns
 // nil when ctx is cancelled, after publishing the retained offline status
 // if it can.
+//
+// Run must be called once.
 func (p *Publisher) Run(ctx context.Context) error {
+	defer func() {
+		p.mu.Lock()
+		p.cmdClosed = true
+		close(p.cmds)
+		p.mu.Unlock()
+	}()
 	attempt := 0
 	for ctx.Err() == nil {
 		c, lost, err := p.connect(ctx)
@@ -222,6 +284,13 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, *lostConn, error)
 	if !waitToken(ctx, st, p.cfg.PublishTimeout) || st.Error() != nil {
 		c.Disconnect(0)
 		return nil, nil, fmt.Errorf("uplink connect %s: publish online status: %v", p.cfg.BrokerURL, st.Error())
+	}
+	sub := c.Subscribe(Topic(p.cfg.Truck, KindCommand), 1, func(_ mqtt.Client, m mqtt.Message) {
+		p.onCommand(m.Payload())
+	})
+	if !waitToken(ctx, sub, p.cfg.PublishTimeout) || sub.Error() != nil {
+		c.Disconnect(0)
+		return nil, nil, fmt.Errorf("uplink connect %s: subscribe %s: %v", p.cfg.BrokerURL, KindCommand, sub.Error())
 	}
 	return c, lost, nil
 }
