@@ -60,6 +60,8 @@ type Sim struct {
 	msgs  []canMsg
 	truth *truthWriter
 	dump  *lineFile
+	// skipped counts ticks dropped beyond maxCatchUp (scheduler goroutine).
+	skipped uint64
 
 	mu       sync.Mutex
 	trucks   []*truck
@@ -226,24 +228,43 @@ func writeManifest(path string, m Manifest) error {
 	return nil
 }
 
+// maxCatchUp bounds how many missed ticks the scheduler replays at once
+// after it was starved of CPU (or the machine was suspended).
+const maxCatchUp = 10
+
 // loop is the single scheduler: every tick it advances and emits every
-// started truck. No goroutine per truck or signal.
+// started truck. No goroutine per truck or signal. When the process was
+// not scheduled in time it runs the missed ticks (up to maxCatchUp), so
+// trucks keep their real rates on a loaded machine.
 func (s *Sim) loop(ctx context.Context) error {
-	tk := time.NewTicker(s.cfg.Tick)
-	defer tk.Stop()
+	tick := s.cfg.Tick
+	next := time.Now().Add(tick)
+	tm := time.NewTimer(tick)
+	defer tm.Stop()
 	lastFlush := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tk.C:
+		case <-tm.C:
 		}
-		now := s.cfg.Now()
-		for _, t := range s.trucks {
-			s.step(t, now)
+		wall := time.Now()
+		due := int(wall.Sub(next)/tick) + 1
+		if due > maxCatchUp {
+			s.skipped += uint64(due - maxCatchUp)
+			next = next.Add(time.Duration(due-maxCatchUp) * tick)
+			due = maxCatchUp
 		}
-		if time.Since(lastFlush) >= time.Second {
-			lastFlush = time.Now()
+		for ; due > 0; due-- {
+			now := s.cfg.Now()
+			for _, t := range s.trucks {
+				s.step(t, now)
+			}
+			next = next.Add(tick)
+		}
+		tm.Reset(time.Until(next))
+		if wall.Sub(lastFlush) >= time.Second {
+			lastFlush = wall
 			if err := s.truth.flush(); err != nil {
 				return fmt.Errorf("firmware-sim: %w", err)
 			}
@@ -285,7 +306,7 @@ func (s *Sim) step(t *truck, now time.Time) {
 		for _, f := range t.frames {
 			t.readings = s.dec.Decode(f, ns, t.readings)
 		}
-		if t.sendCAN(t.frames, s.cfg.WriteTimeout, now) {
+		if t.sendCAN(t.frames, s.cfg.WriteTimeout) {
 			s.truth.write(t.id, t.readings)
 			if s.dump != nil {
 				b := t.dumpBuf[:0]
@@ -389,7 +410,7 @@ func (t *truck) accept(ctx context.Context, now func() time.Time, log interface 
 
 // sendCAN writes frames to every client (or the SocketCAN bus) and reports
 // whether at least one took them. A client that fails is dropped.
-func (t *truck) sendCAN(frames []can.Frame, timeout time.Duration, now time.Time) bool {
+func (t *truck) sendCAN(frames []can.Frame, timeout time.Duration) bool {
 	t.wire = t.wire[:0]
 	for _, f := range frames {
 		var sf socketcan.Frame
@@ -413,7 +434,7 @@ func (t *truck) sendCAN(frames []can.Frame, timeout time.Duration, now time.Time
 	ok := false
 	var failed []net.Conn
 	for _, c := range clients {
-		_ = c.SetWriteDeadline(now.Add(timeout))
+		_ = c.SetWriteDeadline(time.Now().Add(timeout)) // wall clock, not the sim's
 		if _, err := c.Write(t.wire); err != nil {
 			failed = append(failed, c)
 			continue
