@@ -181,8 +181,19 @@ func isCorrupt(err error) bool {
 
 var errScanPanic = errors.New("database scan panicked")
 
+// openBolt opens the bbolt file at path, turning a panic inside bbolt
+// (it panics on some damaged pages) into errScanPanic.
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: open: %v", errScanPanic, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, boltOptions())
+}
+
 func (q *Queue) openDB() error {
-	db, err := bolt.Open(q.path, 0o600, boltOptions())
+	db, err := openBolt(q.path)
 	if err == nil {
 		if err = q.load(db); err != nil {
 			db.Close()
@@ -201,7 +212,7 @@ func (q *Queue) openDB() error {
 	}
 	q.log.Error("BUFFER DATABASE DAMAGED: moved aside, starting an empty queue; its unsent records are not sent",
 		"path", q.path, "moved_to", aside, "error", err)
-	db, err = bolt.Open(q.path, 0o600, boltOptions())
+	db, err = openBolt(q.path)
 	if err != nil {
 		return fmt.Errorf("buffer open %s after moving damaged file aside: %w", q.path, err)
 	}
@@ -466,6 +477,9 @@ func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
 	defer q.writeMu.Unlock()
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
+	if q.db == nil {
+		return ErrClosed
+	}
 
 	// Encode outside the transaction.
 	type kv struct {
