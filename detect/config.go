@@ -77,9 +77,9 @@ type SignalConfig struct {
 	// IgnoreBelow: readings below it are neither learned nor checked for
 	// deviation or rate of rise (a cold engine warming up is normal);
 	// limits, stuck and missing still apply. After such a cold start the
-	// warm-up also waits until the readings have settled (the oldest and
-	// the least-squares rise over the last Warmup readings is within
-	// MinMargin/10). NaN disables.
+	// warm-up uses MaxWarmup readings and waits until they have settled
+	// (their rise, from the medians of their oldest and newest thirds, is
+	// within MinMargin/10). NaN disables.
 	IgnoreBelow float64
 	// MaxRise is the fastest normal rise (unit per minute), measured over
 	// RiseWindow on a 3-reading median so one glitch does not count;
@@ -112,7 +112,7 @@ func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
-			MinMargin: 7, MarginFrac: 0.25, Hysteresis: 0.5,
+			MinMargin: 8, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 0.2, Decay: 1e-4,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 6, RiseWindow: 30 * time.Second,

@@ -151,8 +151,8 @@ func TestRejectsBadReadings(t *testing.T) {
 	if !ok || b.Rejected != 3 || b.Readings != 40 || !b.Ready {
 		t.Fatalf("band %+v", b)
 	}
-	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 7) {
-		t.Errorf("band [%v %v] margin %v, want within [89 91] and 7", b.Low, b.High, b.Margin)
+	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 8) {
+		t.Errorf("band [%v %v] margin %v, want within [89 91] and 8", b.Low, b.High, b.Margin)
 	}
 	if _, ok := d.Band(sensors.WheelSpeed); ok {
 		t.Error("band for an unwatched signal")

@@ -237,7 +237,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	if s.ignored(c, x) {
 		step(c, &st.Dev, &st.DevOn, false, t, cover)
 		if !st.Ready {
+			// Cold: the warm-up starts again with the next warm reading.
 			st.ColdStart = true
+			st.NWarm = 0
 		}
 		return
 	}
@@ -290,6 +292,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 func (s *series) warmUp(c *SignalConfig, x float64) {
 	st := &s.st
 	w := int64(c.Warmup)
+	if st.ColdStart {
+		w = MaxWarmup // judge settling over a longer window
+	}
 	if st.NWarm < w {
 		st.Warm[st.NWarm] = x
 		st.NWarm++
@@ -308,22 +313,18 @@ func (s *series) warmUp(c *SignalConfig, x float64) {
 	insertionSort(v)
 	med := median(v)
 	if st.ColdStart && w >= 6 {
-		// After a cold start, wait until the signal has settled: the
-		// least-squares rise over the window is within a tenth of the
-		// margin, else the engine is still warming up.
-		var sxy, sxx float64
-		mid := float64(w-1) / 2
-		mean := 0.0
-		for _, y := range st.Warm[:w] {
-			mean += y
-		}
-		mean /= float64(w)
-		for i, y := range st.Warm[:w] {
-			dx := float64(i) - mid
-			sxy += float64(dx * (y - mean))
-			sxx += float64(dx * dx)
-		}
-		if math.Abs(float64(sxy/sxx)*float64(w-1)) > c.MinMargin/10 {
+		// After a cold start, wait until the signal has settled: the rise
+		// over the window, estimated from the medians of its oldest and
+		// newest thirds (so a glitch does not hide a trend), is within a
+		// tenth of the margin; else the engine is still warming up.
+		var a, b [MaxWarmup]float64
+		k := w / 3
+		copy(a[:k], st.Warm[:k])
+		copy(b[:k], st.Warm[w-k:w])
+		insertionSort(a[:k])
+		insertionSort(b[:k])
+		rise := float64(median(b[:k])-median(a[:k])) * float64(w-1) / float64(w-k)
+		if math.Abs(rise) > c.MinMargin/10 {
 			return
 		}
 	}
