@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abc4logistics/tankguard/cloud"
+	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/detect"
+	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
+	"github.com/abc4logistics/tankguard/gateway"
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// The end-to-end tests run the whole system over real sockets: the cloud
+// (with its embedded broker, or Mosquitto), one simulated truck on a
+// loopback CAN bus and an NMEA pseudo-terminal, and its gateway. The truck
+// overheats; the gateway and the cloud must each raise the alert, and every
+// value the simulator emitted must be archived exactly once.
+
+func TestEndToEndEmbeddedBroker(t *testing.T) {
+	t.Parallel()
+	runEndToEnd(t, "")
+}
+
+func TestEndToEndMosquitto(t *testing.T) {
+	t.Parallel()
+	runEndToEnd(t, startMosquitto(t))
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func runEndToEnd(t *testing.T, brokerURL string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	log := testLogger(t)
+
+	// Cloud.
+	ccfg := cloud.DefaultConfig()
+	ccfg.DataDir = filepath.Join(dir, "cloud")
+	ccfg.HTTPListen = "127.0.0.1:0"
+	ccfg.FlushInterval = 500 * time.Millisecond
+	if brokerURL == "" {
+		ccfg.BrokerListen = "127.0.0.1:0"
+	} else {
+		ccfg.BrokerURL = brokerURL
+	}
+	c, err := cloud.New(ccfg, log.With("proc", "cloud"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloudCtx, cloudStop := context.WithCancel(ctx)
+	cloudDone := goRun(func() error { return c.Run(cloudCtx) })
+	defer func() { cloudStop(); wait(t, "cloud", cloudDone) }()
+	select {
+	case <-c.Ready():
+	case <-cloudDone.done:
+		t.Fatalf("cloud stopped before ready: %v", cloudDone.err)
+	}
+	if brokerURL == "" {
+		brokerURL = "tcp://" + c.BrokerAddr()
+	}
+
+	// Simulated truck: warm engine, overheat 40 s after its gateway connects.
+	var sc firmwaresim.Scenario
+	warm := true
+	sc.Default.Warm = &warm
+	if err := sc.AddFaultFlag(firmwaresim.FaultOverheat, "truck-01@40s"); err != nil {
+		t.Fatal(err)
+	}
+	truthPath := filepath.Join(dir, "truth.csv")
+	ready := make(chan firmwaresim.Manifest, 1)
+	simCtx, simStop := context.WithCancel(ctx)
+	simDone := goRun(func() error {
+		return firmwaresim.Run(simCtx, firmwaresim.Config{
+			Trucks: 1, Scenario: sc, TruthPath: truthPath, Seed: 7,
+			OnReady: func(m firmwaresim.Manifest) { ready <- m },
+		})
+	})
+	defer func() { simStop(); wait(t, "sim", simDone) }()
+	var m firmwaresim.Manifest
+	select {
+	case m = <-ready:
+	case <-simDone.done:
+		t.Fatalf("sim stopped before ready: %v", simDone.err)
+	}
+	truck := m.Trucks[0]
+
+	// Gateway.
+	gcfg := gateway.DefaultConfig()
+	gcfg.Truck = truck.ID
+	gcfg.DataDir = filepath.Join(dir, "gw")
+	gcfg.CAN = []string{truck.CAN}
+	gcfg.Serial = []string{truck.Serial}
+	gcfg.Uplink.BrokerURL = brokerURL
+	gcfg.Uplink.BatchDelay = 500 * time.Millisecond
+	gcfg.Cab.Listen = "127.0.0.1:0"
+	g, err := gateway.New(gcfg, log.With("proc", "gateway"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwCtx, gwStop := context.WithCancel(ctx)
+	gwDone := goRun(func() error { return g.Run(gwCtx) })
+	defer func() { gwStop(); wait(t, "gateway", gwDone) }()
+
+	// Both the gateway and the cloud raise the coolant alert on their own.
+	var edge detect.Transition
+	waitFor(t, ctx, 150*time.Second, "gateway raises the coolant alert", func() bool {
+		for _, a := range g.Alerts() {
+			if a.Signal == sensors.CoolantTemp && a.Phase == detect.Raised {
+				edge = a
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("gateway alert: %s %s %s value %.1f baseline %.1f", edge.Kind, edge.Severity, edge.Phase, edge.Value, edge.Baseline)
+	archiveDir := c.ArchiveDir()
+	var cloudAlert archive.Alert
+	waitFor(t, ctx, 30*time.Second, "cloud raises its own coolant alert and archives the edge's", func() bool {
+		alerts, err := archive.ReadAlerts(archiveDir)
+		if err != nil {
+			return false
+		}
+		var sawEdge, sawCloud bool
+		for _, a := range alerts {
+			if a.Truck != truck.ID || a.Signal != sensors.CoolantTemp.String() || a.Phase != detect.Raised.String() {
+				continue
+			}
+			switch a.Source {
+			case archive.SourceEdge:
+				sawEdge = a.StartNS == edge.Start && a.Kind == edge.Kind.String()
+			case archive.SourceCloud:
+				sawCloud, cloudAlert = true, a
+			}
+		}
+		return sawEdge && sawCloud
+	})
+	t.Logf("cloud alert: %s %s value %.1f", cloudAlert.Kind, cloudAlert.Severity, cloudAlert.Value)
+	// Fed the same readings, the cloud's detector decides as the gateway's did.
+	if cloudAlert.StartNS != edge.Start || cloudAlert.Kind != edge.Kind.String() || cloudAlert.Severity != edge.Severity.String() {
+		t.Errorf("cloud alert %+v differs from the gateway's %+v", cloudAlert, edge)
+	}
+
+	// Stop the simulator: its truth file is then complete. Everything it
+	// emitted must reach the archive exactly once.
+	simStop()
+	wait(t, "sim", simDone)
+	f, err := os.Open(truthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := firmwaresim.ReadTruth(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(truth) < 500 {
+		t.Fatalf("simulator emitted only %d values", len(truth))
+	}
+	var got []archive.Reading
+	waitFor(t, ctx, 60*time.Second, "every emitted value archived", func() bool {
+		got, err = archive.ReadReadings(archiveDir)
+		return err == nil && len(got) >= len(truth)
+	})
+	if diff := compareTruth(truth, got); diff != "" {
+		t.Fatal(diff)
+	}
+	t.Logf("%d values emitted, %d archived, cloud stats %+v", len(truth), len(got), c.Stats())
+}
+
+// compareTruth checks that, per (truck, signal), the archived readings in
+// sequence order carry exactly the emitted values in emission order, each
+// once, and that sequence numbers are unique.
+func compareTruth(truth []firmwaresim.TruthRecord, got []archive.Reading) string {
+	type key struct{ truck, signal string }
+	want := map[key][]float64{}
+	for _, r := range truth {
+		k := key{r.Truck, r.Signal.String()}
+		want[k] = append(want[k], r.Value)
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Seq < got[j].Seq })
+	have := map[key][]float64{}
+	seen := map[string]bool{}
+	var b strings.Builder
+	for _, r := range got {
+		id := fmt.Sprintf("%s/%d", r.Truck, r.Seq)
+		if seen[id] {
+			fmt.Fprintf(&b, "duplicate archived reading %s\n", id)
+		}
+		seen[id] = true
+		k := key{r.Truck, r.Signal}
+		have[k] = append(have[k], r.Value)
+	}
+	for k, w := range want {
+		h := have[k]
+		if len(h) != len(w) {
+			fmt.Fprintf(&b, "%s/%s: emitted %d values, archived %d\n", k.truck, k.signal, len(w), len(h))
+			continue
+		}
+		for i := range w {
+			if w[i] != h[i] {
+				fmt.Fprintf(&b, "%s/%s: value %d emitted %v, archived %v\n", k.truck, k.signal, i, w[i], h[i])
+				break
+			}
+		}
+	}
+	for k, h := range have {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "%s/%s: %d archived values the simulator never emitted\n", k.truck, k.signal, len(h))
+		}
+	}
+	return b.String()
+}
+
+// running is a component's Run in its own goroutine; done closes when it
+// returned, and err is then its result.
+type running struct {
+	done chan struct{}
+	err  error
+}
+
+func goRun(f func() error) *running {
+	r := &running{done: make(chan struct{})}
+	go func() { r.err = f(); close(r.done) }()
+	return r
+}
+
+// wait waits for r to stop and reports its error; it may be called again.
+func wait(t *testing.T, name string, r *running) {
+	t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil && !errors.Is(r.err, context.Canceled) {
+			t.Errorf("%s: %v", name, r.err)
+			r.err = nil // report once
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not stop within 30 s", name)
+	}
+}
+
+func waitFor(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("timed out after %v waiting until %s", limit, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// startMosquitto starts Debian's mosquitto on a free loopback port and
+// returns its URL. It skips when mosquitto is missing, unless CI is set.
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+			if _, e := os.Stat(p); e == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto is not installed (required under CI)")
+		}
+		t.Skip("mosquitto is not installed")
+	}
+	port := freePort(t)
+	// mosquitto started as root drops to user mosquitto: keep the config
+	// where that user can read it; no persistence, log to stdout.
+	dir, err := os.MkdirTemp("", "tankguard-mosquitto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stdout\nmax_queued_messages 100000\n", port)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	out, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(out.Name())
+			t.Logf("mosquitto log:\n%s", b)
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "tcp://" + addr
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,150 @@
+// Command gateway runs one truck's edge pipeline: it reads the truck's CAN
+// buses and serial GNSS receivers, detects temperature excursions, drives
+// the in-cab display, stores everything in a store-and-forward queue and
+// uplinks it over MQTT.
+//
+//	gateway -truck truck-01 -data /var/lib/tankguard -can can0 -serial /dev/ttyUSB0 -broker tcp://broker:1883
+//
+// An optional JSON config file (-config) sets the detector ("detect", see
+// detect.ParseConfig). Flags override the file.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/gateway"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// fileConfig is the JSON config file: the gateway's own fields plus the
+// detector section in detect.ParseConfig's format.
+type fileConfig struct {
+	Truck   string          `json:"truck"`
+	DataDir string          `json:"data_dir"`
+	CAN     []string        `json:"can"`
+	Serial  []string        `json:"serial"`
+	Broker  string          `json:"broker"`
+	Cab     string          `json:"cab_listen"`
+	DBC     string          `json:"dbc_file"`
+	Detect  json.RawMessage `json:"detect"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		can, serial listFlag
+		cfgFile     = flag.String("config", "", "JSON config file")
+		truck       = flag.String("truck", "", "truck id, e.g. truck-01")
+		dataDir     = flag.String("data", "", "data directory for the store-and-forward queue")
+		broker      = flag.String("broker", "", "MQTT broker URL (default tcp://127.0.0.1:1883)")
+		cabListen   = flag.String("cab", "", `cab display listen address (default 127.0.0.1:8081; "off" disables)`)
+		dbcFile     = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
+		verbose     = flag.Bool("v", false, "debug logging")
+	)
+	flag.Var(&can, "can", "CAN bus: interface name (can0) or tcp://127.0.0.1:PORT; repeatable or comma-separated")
+	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := gateway.DefaultConfig()
+	var fc fileConfig
+	if *cfgFile != "" {
+		b, err := os.ReadFile(*cfgFile)
+		if err != nil {
+			return fmt.Errorf("read config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fc); err != nil {
+			return fmt.Errorf("config %s: %w", *cfgFile, err)
+		}
+		if len(fc.Detect) > 0 {
+			if cfg.Detect, err = detect.ParseConfig(fc.Detect); err != nil {
+				return fmt.Errorf("config %s: detect: %w", *cfgFile, err)
+			}
+		}
+	}
+	pick := func(flagV, fileV string) string {
+		if flagV != "" {
+			return flagV
+		}
+		return fileV
+	}
+	cfg.Truck = pick(*truck, fc.Truck)
+	cfg.DataDir = pick(*dataDir, fc.DataDir)
+	cfg.CAN = append([]string(nil), fc.CAN...)
+	if len(can) > 0 {
+		cfg.CAN = can
+	}
+	cfg.Serial = append([]string(nil), fc.Serial...)
+	if len(serial) > 0 {
+		cfg.Serial = serial
+	}
+	if b := pick(*broker, fc.Broker); b != "" {
+		cfg.Uplink.BrokerURL = b
+	}
+	if c := pick(*cabListen, fc.Cab); c != "" {
+		cfg.Cab.Listen = c
+	}
+	if f := pick(*dbcFile, fc.DBC); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read dbc: %w", err)
+		}
+		cfg.DBC = b
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if c := g.Cab(); c != nil {
+		go func() {
+			select {
+			case <-c.Ready():
+				fmt.Printf("cab display: http://%s/\n", c.Addr())
+			case <-ctx.Done():
+			}
+		}()
+	}
+	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/abc4logistics/tankguard/buffer"
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/gateway/cab"
+	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// Gateway is one truck's edge pipeline: sensors -> detect -> buffer ->
+// uplink, with the cab display fed from the detect stage. Create it with
+// New and start it with Run, once. Its accessors are safe for concurrent
+// use.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	queue *buffer.Queue
+	pub   *uplink.Publisher
+	cab   *cab.Server // nil when disabled
+	can   []*sensors.CANSource
+	nmea  []*sensors.NMEASource
+
+	// mu serialises the detect stage: sources emit from their own
+	// goroutines, the detector is single-owner.
+	mu       sync.Mutex
+	det      *detect.Detector
+	trans    []detect.Transition // scratch, reused per batch
+	alerts   []detect.Transition // every transition since start, for Alerts
+	appendEr uint64              // failed buffer appends
+}
+
+// New opens the gateway's queue and builds its stages. Close is done by
+// Run when it returns; if Run is never called, call Close.
+func New(cfg Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("truck", cfg.Truck)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("gateway data dir: %w", err)
+	}
+	det, err := detect.New(cfg.Truck, cfg.Detect)
+	if err != nil {
+		return nil, fmt.Errorf("gateway detector: %w", err)
+	}
+	dbc := cfg.DBC
+	if dbc == nil {
+		dbc = sensors.DefaultDBC
+	}
+	dec, err := sensors.NewCANDecoder(dbc)
+	if err != nil {
+		return nil, fmt.Errorf("gateway dbc: %w", err)
+	}
+	q, err := buffer.Open(cfg.QueuePath(), cfg.Buffer, log.With("component", "buffer"))
+	if err != nil {
+		return nil, fmt.Errorf("gateway queue: %w", err)
+	}
+	ucfg := cfg.Uplink
+	ucfg.Truck = cfg.Truck
+	pub, err := uplink.NewPublisher(ucfg, q, log.With("component", "uplink"))
+	if err != nil {
+		q.Close()
+		return nil, fmt.Errorf("gateway uplink: %w", err)
+	}
+	g := &Gateway{cfg: cfg, log: log, now: time.Now, queue: q, pub: pub, det: det}
+	if cfg.Cab.Listen != CabOff {
+		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
+		if err != nil {
+			q.Close()
+			return nil, fmt.Errorf("gateway cab: %w", err)
+		}
+		g.cab.OnAck(g.driverAck)
+	}
+	for _, addr := range cfg.CAN {
+		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Logger: log.With("component", "can", "bus", addr)})
+	}
+	for _, port := range cfg.Serial {
+		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Logger: log.With("component", "nmea", "port", port)})
+	}
+	return g, nil
+}
+
+// Cab returns the in-cab display, nil when it is disabled.
+func (g *Gateway) Cab() *cab.Server { return g.cab }
+
+// Queue returns the store-and-forward queue (for stats).
+func (g *Gateway) Queue() *buffer.Queue { return g.queue }
+
+// Uplink returns the uplink's state.
+func (g *Gateway) Uplink() uplink.State { return g.pub.State() }
+
+// Alerts returns a copy of every alert transition the gateway's detector
+// produced since start.
+func (g *Gateway) Alerts() []detect.Transition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]detect.Transition(nil), g.alerts...)
+}
+
+// Run runs every stage until ctx ends or one fails, then closes the queue.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.queue.Close()
+	grp, ctx := errgroup.WithContext(ctx)
+	for _, s := range g.can {
+		grp.Go(func() error { return s.Run(ctx, g.observe) })
+	}
+	for _, s := range g.nmea {
+		grp.Go(func() error { return s.Run(ctx, g.observe) })
+	}
+	grp.Go(func() error { return g.pub.Run(ctx) })
+	if g.cab != nil {
+		grp.Go(func() error { return g.cab.Run(ctx) })
+		grp.Go(func() error { return g.feedUplinkState(ctx) })
+	}
+	if g.cfg.AdvanceInterval > 0 {
+		grp.Go(func() error { return g.advance(ctx) })
+	}
+	g.log.Info("gateway running", "can", g.cfg.CAN, "serial", g.cfg.Serial, "broker", g.cfg.Uplink.BrokerURL)
+	err := grp.Wait()
+	if err := g.queue.Sync(); err != nil {
+		g.log.Error("gateway final sync", "err", err)
+	}
+	return err
+}
+
+// observe is the detect stage: every batch a source emits passes here. The
+// cab sees alert transitions before anything is written to disk, because
+// the driver must not wait for an fsync.
+func (g *Gateway) observe(batch []sensors.Reading) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.trans = g.trans[:0]
+	for i := range batch {
+		if t, ok := g.det.Observe(batch[i]); ok {
+			g.transition(t)
+		}
+	}
+	g.appendLocked(batch, g.trans, nil)
+	if g.cab != nil {
+		g.cab.Readings(batch)
+	}
+}
+
+// transition hands one alert transition to the cab and stages it for the
+// queue. g.mu is held.
+func (g *Gateway) transition(t detect.Transition) {
+	if g.cab != nil {
+		g.cab.Transition(t)
+	}
+	g.trans = append(g.trans, t)
+	g.alerts = append(g.alerts, t)
+	g.log.Warn("alert", "phase", t.Phase, "signal", t.Signal, "kind", t.Kind, "severity", t.Severity, "value", t.Value, "baseline", t.Baseline)
+}
+
+// appendLocked stores records; a failure is logged and counted, and the
+// pipeline goes on: the driver's display must not stop because the disk
+// did. g.mu is held.
+func (g *Gateway) appendLocked(r []sensors.Reading, t []detect.Transition, a []detect.Ack) {
+	if len(r) == 0 && len(t) == 0 && len(a) == 0 {
+		return
+	}
+	if err := g.queue.Append(r, t, a); err != nil {
+		g.appendEr++
+		g.log.Error("buffer append failed; records lost", "readings", len(r), "alerts", len(t), "acks", len(a), "err", err)
+	}
+}
+
+// advance lets the detector notice signals that went silent.
+func (g *Gateway) advance(ctx context.Context) error {
+	tk := time.NewTicker(g.cfg.AdvanceInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		g.mu.Lock()
+		g.trans = g.trans[:0]
+		out := g.det.Advance(g.now().UnixNano(), nil)
+		for _, t := range out {
+			g.transition(t)
+		}
+		g.appendLocked(nil, g.trans, nil)
+		g.showBandsLocked()
+		g.mu.Unlock()
+	}
+}
+
+// showBandsLocked draws the detector's learned normal band and limits on
+// the cab display. g.mu is held.
+func (g *Gateway) showBandsLocked() {
+	if g.cab == nil {
+		return
+	}
+	for _, sig := range []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
+		b, ok := g.det.Band(sig)
+		if !ok || !b.Ready {
+			continue
+		}
+		dc := g.det.Config()
+		sc := dc.Coolant
+		if sig == sensors.CargoTemp {
+			sc = dc.Cargo
+		}
+		limit := sc.CritHigh
+		if limit != limit { // NaN: no limit configured
+			limit = 0
+		}
+		g.cab.SetBand(sig, cab.Band{Low: b.Low - b.Margin, High: b.High + b.Margin, Limit: limit})
+	}
+}
+
+// driverAck stores and uplinks the driver's acknowledgement.
+func (g *Gateway) driverAck(a detect.Ack) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.appendLocked(nil, nil, []detect.Ack{a})
+	g.log.Info("driver acknowledged alert", "signal", a.Signal, "severity", a.Severity)
+}
+
+// feedUplinkState shows the uplink's state on the cab display.
+func (g *Gateway) feedUplinkState(ctx context.Context) error {
+	tk := time.NewTicker(500 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		st := g.pub.State()
+		g.cab.Uplink(cab.UplinkState{Online: st.Online, Backlog: st.BacklogReadings + st.BacklogPriority})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+	}
+}
