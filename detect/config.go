@@ -131,14 +131,15 @@ func DefaultConfig() Config {
 
 // DefaultGenericConfig returns the configuration for a signal of unknown
 // unit and sampling rate, as used by cmd/detect-replay unless told
-// otherwise: scale-free (no absolute margins or limits), flags the onset of
-// each excursion beyond everything seen so far, then learns the new level.
-// No rate-of-rise, stuck or missing checks.
+// otherwise: scale-free (no absolute margins or limits; the margin is 1% of
+// the band's width), flags the onset of each excursion beyond everything
+// seen so far, learns the new level, and raises nothing more for 30
+// readings. No rate-of-rise, stuck or missing checks.
 func DefaultGenericConfig() SignalConfig {
 	return SignalConfig{
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 30,
-		MinMargin: 0, MarginFrac: 0, Hysteresis: 0,
-		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 50,
+		MinMargin: 0, MarginFrac: 0.01, Hysteresis: 0,
+		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 30,
 		WarnHigh: math.NaN(), CritHigh: math.NaN(), WarnLow: math.NaN(), IgnoreBelow: math.NaN(),
 	}
 }

@@ -308,3 +308,49 @@ func quantile(v []float64, q float64) float64 {
 	insertionSort(s)
 	return s[int(q*float64(len(s)-1))]
 }
+
+// TestDemoOverheat is the demo's and the end-to-end test's scenario, with
+// firmware-sim's defaults: a truck starts warm, and 60 s later coolant
+// ramps from its normal ~90 °C to 115 °C over 30 s. The alert must come
+// within the sustain period plus 2 s of the value leaving normal, and well
+// within 90 s of the start.
+func TestDemoOverheat(t *testing.T) {
+	for seed := uint64(1); seed <= 50; seed++ {
+		sim := newTruckSim(5000+seed, false)
+		sim.set = 88 + 4*sim.rng.Float64() // firmware-sim's thermostat range
+		sim.coolant = sim.set
+		d, _ := New("demo", DefaultConfig())
+		var buf [4]sensors.Reading
+		start := sim.t
+		var alert, depart int64
+		var first Transition
+		for sec := 1; sec <= 180 && alert == 0; sec++ {
+			if sec == 60 {
+				sim.faultSig, sim.faultAt, sim.faultRate, sim.faultMax = sensors.CoolantTemp, sim.t, 25.0/30, 115-sim.set
+			}
+			for _, r := range sim.step(buf[:0]) {
+				if r.Signal == sensors.CoolantTemp && depart == 0 && sim.faultAdd > 0 {
+					if b, _ := d.Band(sensors.CoolantTemp); b.Ready && math.Round(sim.coolant+sim.faultAdd) > b.High+b.Margin {
+						depart = r.Time
+					}
+				}
+				if tr, ok := d.Observe(r); ok && tr.Phase == Raised {
+					alert, first = r.Time, tr
+				}
+			}
+		}
+		switch {
+		case alert == 0:
+			t.Fatalf("seed %d: no alert", seed)
+		case first.Signal != sensors.CoolantTemp || alert < sim.faultAt:
+			t.Fatalf("seed %d: wrong alert %+v", seed, first)
+		case depart != 0 && alert-depart > int64(12*time.Second):
+			t.Fatalf("seed %d: alert %v after departing normal", seed, time.Duration(alert-depart))
+		case alert-start > int64(90*time.Second):
+			t.Fatalf("seed %d: alert %v after start", seed, time.Duration(alert-start))
+		}
+		if seed == 1 {
+			t.Logf("alert %s at %v after start, %v after onset", first.Kind, time.Duration(alert-start), time.Duration(alert-sim.faultAt))
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/abc4logistics/tankguard/detect"
+)
+
+// TestNAB replays the whole NAB corpus with the default generic
+// configuration and scores it with ../shared/tools/nabscore at threshold
+// 0.5 (the score at which the detector has an alert open). It needs the
+// shared directory beside the checkout; without it the test skips, unless
+// CI is set.
+func TestNAB(t *testing.T) {
+	shared := os.Getenv("TANKGUARD_SHARED")
+	if shared == "" {
+		shared = filepath.Join("..", "..", "..", "shared")
+	}
+	nab, _ := filepath.Abs(filepath.Join(shared, "data", "nab"))
+	tool, _ := filepath.Abs(filepath.Join(shared, "tools", "nabscore"))
+	if _, err := os.Stat(filepath.Join(nab, "labels", "combined_windows.json")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("NAB corpus missing: %v", err)
+		}
+		t.Skipf("NAB corpus missing (%v)", err)
+	}
+	results := t.TempDir()
+	if err := replayCorpus(detect.DefaultGenericConfig(), filepath.Join(nab, "data"), results, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "run", ".", "-nab", nab, "-results", results, "-threshold", "0.5", "-json")
+	cmd.Dir = tool
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nabscore: %v\n%s", err, stderr.String())
+	}
+	var doc struct {
+		Profiles []struct {
+			Profile    string
+			Score      float64
+			TP, FP, FN int
+		}
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nabscore output: %v", err)
+	}
+	want := map[string]float64{"standard": 55, "reward_low_FP_rate": 45, "reward_low_FN_rate": 0}
+	for _, p := range doc.Profiles {
+		t.Logf("NAB %-20s %6.2f (TP %d, FP rows %d, FN %d)", p.Profile, p.Score, p.TP, p.FP, p.FN)
+		if p.Score < want[p.Profile] {
+			t.Errorf("NAB %s = %.2f, want >= %.0f", p.Profile, p.Score, want[p.Profile])
+		}
+		delete(want, p.Profile)
+	}
+	if len(want) != 0 {
+		t.Errorf("profiles missing from nabscore output: %v", want)
+	}
+}
