@@ -16,12 +16,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/cloud/broker"
 	"github.com/abc4logistics/tankguard/cloud/console"
+	"github.com/abc4logistics/tankguard/cloud/incident"
+	"github.com/abc4logistics/tankguard/cloud/notify"
 	"github.com/abc4logistics/tankguard/cloud/store"
 	"github.com/abc4logistics/tankguard/uplink"
 )
@@ -39,6 +42,8 @@ type Cloud struct {
 	brokerAddr string // set before ready closes
 	httpAddr   string
 	archive    archive.Store
+	inc        *incident.Manager
+	client     mqtt.Client
 
 	runOnce sync.Once
 }
@@ -54,7 +59,11 @@ func New(cfg Config, log *slog.Logger) (*Cloud, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cloud{cfg: cfg, log: log, ready: make(chan struct{})}
-	c.console = console.New(log.With("component", "console"), console.Options{Stats: func() any { return c.Stats() }})
+	c.console = console.New(log.With("component", "console"), console.Options{
+		Stats:        func() any { return c.Stats() },
+		Incidents:    c,
+		OfflineAfter: max(cfg.Incidents.OfflineSilence, 0),
+	})
 	return c, nil
 }
 
@@ -96,7 +105,105 @@ func (c *Cloud) ArchiveDir() string {
 }
 
 // Stats returns a snapshot of the counters.
-func (c *Cloud) Stats() Stats { return c.cnt.snapshot() }
+func (c *Cloud) Stats() Stats {
+	s := c.cnt.snapshot()
+	s.ConsoleBadRequests = c.console.BadRequests()
+	return s
+}
+
+func (c *Cloud) started() (*incident.Manager, error) {
+	select {
+	case <-c.ready:
+		return c.inc, nil
+	default:
+		return nil, ErrNotStarted
+	}
+}
+
+// List returns the incidents in memory, newest first (for the console).
+func (c *Cloud) List() []incident.Incident {
+	m, err := c.started()
+	if err != nil {
+		return nil
+	}
+	return m.List()
+}
+
+// Incident returns one incident by id.
+func (c *Cloud) Incident(id string) (incident.Incident, error) {
+	m, err := c.started()
+	if err != nil {
+		return incident.Incident{}, err
+	}
+	return m.Get(id)
+}
+
+// DeadLetters returns the notifications no channel accepted.
+func (c *Cloud) DeadLetters() ([]incident.DeadLetter, error) {
+	m, err := c.started()
+	if err != nil {
+		return nil, err
+	}
+	return m.DeadLetters()
+}
+
+// Acknowledge records that operator by acknowledged incident id and
+// tells the truck (an alert_ack command on its cmd topic), so its cab
+// shows the acknowledgement.
+func (c *Cloud) Acknowledge(id, by string) (incident.Incident, error) {
+	m, err := c.started()
+	if err != nil {
+		return incident.Incident{}, err
+	}
+	now := time.Now()
+	inc, err := m.Acknowledge(id, by, now)
+	if err != nil {
+		return inc, err
+	}
+	if err := c.sendAck(inc, by, now); err != nil {
+		c.cnt.commandErrors.Add(1)
+		c.log.Warn("ack command not sent", "incident", id, "truck", inc.Truck, "err", err)
+	}
+	return inc, nil
+}
+
+// Resolve records that operator by resolved incident id.
+func (c *Cloud) Resolve(id, by string) (incident.Incident, error) {
+	m, err := c.started()
+	if err != nil {
+		return incident.Incident{}, err
+	}
+	return m.Resolve(id, by, time.Now())
+}
+
+// sendAck publishes an alert_ack command for inc to its truck. It names
+// the edge's alert when the edge raised one, else the cloud's.
+func (c *Cloud) sendAck(inc incident.Incident, by string, now time.Time) error {
+	src := inc.Sources[incident.SourceEdge]
+	if src == nil {
+		src = inc.Sources[incident.SourceCloud]
+	}
+	if src == nil || inc.Signal == "" {
+		return nil // nothing the truck knows about (e.g. offline)
+	}
+	p, err := uplink.EncodeCommand(uplink.Command{
+		ID:   fmt.Sprintf("ack-%s-%d", inc.ID, now.UnixNano()),
+		Type: uplink.CommandAlertAck,
+		Ack:  &uplink.AlertAck{Signal: inc.Signal, Start: src.Start.UnixNano(), Time: now.UnixNano(), By: by, Severity: inc.Severity},
+	})
+	if err != nil {
+		return err
+	}
+	tok := c.client.Publish(uplink.Topic(inc.Truck, uplink.KindCommand), 1, false, p)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("publish timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	c.cnt.commands.Add(1)
+	return nil
+}
 
 // Run starts everything and blocks until ctx ends or a component fails;
 // then it stops receiving, archives what is staged (for up to 10 s) and
@@ -122,9 +229,23 @@ func (c *Cloud) run(ctx context.Context) error {
 		return err
 	}
 	c.archive = st
+	known, err := db.Trucks()
+	if err != nil {
+		return err
+	}
+	c.inc, err = incident.Open(db.Bolt(), c.cfg.Incidents, time.Now(), known, c.console.IncidentChanged)
+	if err != nil {
+		return err
+	}
+	senders, err := c.senders(ctx)
+	if err != nil {
+		return err
+	}
+	ntf := newNotifier(c.cfg.Notify, log.With("component", "notify"), c.inc, senders, &c.cnt)
 
 	arch := newArchiver(c.cfg, log.With("component", "archive"), db, st, &c.cnt)
 	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
+	in.inc = c.inc
 
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
@@ -167,6 +288,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	g.Go(func() error { return c.console.Run(gctx) })
 	g.Go(func() error { return arch.run(gctx) })
 	g.Go(func() error { return in.run(gctx) })
+	g.Go(func() error { return ntf.run(gctx) })
 
 	subscribed := make(chan struct{})
 	filters := map[string]byte{uplink.StatusFilter: 1}
@@ -174,6 +296,7 @@ func (c *Cloud) run(ctx context.Context) error {
 		filters[uplink.UpFilter] = 1
 	}
 	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
+	c.client = client
 	g.Go(func() error {
 		select {
 		case <-subscribed:
@@ -234,6 +357,34 @@ func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.
 func isUpTopic(topic string) bool {
 	_, kind, err := uplink.ParseTopic(topic)
 	return err == nil && (kind == uplink.KindTelemetry || kind == uplink.KindAlerts)
+}
+
+// senders builds the notification channels from the configuration.
+func (c *Cloud) senders(ctx context.Context) ([]notify.Sender, error) {
+	var out []notify.Sender
+	for _, w := range c.cfg.Notify.Webhooks {
+		out = append(out, &notify.Webhook{URL: w.URL, Secret: w.Secret, EscalationOnly: w.EscalationOnly})
+	}
+	n := c.cfg.Notify
+	if n.SNSTopicARN == "" && n.SNSEscalationTopicARN == "" {
+		return out, nil
+	}
+	ac, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(n.SNSRegion))
+	if err != nil {
+		return nil, fmt.Errorf("cloud sns config: %w", err)
+	}
+	client := sns.NewFromConfig(ac, func(o *sns.Options) {
+		if n.SNSEndpoint != "" {
+			o.BaseEndpoint = aws.String(n.SNSEndpoint)
+		}
+	})
+	if n.SNSTopicARN != "" {
+		out = append(out, &notify.SNS{Client: client, TopicARN: n.SNSTopicARN})
+	}
+	if n.SNSEscalationTopicARN != "" {
+		out = append(out, &notify.SNS{Client: client, TopicARN: n.SNSEscalationTopicARN, EscalationOnly: true})
+	}
+	return out, nil
 }
 
 func (c *Cloud) openArchive(ctx context.Context) (archive.Store, error) {

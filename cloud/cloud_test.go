@@ -253,7 +253,7 @@ func TestRedetectionRaisesOverheat(t *testing.T) {
 	cl := dial(t, c.BrokerAddr(), "sim")
 	t0 := time.Now().Add(-5 * time.Minute).UTC().Truncate(time.Second)
 	// 60 s of normal coolant, then 30 s far above the limit, sent in
-	// batches of 10 (out of order within each batch).
+	// batches of 10.
 	val := func(i int) float64 {
 		if i >= 60 {
 			return 118
@@ -263,7 +263,6 @@ func TestRedetectionRaisesOverheat(t *testing.T) {
 	all := series(sensors.CoolantTemp, 1, 90, t0, val)
 	for i := 0; i < len(all); i += 10 {
 		b := slices.Clone(all[i : i+10])
-		slices.Reverse(b)
 		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "T3", Readings: b})
 	}
 	waitFor(t, "cloud alert in archive", func() bool {

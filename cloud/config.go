@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/uplink"
 )
@@ -53,6 +54,12 @@ type Config struct {
 	// FlushBytes is how many bytes of staged records start a flush before
 	// the interval ends, and the most one archive object set covers.
 	FlushBytes int `json:"flush_bytes,omitempty"`
+	// Incidents configures incident merging, repeats, escalation and the
+	// truck-offline check (see incident.Config). Zero durations take
+	// defaults; negative ones disable.
+	Incidents incident.Config `json:"incidents"`
+	// Notify says where incident notifications go.
+	Notify NotifyConfig `json:"notify"`
 	// MaxBatchMessages is how many MQTT messages one database commit
 	// covers at most. Messages are acknowledged after their commit.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
@@ -71,6 +78,40 @@ type S3Config struct {
 	PathStyle bool `json:"path_style,omitempty"`
 }
 
+// NotifyConfig configures incident notifications. With no webhook and no
+// SNS topic, incidents are only shown in the console.
+type NotifyConfig struct {
+	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
+	// SNSTopicARN gets every notification; SNSEscalationTopicARN only
+	// escalations.
+	SNSTopicARN           string `json:"sns_topic_arn,omitempty"`
+	SNSEscalationTopicARN string `json:"sns_escalation_topic_arn,omitempty"`
+	// SNSRegion is the topics' region (default: S3.Region).
+	SNSRegion string `json:"sns_region,omitempty"`
+	// SNSEndpoint overrides the SNS endpoint URL (tests, emulators).
+	SNSEndpoint string `json:"sns_endpoint,omitempty"`
+	// Attempts is how many times a notification is tried per channel
+	// before it is dead-lettered; RetryInitial the first wait, doubling up
+	// to RetryMax.
+	Attempts     int           `json:"attempts,omitempty"`
+	RetryInitial time.Duration `json:"retry_initial,omitempty"`
+	RetryMax     time.Duration `json:"retry_max,omitempty"`
+	// GroupWait delays a notification this long so that a burst of changes
+	// to one incident goes out as one notification.
+	GroupWait time.Duration `json:"group_wait,omitempty"`
+	// Tick is how often repeat, escalation and offline timers are checked.
+	Tick time.Duration `json:"tick,omitempty"`
+}
+
+// WebhookConfig is one webhook receiver.
+type WebhookConfig struct {
+	URL string `json:"url"`
+	// Secret keys the HMAC-SHA256 signature header.
+	Secret string `json:"secret"`
+	// EscalationOnly: the webhook gets only escalations (an on-call pager).
+	EscalationOnly bool `json:"escalation_only,omitempty"`
+}
+
 // Ingest modes.
 const (
 	IngestHook      = "hook"
@@ -86,6 +127,18 @@ const (
 	DefaultFlushBytes       = 32 << 20
 	DefaultMaxBatchMessages = 256
 	DefaultS3Region         = "us-east-1"
+
+	DefaultMergeWindow    = 2 * time.Minute
+	DefaultRepeatInterval = 30 * time.Minute
+	DefaultEscalateAfter  = 15 * time.Minute
+	DefaultOfflineSilence = 2 * time.Minute
+	DefaultOfflineGrace   = 5 * time.Minute
+	DefaultKeepResolved   = 1000
+	DefaultNotifyAttempts = 6
+	DefaultRetryInitial   = time.Second
+	DefaultRetryMax       = time.Minute
+	DefaultGroupWait      = 100 * time.Millisecond
+	DefaultNotifyTick     = time.Second
 )
 
 // DefaultConfig returns the configuration used for every field left zero,
@@ -132,6 +185,31 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchMessages == 0 {
 		c.MaxBatchMessages = DefaultMaxBatchMessages
 	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	ic := &c.Incidents
+	def(&ic.MergeWindow, DefaultMergeWindow)
+	def(&ic.RepeatInterval, DefaultRepeatInterval)
+	def(&ic.EscalateAfter, DefaultEscalateAfter)
+	def(&ic.OfflineSilence, DefaultOfflineSilence)
+	def(&ic.OfflineGrace, DefaultOfflineGrace)
+	if ic.KeepResolved == 0 {
+		ic.KeepResolved = DefaultKeepResolved
+	}
+	n := &c.Notify
+	if n.Attempts == 0 {
+		n.Attempts = DefaultNotifyAttempts
+	}
+	def(&n.RetryInitial, DefaultRetryInitial)
+	def(&n.RetryMax, DefaultRetryMax)
+	def(&n.GroupWait, DefaultGroupWait)
+	def(&n.Tick, DefaultNotifyTick)
+	if n.SNSRegion == "" {
+		n.SNSRegion = c.S3.Region
+	}
 }
 
 // Validate reports the first problem with c (after defaults), naming the
@@ -172,6 +250,30 @@ func (c Config) Validate() error {
 		if _, _, err := archive.ParseS3URL(c.Archive); err != nil {
 			return bad("archive: %v", err)
 		}
+	}
+	for i, w := range c.Notify.Webhooks {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("notify.webhooks[%d].url %q: want an http or https URL", i, w.URL)
+		}
+		if w.Secret == "" {
+			return bad("notify.webhooks[%d].secret is required", i)
+		}
+	}
+	for name, arn := range map[string]string{"sns_topic_arn": c.Notify.SNSTopicARN, "sns_escalation_topic_arn": c.Notify.SNSEscalationTopicARN} {
+		if arn != "" && !strings.HasPrefix(arn, "arn:") {
+			return bad("notify.%s %q: want an ARN", name, arn)
+		}
+	}
+	switch {
+	case c.Notify.Attempts < 1:
+		return bad("notify.attempts must be at least 1, got %d", c.Notify.Attempts)
+	case c.Notify.RetryInitial < 0 || c.Notify.RetryMax < c.Notify.RetryInitial:
+		return bad("notify.retry_initial/retry_max: want 0 <= initial <= max")
+	case c.Notify.GroupWait < 0 || c.Notify.Tick <= 0:
+		return bad("notify.group_wait must be >= 0 and notify.tick > 0")
+	}
+	if c.Notify.SNSEndpoint != "" && !strings.Contains(c.Notify.SNSEndpoint, "://") {
+		return bad("notify.sns_endpoint %q: want a URL", c.Notify.SNSEndpoint)
 	}
 	if c.S3.Endpoint != "" && !strings.Contains(c.S3.Endpoint, "://") {
 		return bad("s3.endpoint %q: want a URL such as http://127.0.0.1:7070", c.S3.Endpoint)

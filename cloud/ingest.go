@@ -11,7 +11,10 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/abc4logistics/tankguard/cloud/dedup"
+	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/cloud/store"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
@@ -74,6 +77,7 @@ type ingester struct {
 	sink    sink
 	msgs    chan message
 	stop    chan struct{}
+	inc     *incident.Manager // nil: no incidents
 	trucks  map[string]*truckState
 	staged  func(bytes int) // told how many bytes each commit staged
 	nowFunc func() time.Time
@@ -156,6 +160,9 @@ func (in *ingester) step(msgs []message) error {
 	commit := store.Commit{Dedup: map[string][]byte{}, Detectors: map[string][]byte{}}
 	var outs []accepted
 	var statuses []func()
+	var edges, clouds []detect.Transition
+	var acks []detect.Ack
+	seen := map[string]bool{}
 	stagedBytes := 0
 	for _, m := range msgs {
 		truck, kind, err := uplink.ParseTopic(m.Topic())
@@ -191,6 +198,7 @@ func (in *ingester) step(msgs []message) error {
 		if err != nil {
 			return err
 		}
+		seen[truck] = true
 		out, fresh, dropped := in.filter(st, b)
 		if !fresh {
 			continue
@@ -223,6 +231,9 @@ func (in *ingester) step(msgs []message) error {
 			}
 		}
 		outs = append(outs, out)
+		edges = append(edges, out.edge...)
+		clouds = append(clouds, out.cloud...)
+		acks = append(acks, out.acks...)
 	}
 	for truck := range commit.Dedup {
 		enc, err := in.trucks[truck].seen.MarshalBinary()
@@ -231,7 +242,19 @@ func (in *ingester) step(msgs []message) error {
 		}
 		commit.Dedup[truck] = enc
 	}
-	if len(commit.Staged) > 0 || len(commit.Dedup) > 0 {
+	if in.inc != nil && len(seen) > 0 {
+		trucks := make([]string, 0, len(seen))
+		for t := range seen {
+			trucks = append(trucks, t)
+		}
+		commit.Extra = func(tx *bolt.Tx) error {
+			if err := in.inc.Observe(tx, now, incident.SourceEdge, edges, acks, trucks); err != nil {
+				return err
+			}
+			return in.inc.Observe(tx, now, incident.SourceCloud, clouds, nil, nil)
+		}
+	}
+	if len(commit.Staged) > 0 || len(commit.Dedup) > 0 || commit.Extra != nil {
 		if err := in.db.Apply(&commit); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
@@ -368,6 +391,10 @@ func (in *ingester) detect(st *truckState, rs []sensors.Reading) []detect.Transi
 	var ts []detect.Transition
 	for _, r := range rs {
 		if t, ok := st.det.Observe(r); ok {
+			// The cloud's transition takes the Seq of the reading that
+			// caused it: unique per truck, increasing, and the same after
+			// a restart replays that reading.
+			t.Seq = r.Seq
 			ts = append(ts, t)
 		}
 	}

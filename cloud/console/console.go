@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -14,7 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
 )
@@ -43,7 +46,8 @@ type Truck struct {
 	// Severity is the worst open alert's severity ("none" if none).
 	Severity string `json:"severity"`
 
-	open map[string]detect.Severity // open alert key+source -> severity
+	open        map[string]detect.Severity // open alert key+source -> severity
+	shownSilent bool
 }
 
 // Alert is one alert transition as served by /api/alerts.
@@ -65,8 +69,20 @@ type event struct {
 	data []byte
 }
 
+// IncidentAPI is what the console needs from the incident store.
+type IncidentAPI interface {
+	List() []incident.Incident
+	Acknowledge(id, by string) (incident.Incident, error)
+	Resolve(id, by string) (incident.Incident, error)
+}
+
 // Options configure a Console.
 type Options struct {
+	// Incidents serves /api/incidents and its actions; nil disables them.
+	Incidents IncidentAPI
+	// OfflineAfter shows a truck offline when unheard of this long
+	// (0: only by its status message).
+	OfflineAfter time.Duration
 	// Stats returns the counters served as JSON by /api/stats; nil serves {}.
 	Stats func() any
 	// Tick is how often changed trucks are pushed to live clients
@@ -86,8 +102,9 @@ type Console struct {
 	dirty  map[string]bool
 	subs   map[chan event]struct{}
 
-	done    chan struct{}
-	dropped atomic.Uint64
+	done        chan struct{}
+	dropped     atomic.Uint64
+	badRequests atomic.Uint64
 }
 
 // New returns an empty console.
@@ -209,11 +226,22 @@ func (c *Console) Trucks() []Truck {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Truck, 0, len(c.trucks))
+	now := time.Now()
 	for _, t := range c.trucks {
-		out = append(out, t.copy())
+		out = append(out, c.view(t, now))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// view returns a copy of t with Online also false after OfflineAfter of
+// silence.
+func (c *Console) view(t *Truck, now time.Time) Truck {
+	v := t.copy()
+	if c.opts.OfflineAfter > 0 && now.Sub(t.LastSeen) >= c.opts.OfflineAfter {
+		v.Online = false
+	}
+	return v
 }
 
 func (t *Truck) copy() Truck {
@@ -236,12 +264,16 @@ func (c *Console) Run(ctx context.Context) error {
 	defer close(c.done)
 	tick := time.NewTicker(c.opts.Tick)
 	defer tick.Stop()
+	sweep := time.NewTicker(5 * time.Second)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 			c.pushDirty()
+		case <-sweep.C:
+			c.markSilent()
 		}
 	}
 }
@@ -253,8 +285,9 @@ func (c *Console) pushDirty() {
 		return
 	}
 	batch := make([]Truck, 0, len(c.dirty))
+	now := time.Now()
 	for id := range c.dirty {
-		batch = append(batch, c.trucks[id].copy())
+		batch = append(batch, c.view(c.trucks[id], now))
 	}
 	clear(c.dirty)
 	data, err := json.Marshal(batch)
@@ -262,6 +295,36 @@ func (c *Console) pushDirty() {
 		return
 	}
 	c.broadcastLocked(event{"trucks", data})
+}
+
+// markSilent marks trucks that fell silent as changed, so live clients
+// see them go offline.
+func (c *Console) markSilent() {
+	if c.opts.OfflineAfter <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for id, t := range c.trucks {
+		if silent := now.Sub(t.LastSeen) >= c.opts.OfflineAfter; silent && !t.shownSilent {
+			t.shownSilent = true
+			c.dirty[id] = true
+		} else if !silent {
+			t.shownSilent = false
+		}
+	}
+}
+
+// IncidentChanged pushes a changed incident to live clients.
+func (c *Console) IncidentChanged(inc incident.Incident) {
+	data, err := json.Marshal(inc)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broadcastLocked(event{"incident", data})
 }
 
 func (c *Console) broadcastLocked(e event) {
@@ -296,8 +359,67 @@ func (c *Console) Handler() http.Handler {
 		writeJSON(w, c.opts.Stats())
 	})
 	mux.HandleFunc("GET /api/events", c.serveEvents)
+	mux.HandleFunc("GET /api/incidents", func(w http.ResponseWriter, r *http.Request) {
+		if c.opts.Incidents == nil {
+			writeJSON(w, []incident.Incident{})
+			return
+		}
+		writeJSON(w, c.opts.Incidents.List())
+	})
+	mux.HandleFunc("POST /api/incidents/{id}/{action}", c.serveIncidentAction)
 	return mux
 }
+
+// actionRequest is the body of POST /api/incidents/{id}/{ack|resolve}.
+type actionRequest struct {
+	By string `json:"by"`
+}
+
+func (c *Console) serveIncidentAction(w http.ResponseWriter, r *http.Request) {
+	if c.opts.Incidents == nil {
+		http.Error(w, "incidents disabled", http.StatusNotFound)
+		return
+	}
+	var req actionRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		c.badRequests.Add(1)
+		http.Error(w, "bad request body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.By == "" || len(req.By) > 128 || !utf8.ValidString(req.By) {
+		c.badRequests.Add(1)
+		http.Error(w, `"by" must be 1-128 bytes of UTF-8`, http.StatusBadRequest)
+		return
+	}
+	id := r.PathValue("id")
+	var inc incident.Incident
+	var err error
+	switch r.PathValue("action") {
+	case "ack":
+		inc, err = c.opts.Incidents.Acknowledge(id, req.By)
+	case "resolve":
+		inc, err = c.opts.Incidents.Resolve(id, req.By)
+	default:
+		c.badRequests.Add(1)
+		http.Error(w, "unknown action "+r.PathValue("action"), http.StatusNotFound)
+		return
+	}
+	switch {
+	case errors.Is(err, incident.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, incident.ErrState):
+		http.Error(w, err.Error(), http.StatusConflict)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	default:
+		writeJSON(w, inc)
+	}
+}
+
+// BadRequests returns how many malformed API requests were rejected.
+func (c *Console) BadRequests() uint64 { return c.badRequests.Load() }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

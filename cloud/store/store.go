@@ -59,6 +59,9 @@ type Commit struct {
 	Dedup map[string][]byte
 	// Detector state per truck, replacing the stored one.
 	Detectors map[string][]byte
+	// Extra, if set, runs last inside the same transaction (for packages
+	// keeping their own buckets in this file, such as incidents).
+	Extra func(tx *bolt.Tx) error
 }
 
 // Apply writes c in one durable transaction.
@@ -85,6 +88,9 @@ func (d *DB) Apply(c *Commit) error {
 				}
 			}
 		}
+		if c.Extra != nil {
+			return c.Extra(tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -110,6 +116,22 @@ func (d *DB) get(bucket []byte, key string) ([]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store get %s/%s: %w", bucket, key, err)
+	}
+	return out, nil
+}
+
+// Trucks returns every truck with stored dedup state: every truck the
+// cloud has accepted data from.
+func (d *DB) Trucks() ([]string, error) {
+	var out []string
+	err := d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDedup).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store trucks: %w", err)
 	}
 	return out, nil
 }

@@ -1,0 +1,152 @@
+package incident
+
+import (
+	"slices"
+	"time"
+)
+
+// States of an incident.
+const (
+	StateOpen         = "open"
+	StateAcknowledged = "acknowledged"
+	StateResolved     = "resolved"
+)
+
+// Event types, in history and notifications.
+const (
+	EventOpened       = "opened"        // a new incident (notified)
+	EventSourceJoined = "source_joined" // the other source raised the same excursion
+	EventChanged      = "changed"       // severity rose (notified) or fell
+	EventCleared      = "cleared"       // one source's condition ended
+	EventAcknowledged = "acknowledged"  // a driver or operator acknowledged (notified)
+	EventResolved     = "resolved"      // all sources cleared, data returned, or an operator resolved (notified)
+	EventRepeat       = "repeat"        // still open and unacknowledged after the repeat interval (notified)
+	EventEscalated    = "escalated"     // unacknowledged for too long (notified, also to escalation channels)
+)
+
+// Sources of incidents.
+const (
+	SourceEdge   = "edge"
+	SourceCloud  = "cloud"
+	SourceSystem = "system" // the cloud's own checks, such as truck offline
+)
+
+// KindOffline is the Kind of a truck-offline incident (Signal is "").
+const KindOffline = "offline"
+
+// SourceState is what one source said about the excursion.
+type SourceState struct {
+	Key      string     `json:"key"` // the transition Key (truck/signal/start)
+	Kind     string     `json:"kind"`
+	Severity string     `json:"severity"`
+	Start    time.Time  `json:"start"`     // when the condition began (event time)
+	RaisedAt time.Time  `json:"raised_at"` // event time of the raising reading
+	Cleared  *time.Time `json:"cleared,omitempty"`
+}
+
+// Event is one entry of an incident's history.
+type Event struct {
+	At     time.Time `json:"at"` // cloud wall-clock time
+	Type   string    `json:"type"`
+	Source string    `json:"source,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Delivery is one notification outcome, in the incident's notification log.
+type Delivery struct {
+	Notification string    `json:"notification"` // Notification.ID
+	Event        string    `json:"event"`
+	Channel      string    `json:"channel"`
+	At           time.Time `json:"at"`
+	Attempts     int       `json:"attempts"`
+	Result       string    `json:"result"` // "ok", or the last error (dead-lettered)
+}
+
+// Incident is one dangerous condition of one truck, merged from every
+// source that reported it. Values returned by the Manager are copies.
+type Incident struct {
+	ID       string                  `json:"id"`
+	Truck    string                  `json:"truck"`
+	Signal   string                  `json:"signal,omitempty"`
+	Kind     string                  `json:"kind"`
+	Severity string                  `json:"severity"`
+	State    string                  `json:"state"`
+	Start    time.Time               `json:"start"`     // event time the condition began
+	OpenedAt time.Time               `json:"opened_at"` // cloud time the incident opened
+	Sources  map[string]*SourceState `json:"sources"`
+
+	AckedBy    string     `json:"acked_by,omitempty"`
+	AckedAt    *time.Time `json:"acked_at,omitempty"`
+	ResolvedBy string     `json:"resolved_by,omitempty"`
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+
+	Escalated      bool      `json:"escalated"`
+	LastNotifiedAt time.Time `json:"last_notified_at"`
+	Notified       int       `json:"notified"` // notifications enqueued so far
+
+	History       []Event    `json:"history"`
+	Notifications []Delivery `json:"notifications"`
+}
+
+func (i *Incident) clone() Incident {
+	c := *i
+	c.Sources = make(map[string]*SourceState, len(i.Sources))
+	for k, v := range i.Sources {
+		s := *v
+		c.Sources[k] = &s
+	}
+	c.History = slices.Clone(i.History)
+	c.Notifications = slices.Clone(i.Notifications)
+	return c
+}
+
+// SourceNames returns the incident's sources, sorted.
+func (i *Incident) SourceNames() []string {
+	var s []string
+	for k := range i.Sources {
+		s = append(s, k)
+	}
+	slices.Sort(s)
+	return s
+}
+
+// Notification is one message to the fleet team about an incident state
+// change: the body of a webhook and of an SNS message.
+type Notification struct {
+	// ID is stable across retries and restarts: receivers can drop
+	// repeats by it.
+	ID string `json:"id"`
+	// Event is the state change; Events lists every change grouped into
+	// this notification (a burst within the group wait), oldest first.
+	Event  string   `json:"event"`
+	Events []string `json:"events"`
+	// Escalation is set for escalated incidents; escalation channels get
+	// only these.
+	Escalation bool      `json:"escalation"`
+	At         time.Time `json:"at"`
+	Incident   Summary   `json:"incident"`
+}
+
+// Summary is the part of an incident a notification carries.
+type Summary struct {
+	ID         string     `json:"id"`
+	Truck      string     `json:"truck"`
+	Signal     string     `json:"signal,omitempty"`
+	Kind       string     `json:"kind"`
+	Severity   string     `json:"severity"`
+	State      string     `json:"state"`
+	Sources    []string   `json:"sources"`
+	Start      time.Time  `json:"start"`
+	OpenedAt   time.Time  `json:"opened_at"`
+	AckedBy    string     `json:"acked_by,omitempty"`
+	AckedAt    *time.Time `json:"acked_at,omitempty"`
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+}
+
+func (i *Incident) summary() Summary {
+	return Summary{
+		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, State: i.State,
+		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt, ResolvedAt: i.ResolvedAt,
+	}
+}

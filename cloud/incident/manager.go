@@ -1,0 +1,546 @@
+package incident
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/abc4logistics/tankguard/detect"
+)
+
+var (
+	bucketIncidents  = []byte("incidents")
+	bucketOutbox     = []byte("outbox")
+	bucketDeadLetter = []byte("deadletter")
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("incident: not found")
+	ErrState    = errors.New("incident: not allowed in this state")
+)
+
+// Config configures a Manager. Zero durations disable what they time.
+type Config struct {
+	// MergeWindow: a source raising an excursion whose start is within
+	// this of an incident's start joins that incident.
+	MergeWindow time.Duration
+	// RepeatInterval: an open, unacknowledged incident is notified again
+	// this long after its last notification.
+	RepeatInterval time.Duration
+	// EscalateAfter: an incident still unacknowledged this long after it
+	// opened is escalated (once).
+	EscalateAfter time.Duration
+	// OfflineSilence: a truck unheard of for this long shows offline.
+	OfflineSilence time.Duration
+	// OfflineGrace: a truck silent for OfflineSilence plus this long gets a
+	// truck-offline incident; shorter coverage gaps page nobody.
+	OfflineGrace time.Duration
+	// KeepResolved is how many resolved incidents stay in memory for List.
+	KeepResolved int
+}
+
+// Manager holds the incidents. It is safe for concurrent use.
+type Manager struct {
+	cfg Config
+	db  *bolt.DB
+
+	mu       sync.Mutex
+	byID     map[string]*Incident
+	current  map[string]*Incident // truck/signal -> latest incident
+	lastSeen map[string]time.Time
+	onChange func(Incident)
+	kick     chan struct{}
+}
+
+// Open loads the incidents kept in db (creating its buckets). Trucks in
+// known start as seen at now, so a restart pages nobody for silence.
+// onChange, if set, is called with a copy of each changed incident after
+// its change is committed.
+func Open(db *bolt.DB, cfg Config, now time.Time, known []string, onChange func(Incident)) (*Manager, error) {
+	m := &Manager{
+		cfg: cfg, db: db, byID: map[string]*Incident{}, current: map[string]*Incident{},
+		lastSeen: map[string]time.Time{}, onChange: onChange, kick: make(chan struct{}, 1),
+	}
+	for _, t := range known {
+		m.lastSeen[t] = now
+	}
+	var resolved []*Incident
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketIncidents, bucketOutbox, bucketDeadLetter} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
+			inc := new(Incident)
+			if err := json.Unmarshal(v, inc); err != nil {
+				return fmt.Errorf("incident %s: %w", k, err)
+			}
+			if inc.State == StateResolved {
+				resolved = append(resolved, inc)
+				return nil
+			}
+			m.add(inc)
+			if _, ok := m.lastSeen[inc.Truck]; !ok {
+				m.lastSeen[inc.Truck] = now
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("incident load: %w", err)
+	}
+	sort.Slice(resolved, func(i, j int) bool { return resolved[i].ID < resolved[j].ID })
+	if n := len(resolved) - m.keep(); n > 0 {
+		resolved = resolved[n:]
+	}
+	for _, inc := range resolved {
+		if cur := m.current[key(inc.Truck, inc.Signal)]; cur == nil || cur.ID < inc.ID {
+			m.add(inc)
+		} else {
+			m.byID[inc.ID] = inc
+		}
+	}
+	return m, nil
+}
+
+func (m *Manager) keep() int {
+	if m.cfg.KeepResolved > 0 {
+		return m.cfg.KeepResolved
+	}
+	return 1000
+}
+
+func (m *Manager) add(inc *Incident) {
+	m.byID[inc.ID] = inc
+	k := key(inc.Truck, inc.Signal)
+	if cur := m.current[k]; cur == nil || cur.State == StateResolved || inc.State != StateResolved {
+		m.current[k] = inc
+	}
+}
+
+func key(truck, signal string) string {
+	if signal == "" {
+		return truck + "/" + KindOffline
+	}
+	return truck + "/" + signal
+}
+
+// Kick delivers a value after each commit that added notifications.
+func (m *Manager) Kick() <-chan struct{} { return m.kick }
+
+// List returns the incidents in memory (all unresolved and the most
+// recent resolved ones), newest first.
+func (m *Manager) List() []Incident {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Incident, 0, len(m.byID))
+	for _, inc := range m.byID {
+		out = append(out, inc.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out
+}
+
+// Get returns the incident with id.
+func (m *Manager) Get(id string) (Incident, error) {
+	m.mu.Lock()
+	if inc := m.byID[id]; inc != nil {
+		defer m.mu.Unlock()
+		return inc.clone(), nil
+	}
+	m.mu.Unlock()
+	var inc Incident
+	err := m.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketIncidents).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &inc)
+	})
+	return inc, err
+}
+
+// change collects what one transaction did, for OnCommit.
+type change struct {
+	m       *Manager
+	tx      *bolt.Tx
+	now     time.Time
+	changed map[string]*Incident
+	notes   bool
+}
+
+func (m *Manager) begin(tx *bolt.Tx, now time.Time) *change {
+	return &change{m: m, tx: tx, now: now.UTC(), changed: map[string]*Incident{}}
+}
+
+func (c *change) touch(inc *Incident) { c.changed[inc.ID] = inc }
+
+func (c *change) history(inc *Incident, typ, source, by, detail string) {
+	inc.History = append(inc.History, Event{At: c.now, Type: typ, Source: source, By: by, Detail: detail})
+	c.touch(inc)
+}
+
+// notify enqueues a notification of inc's current state in the outbox.
+func (c *change) notify(inc *Incident, event string, escalation bool) error {
+	inc.Notified++
+	inc.LastNotifiedAt = c.now
+	n := Notification{
+		ID: fmt.Sprintf("%s/%d", inc.ID, inc.Notified), Event: event, Events: []string{event},
+		Escalation: escalation, At: c.now, Incident: inc.summary(),
+	}
+	v, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	b := c.tx.Bucket(bucketOutbox)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	c.notes = true
+	c.touch(inc)
+	return b.Put(binary.BigEndian.AppendUint64(nil, seq), v)
+}
+
+// finish writes changed incidents and arranges callbacks after commit.
+func (c *change) finish() error {
+	b := c.tx.Bucket(bucketIncidents)
+	var copies []Incident
+	for _, inc := range c.changed {
+		v, err := json.Marshal(inc)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(inc.ID), v); err != nil {
+			return err
+		}
+		copies = append(copies, inc.clone())
+	}
+	m, notes := c.m, c.notes
+	c.tx.OnCommit(func() {
+		if notes {
+			select {
+			case m.kick <- struct{}{}:
+			default:
+			}
+		}
+		if m.onChange != nil {
+			for _, inc := range copies {
+				m.onChange(inc)
+			}
+		}
+	})
+	return nil
+}
+
+func (c *change) open(truck, signal, kind, severity string, start time.Time) (*Incident, error) {
+	seq, err := c.tx.Bucket(bucketIncidents).NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	inc := &Incident{
+		ID: fmt.Sprintf("inc-%08d", seq), Truck: truck, Signal: signal, Kind: kind, Severity: severity,
+		State: StateOpen, Start: start.UTC(), OpenedAt: c.now, Sources: map[string]*SourceState{},
+	}
+	c.m.add(inc)
+	c.m.trim()
+	return inc, nil
+}
+
+// trim forgets the oldest resolved incidents beyond KeepResolved.
+func (m *Manager) trim() {
+	var resolved []string
+	for id, inc := range m.byID {
+		if inc.State == StateResolved {
+			resolved = append(resolved, id)
+		}
+	}
+	if n := len(resolved) - m.keep(); n > 0 {
+		slices.Sort(resolved)
+		for _, id := range resolved[:n] {
+			inc := m.byID[id]
+			delete(m.byID, id)
+			if k := key(inc.Truck, inc.Signal); m.current[k] == inc {
+				delete(m.current, k)
+			}
+		}
+	}
+}
+
+var severityRank = map[string]int{"none": 0, "info": 1, "warning": 2, "critical": 3}
+
+// worst returns the highest severity among the incident's uncleared
+// sources (or all sources if all cleared).
+func (inc *Incident) worst() string {
+	best, any := "none", false
+	for _, s := range inc.Sources {
+		if s.Cleared == nil {
+			any = true
+		}
+	}
+	for _, s := range inc.Sources {
+		if (!any || s.Cleared == nil) && severityRank[s.Severity] > severityRank[best] {
+			best = s.Severity
+		}
+	}
+	return best
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// Observe applies alert transitions from source ("edge" or "cloud") and
+// acknowledgements from the edge, inside tx (the ingest transaction), at
+// cloud time now. Each truck in seen counts as heard from at now.
+func (m *Manager) Observe(tx *bolt.Tx, now time.Time, source string, ts []detect.Transition, acks []detect.Ack, seen []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.begin(tx, now)
+	for _, truck := range seen {
+		if err := m.seen(c, truck); err != nil {
+			return err
+		}
+	}
+	for _, t := range ts {
+		if err := m.transition(c, source, t); err != nil {
+			return fmt.Errorf("incident %s: %w", t.Key(), err)
+		}
+	}
+	for _, a := range acks {
+		if err := m.ack(c, a); err != nil {
+			return fmt.Errorf("incident ack %s: %w", a.Key(), err)
+		}
+	}
+	return c.finish()
+}
+
+func (m *Manager) seen(c *change, truck string) error {
+	m.lastSeen[truck] = c.now
+	inc := m.current[key(truck, "")]
+	if inc == nil || inc.State == StateResolved {
+		return nil
+	}
+	return m.resolve(c, inc, SourceSystem, "data received again")
+}
+
+func (m *Manager) transition(c *change, source string, t detect.Transition) error {
+	k := key(t.Truck, t.Signal.String())
+	start := time.Unix(0, t.Start).UTC()
+	at := time.Unix(0, t.Time).UTC()
+	inc := m.current[k]
+	var src *SourceState
+	if inc != nil {
+		src = inc.Sources[source]
+	}
+	switch t.Phase {
+	case detect.Raised:
+		switch {
+		case inc != nil && src != nil && src.Key == t.Key():
+			return nil // repeated raise of the same excursion
+		case inc != nil && src == nil && (inc.State != StateResolved || abs(start.Sub(inc.Start)) <= m.cfg.MergeWindow):
+			// The other source reports the same excursion.
+			inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+			c.history(inc, EventSourceJoined, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
+			return m.severityChanged(c, inc)
+		case inc != nil && src != nil && src.Cleared != nil && inc.State != StateResolved:
+			// This source re-raised while another source still holds it open.
+			*src = SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+			c.history(inc, EventChanged, source, "", "raised again")
+			return m.severityChanged(c, inc)
+		}
+		inc, err := c.open(t.Truck, t.Signal.String(), t.Kind.String(), t.Severity.String(), start)
+		if err != nil {
+			return err
+		}
+		inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+		c.history(inc, EventOpened, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
+		return c.notify(inc, EventOpened, false)
+	case detect.Changed:
+		if src == nil || src.Key != t.Key() {
+			return nil
+		}
+		src.Kind, src.Severity = t.Kind.String(), t.Severity.String()
+		c.history(inc, EventChanged, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
+		return m.severityChanged(c, inc)
+	case detect.Cleared:
+		if src == nil || src.Key != t.Key() || src.Cleared != nil {
+			return nil
+		}
+		src.Cleared = &at
+		c.history(inc, EventCleared, source, "", fmt.Sprintf("at %.1f", t.Value))
+		if inc.State == StateResolved {
+			return nil
+		}
+		for _, s := range inc.Sources {
+			if s.Cleared == nil {
+				return nil
+			}
+		}
+		return m.resolve(c, inc, SourceSystem, "condition cleared")
+	}
+	return nil
+}
+
+// severityChanged updates inc's severity from its sources and notifies a
+// rise while the incident is not resolved.
+func (m *Manager) severityChanged(c *change, inc *Incident) error {
+	w := inc.worst()
+	if w == inc.Severity {
+		return nil
+	}
+	rose := severityRank[w] > severityRank[inc.Severity]
+	inc.Severity = w
+	for _, s := range inc.Sources {
+		if s.Severity == w {
+			inc.Kind = s.Kind
+		}
+	}
+	c.touch(inc)
+	if rose && inc.State != StateResolved {
+		if inc.State == StateAcknowledged {
+			// A worse condition needs a fresh acknowledgement.
+			inc.State, inc.AckedBy, inc.AckedAt = StateOpen, "", nil
+		}
+		return c.notify(inc, EventChanged, false)
+	}
+	return nil
+}
+
+func (m *Manager) ack(c *change, a detect.Ack) error {
+	inc := m.current[key(a.Truck, a.Signal.String())]
+	if inc == nil || inc.State != StateOpen {
+		return nil
+	}
+	match := false
+	for _, s := range inc.Sources {
+		if s.Key == a.Key() {
+			match = true
+		}
+	}
+	if !match {
+		return nil
+	}
+	return m.acknowledge(c, inc, a.By, time.Unix(0, a.Time).UTC())
+}
+
+func (m *Manager) acknowledge(c *change, inc *Incident, by string, at time.Time) error {
+	inc.State, inc.AckedBy, inc.AckedAt = StateAcknowledged, by, &at
+	c.history(inc, EventAcknowledged, "", by, "")
+	return c.notify(inc, EventAcknowledged, false)
+}
+
+func (m *Manager) resolve(c *change, inc *Incident, by, detail string) error {
+	at := c.now
+	inc.State, inc.ResolvedBy, inc.ResolvedAt = StateResolved, by, &at
+	c.history(inc, EventResolved, "", by, detail)
+	return c.notify(inc, EventResolved, false)
+}
+
+// Acknowledge records that by acknowledged incident id at now.
+func (m *Manager) Acknowledge(id, by string, now time.Time) (Incident, error) {
+	return m.operate(id, now, func(c *change, inc *Incident) error {
+		if inc.State != StateOpen {
+			return fmt.Errorf("%w: acknowledge %s incident", ErrState, inc.State)
+		}
+		return m.acknowledge(c, inc, by, c.now)
+	})
+}
+
+// Resolve records that by resolved incident id at now.
+func (m *Manager) Resolve(id, by string, now time.Time) (Incident, error) {
+	return m.operate(id, now, func(c *change, inc *Incident) error {
+		if inc.State == StateResolved {
+			return fmt.Errorf("%w: already resolved", ErrState)
+		}
+		return m.resolve(c, inc, by, "resolved by operator")
+	})
+}
+
+func (m *Manager) operate(id string, now time.Time, fn func(*change, *Incident) error) (Incident, error) {
+	var out Incident
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		inc := m.byID[id]
+		if inc == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		c := m.begin(tx, now)
+		if err := fn(c, inc); err != nil {
+			return err
+		}
+		out = inc.clone()
+		return c.finish()
+	})
+	return out, err
+}
+
+// Tick applies the timers at now: repeats, escalations, and truck-offline
+// incidents.
+func (m *Manager) Tick(now time.Time) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		c := m.begin(tx, now)
+		for _, inc := range m.byID {
+			if inc.State != StateOpen {
+				continue
+			}
+			if m.cfg.EscalateAfter > 0 && !inc.Escalated && c.now.Sub(inc.OpenedAt) >= m.cfg.EscalateAfter {
+				inc.Escalated = true
+				c.history(inc, EventEscalated, SourceSystem, "", fmt.Sprintf("unacknowledged for %v", m.cfg.EscalateAfter))
+				if err := c.notify(inc, EventEscalated, true); err != nil {
+					return err
+				}
+				continue
+			}
+			if m.cfg.RepeatInterval > 0 && c.now.Sub(inc.LastNotifiedAt) >= m.cfg.RepeatInterval {
+				c.history(inc, EventRepeat, SourceSystem, "", "")
+				if err := c.notify(inc, EventRepeat, inc.Escalated); err != nil {
+					return err
+				}
+			}
+		}
+		if m.cfg.OfflineSilence > 0 {
+			for truck, seen := range m.lastSeen {
+				if c.now.Sub(seen) < m.cfg.OfflineSilence+m.cfg.OfflineGrace {
+					continue
+				}
+				if cur := m.current[key(truck, "")]; cur != nil && cur.State != StateResolved {
+					continue
+				}
+				inc, err := c.open(truck, "", KindOffline, "warning", seen)
+				if err != nil {
+					return err
+				}
+				inc.Sources[SourceSystem] = &SourceState{Key: truck + "/offline", Kind: KindOffline, Severity: "warning", Start: seen.UTC(), RaisedAt: c.now}
+				c.history(inc, EventOpened, SourceSystem, "", fmt.Sprintf("no data since %s", seen.UTC().Format(time.RFC3339)))
+				if err := c.notify(inc, EventOpened, false); err != nil {
+					return err
+				}
+			}
+		}
+		return c.finish()
+	})
+}
+
+// Offline reports whether truck has been silent for OfflineSilence at now.
+func (m *Manager) Offline(truck string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen, ok := m.lastSeen[truck]
+	return ok && m.cfg.OfflineSilence > 0 && now.Sub(seen) >= m.cfg.OfflineSilence
+}
