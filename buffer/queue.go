@@ -582,6 +582,10 @@ func (q *Queue) Read(lane Lane, from uint64, max int) (Chunk, error) {
 	if q.db == nil {
 		return c, fmt.Errorf("buffer read: %w", ErrClosed)
 	}
+	if lane == Telemetry {
+		// Whole blocks: at most one block beyond max.
+		c.Readings = make([]sensors.Reading, 0, max+q.opts.BlockReadings)
+	}
 	var corrupt int
 	err := q.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketLane[lane]).Cursor()

@@ -39,6 +39,17 @@ type testBroker struct {
 	arrived  chan struct{}
 }
 
+// newLoopbackListener adds a TCP listener on a free loopback port to srv
+// and returns its address.
+func newLoopbackListener(t testing.TB, srv *mochi.Server) string {
+	t.Helper()
+	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := srv.AddListener(tcp); err != nil {
+		t.Fatal(err)
+	}
+	return tcp.Address()
+}
+
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startBroker starts a broker on addr ("127.0.0.1:0" for any port).

@@ -2,6 +2,8 @@ package uplink
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,13 +17,26 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	if runDrainChild() {
+		return
+	}
+	code := m.Run()
+	if drainTemplateDir != "" {
+		os.RemoveAll(drainTemplateDir)
+	}
+	if code == 0 {
 		// paho's and mochi's background goroutines wind down
 		// asynchronously after Disconnect/Close.
-		goleak.IgnoreAnyFunction("github.com/eclipse/paho.mqtt.golang.(*client).Disconnect"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("time.Sleep"),
-	)
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/eclipse/paho.mqtt.golang.(*client).Disconnect"),
+			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+			goleak.IgnoreTopFunction("time.Sleep"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func openQueue(t testing.TB) *buffer.Queue {

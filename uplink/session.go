@@ -36,8 +36,12 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 		cursor   [2]uint64
 		inflight []*flight
 		waitFrom time.Time // when a partial telemetry batch was first seen
-		telAfter = time.NewTimer(time.Hour)
-		ackTimer = time.NewTimer(time.Hour)
+		// catchingUp: the telemetry lane held a backlog (session start,
+		// or the last batch was full), so a partial batch is its tail
+		// and goes at once instead of waiting BatchDelay.
+		catchingUp = true
+		telAfter   = time.NewTimer(time.Hour)
+		ackTimer   = time.NewTimer(time.Hour)
 	)
 	defer telAfter.Stop()
 	defer ackTimer.Stop()
@@ -79,7 +83,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 				break
 			}
 			now := p.cfg.Now()
-			if ch.Len() < p.cfg.MaxBatchReadings {
+			full := ch.Len() >= p.cfg.MaxBatchReadings
+			if !full && !catchingUp {
 				if waitFrom.IsZero() {
 					waitFrom = now
 				}
@@ -95,6 +100,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 			cursor[buffer.Telemetry] = ch.Last + 1
 			inflight = append(inflight, f)
 			waitFrom = time.Time{}
+			catchingUp = full
 		}
 		// 3. Wait for something to do.
 		var oldest <-chan struct{}
