@@ -45,6 +45,12 @@ type Config struct {
 	// format) of every frame a client took; the interface field is the
 	// truck id (or its SocketCAN interface). sensors.CandumpReplay reads it.
 	CandumpPath string
+	// FaultsPath, when set, receives the fault ground truth: one CSV line
+	// per scheduled fault, written when its truck starts:
+	// truck,kind,signal,start_unix_ns,end_unix_ns,hazard (end empty when
+	// the fault lasts until the end; hazard true when it must raise an
+	// alert).
+	FaultsPath string
 	// ManifestPath, when set, receives the manifest JSON once every truck
 	// is ready (written to a temporary file, then renamed).
 	ManifestPath string

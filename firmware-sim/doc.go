@@ -42,18 +42,56 @@
 //
 // A JSON scenario (example: testdata/scenario.json) sets per-truck options
 // and a fault timeline; times are offsets after the truck starts, written as
-// Go durations ("60s") or seconds:
+// Go durations ("60s") or seconds. The same seed gives the same values.
 //
 //	{
 //	  "seed": 7,
 //	  "default": {"warm": true},
 //	  "trucks": {
-//	    "truck-01": {"faults": [{"kind": "overheat", "at": "60s", "ramp": "30s", "peak": 115}]}
+//	    "truck-01": {"faults": [{"kind": "overheat", "at": "60s", "ramp": "30s", "peak": 115}]},
+//	    "truck-02": {"cargo_probe": "serial", "vtg": true, "ambient": 30,
+//	                 "route": [[51.95, 4.14], [51.26, 4.40]],
+//	                 "faults": [{"kind": "sensor_stuck", "signal": "cargo_temp", "at": "2m", "duration": "5m"}]}
 //	  }
 //	}
 //
-// Fault kinds: overheat (coolant ramps from its thermostat band, 88-92 °C,
-// to peak, default 115 °C, over ramp, default 30 s, then holds; a hazard).
-// "warm": true starts the engine at its normal temperature; otherwise it
-// warms up from ambient over several minutes.
+// Truck options: warm (start at operating temperature instead of ambient),
+// ambient (daily mean °C), route ([lat, lon] stops, driven in a loop),
+// cargo_probe ("can" or "serial"), vtg (also send VTG).
+//
+// Fault kinds (hazard = must raise an alert) and their parameters:
+//
+//	overheat       hazard  coolant ramps from its band to peak (115) over ramp (30s)
+//	coolant_loss   hazard  coolant equilibrium rises rate (4 °C/min) up to peak (125)
+//	fan_failure    hazard  no fan: coolant settles 15-25 °C higher, more under load
+//	cargo_heating  hazard  fire: cargo rises rate (20 °C/min) up to peak (150)
+//	sensor_stuck           signal repeats its value from the fault start
+//	sensor_dropout         signal's message not sent (mode "missing"), or sent
+//	                       with J1939 "error" / "not_available" values
+//	glitch                 count (1) single samples off by amplitude (+40), every (10s) apart
+//	noise_burst            extra Gaussian noise of sigma amplitude (3) on signal
+//	can_silence            no CAN frames at all
+//	can_garbage            probability (0.1) per frame: bit flip, short DLC,
+//	                       11-bit id, unknown PGN; plus random junk frames
+//	nmea_garbage           probability (0.1) per sentence: bad checksum,
+//	                       truncation, changed character, line noise
+//	gps_loss               RMC status V, GGA fix 0; VP not available
+//	clock_jump             GNSS time in RMC/GGA shifted by offset
+//
+// Every fault lasts duration (0 = until the end). Sensor faults take a
+// signal (sensors.Signal name, default coolant_temp). With
+// Config.FaultsPath, each truck's faults are written when it starts as CSV
+// truck,kind,signal,start_unix_ns,end_unix_ns,hazard (end empty = open).
+//
+// # Physics
+//
+// Each truck drives a route (generated tours between Benelux and
+// Rhine-Ruhr depots, or the scenario's) at the road's limit with
+// acceleration limits, stops and traffic jams; position follows the road
+// at the simulated speed. The engine warms from ambient at a rate set by
+// load until the thermostat (set point 88-92 °C) regulates it; load,
+// ambient and airflow move it within the band and the fan caps it. The cargo
+// tank follows the diurnal ambient temperature plus sun (local solar time
+// from the clock and longitude, cloud cover) with a time constant of hours.
+// Sensors add noise; the DBC and NMEA formats quantise.
 package firmwaresim

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/abc4logistics/tankguard/sensors"
 )
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
@@ -41,35 +43,79 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 // FaultKind names one kind of injected fault.
 type FaultKind string
 
-// Fault kinds. Hazards (those that must raise an alert) are marked.
+// Fault kinds. See the package documentation for each kind's parameters.
 const (
-	// FaultOverheat ramps coolant from its normal band to Peak (default
-	// 115 °C) over Ramp (default 30 s), then holds it. Hazard.
-	FaultOverheat FaultKind = "overheat"
+	FaultOverheat     FaultKind = "overheat"       // coolant ramps to Peak over Ramp; hazard
+	FaultCoolantLoss  FaultKind = "coolant_loss"   // coolant equilibrium rises Rate °C/min up to Peak; hazard
+	FaultFanFailure   FaultKind = "fan_failure"    // radiator fan dead: coolant settles 15-25 °C higher; hazard
+	FaultCargoHeating FaultKind = "cargo_heating"  // fire: cargo rises Rate °C/min up to Peak; hazard
+	FaultStuck        FaultKind = "sensor_stuck"   // Signal repeats its value from the fault start
+	FaultDropout      FaultKind = "sensor_dropout" // Signal's message missing (Mode "missing") or J1939 "error"/"not_available"
+	FaultGlitch       FaultKind = "glitch"         // Count single samples of Signal off by Amplitude, Every apart
+	FaultNoiseBurst   FaultKind = "noise_burst"    // Signal gets extra Gaussian noise of sigma Amplitude
+	FaultCANSilence   FaultKind = "can_silence"    // no CAN frames at all
+	FaultCANGarbage   FaultKind = "can_garbage"    // with Probability per frame: bit flips, bad DLC, 11-bit ids, unknown PGNs
+	FaultNMEAGarbage  FaultKind = "nmea_garbage"   // with Probability per sentence: bad checksums, truncation, noise lines
+	FaultGPSLoss      FaultKind = "gps_loss"       // receiver loses its fix (RMC V, GGA 0); VP not available
+	FaultClockJump    FaultKind = "clock_jump"     // GNSS time in NMEA shifted by Offset
 )
 
-// faultInfo describes each kind: whether it is a hazard and which signal it
-// affects by default.
+// faultInfo describes each kind: whether it is a hazard that must raise an
+// alert, and which signal it affects by default ("" when not one signal).
 var faultInfo = map[FaultKind]struct {
 	hazard bool
 	signal string
 }{
-	FaultOverheat: {true, "coolant_temp"},
+	FaultOverheat:     {true, "coolant_temp"},
+	FaultCoolantLoss:  {true, "coolant_temp"},
+	FaultFanFailure:   {true, "coolant_temp"},
+	FaultCargoHeating: {true, "cargo_temp"},
+	FaultStuck:        {false, "coolant_temp"},
+	FaultDropout:      {false, "coolant_temp"},
+	FaultGlitch:       {false, "coolant_temp"},
+	FaultNoiseBurst:   {false, "coolant_temp"},
+	FaultCANSilence:   {false, ""},
+	FaultCANGarbage:   {false, ""},
+	FaultNMEAGarbage:  {false, ""},
+	FaultGPSLoss:      {false, ""},
+	FaultClockJump:    {false, ""},
 }
 
-// Fault is one entry of a truck's fault timeline.
+// Fault is one entry of a truck's fault timeline. Only the fields a kind
+// uses matter; zero values take the kind's defaults.
 type Fault struct {
 	// Kind is the fault kind (see the Fault* constants).
 	Kind FaultKind `json:"kind"`
+	// Signal is the affected signal for sensor faults (stuck, dropout,
+	// glitch, noise_burst), as sensors.Signal.String(); default coolant_temp.
+	Signal string `json:"signal,omitempty"`
 	// At is when the fault starts, after the truck starts (its first CAN
 	// client connects).
 	At Duration `json:"at"`
 	// Duration is how long the fault lasts; 0 means until the end.
 	Duration Duration `json:"duration,omitempty"`
-	// Ramp is how long a gradual fault takes to reach Peak (overheat).
+	// Ramp is how long overheat takes to reach Peak (default 30s).
 	Ramp Duration `json:"ramp,omitempty"`
-	// Peak is the value a gradual fault reaches (overheat: °C).
+	// Peak is the value a rising fault stops at (°C). Defaults: overheat
+	// 115, coolant_loss 125, cargo_heating 150.
 	Peak float64 `json:"peak,omitempty"`
+	// Rate is the rise of coolant_loss and cargo_heating in °C per minute.
+	// Defaults: coolant_loss 4, cargo_heating 20.
+	Rate float64 `json:"rate,omitempty"`
+	// Amplitude is the glitch offset (default +40) or the noise_burst sigma
+	// (default 3), in the signal's unit.
+	Amplitude float64 `json:"amplitude,omitempty"`
+	// Count is how many glitch samples (default 1), Every apart (default 10s).
+	Count int      `json:"count,omitempty"`
+	Every Duration `json:"every,omitempty"`
+	// Probability is the share of frames (can_garbage) or sentences
+	// (nmea_garbage) corrupted; default 0.1.
+	Probability float64 `json:"probability,omitempty"`
+	// Mode of sensor_dropout: "missing" (default; message not sent),
+	// "error" or "not_available" (J1939 special values sent).
+	Mode string `json:"mode,omitempty"`
+	// Offset is the clock_jump shift of GNSS time (may be negative).
+	Offset Duration `json:"offset,omitempty"`
 }
 
 // TruckScenario configures one truck.
@@ -77,12 +123,25 @@ type TruckScenario struct {
 	// Warm starts the engine at its normal temperature instead of ambient,
 	// so tests need not wait for warm-up.
 	Warm *bool `json:"warm,omitempty"`
+	// Ambient is the truck's daily mean ambient temperature (°C); default
+	// random 8..25.
+	Ambient *float64 `json:"ambient,omitempty"`
+	// Route is a list of [lat, lon] stops driven in order and repeated;
+	// default a generated tour between Benelux/Rhine-Ruhr depots.
+	Route [][2]float64 `json:"route,omitempty"`
+	// CargoProbe selects how the cargo temperature is sent: "can" (default,
+	// PGN 65400) or "serial" (the probe line protocol on its own
+	// pseudo-terminal; see sensors.ProbeParser).
+	CargoProbe string `json:"cargo_probe,omitempty"`
+	// VTG adds a VTG sentence after RMC and GGA.
+	VTG bool `json:"vtg,omitempty"`
 	// Faults is the truck's fault timeline.
 	Faults []Fault `json:"faults,omitempty"`
 }
 
 // Scenario is the simulator's script: per-truck settings and fault
-// timelines. The JSON form is documented in firmware-sim/testdata/scenario.json.
+// timelines. The JSON form is documented in the package documentation;
+// firmware-sim/testdata/scenario.json is an example.
 type Scenario struct {
 	// Seed makes the run deterministic; Config.Seed overrides it when
 	// non-zero.
@@ -115,9 +174,35 @@ func (s Scenario) Validate() error {
 			if _, ok := faultInfo[f.Kind]; !ok {
 				return fmt.Errorf("scenario: %s fault %d: unknown kind %q (known: %s)", name, i, f.Kind, knownKinds())
 			}
-			if f.At < 0 || f.Duration < 0 || f.Ramp < 0 {
-				return fmt.Errorf("scenario: %s fault %d (%s): negative time", name, i, f.Kind)
+			if f.At < 0 || f.Duration < 0 || f.Ramp < 0 || f.Every < 0 || f.Count < 0 {
+				return fmt.Errorf("scenario: %s fault %d (%s): negative time or count", name, i, f.Kind)
 			}
+			if f.Signal != "" {
+				if _, err := sensors.ParseSignal(f.Signal); err != nil {
+					return fmt.Errorf("scenario: %s fault %d (%s): %w", name, i, f.Kind, err)
+				}
+			}
+			if f.Probability < 0 || f.Probability > 1 {
+				return fmt.Errorf("scenario: %s fault %d (%s): probability %v outside 0..1", name, i, f.Kind, f.Probability)
+			}
+			switch f.Mode {
+			case "", "missing", "error", "not_available":
+			default:
+				return fmt.Errorf("scenario: %s fault %d (%s): mode %q, want missing, error or not_available", name, i, f.Kind, f.Mode)
+			}
+		}
+		switch ts.CargoProbe {
+		case "", "can", "serial":
+		default:
+			return fmt.Errorf("scenario: %s: cargo_probe %q, want can or serial", name, ts.CargoProbe)
+		}
+		for i, p := range ts.Route {
+			if p[0] < -90 || p[0] > 90 || p[1] < -180 || p[1] > 180 {
+				return fmt.Errorf("scenario: %s: route point %d %v is not a [lat, lon]", name, i, p)
+			}
+		}
+		if len(ts.Route) == 1 {
+			return fmt.Errorf("scenario: %s: a route needs at least two points", name)
 		}
 		return nil
 	}
@@ -149,7 +234,7 @@ func (s Scenario) For(id string) TruckScenario {
 	return s.Default
 }
 
-// ParseFaultFlag parses the command-line shortcut "truck-01@60s" for kind
+// AddFaultFlag parses the command-line shortcut "truck-01@60s" for kind
 // and adds the fault to s.
 func (s *Scenario) AddFaultFlag(kind FaultKind, spec string) error {
 	id, at, ok := strings.Cut(spec, "@")

@@ -62,19 +62,29 @@ func TestAddFaultFlag(t *testing.T) {
 	}
 }
 
-// simulate steps a lone truck for d and returns the coolant values sent
-// each second.
-func simulate(seed int64, ts TruckScenario, d time.Duration) []float64 {
+// simStart is a fixed start time (10:00 UTC) so physics tests do not
+// depend on the time of day they run.
+var simStart = time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+
+// simulateSignal steps a lone truck for d and returns the value of sig its
+// sensor reports each second.
+func simulateSignal(seed int64, ts TruckScenario, d time.Duration, sig sensors.Signal) []float64 {
 	warm := ts.Warm != nil && *ts.Warm
-	tr := &truck{scen: ts, phys: newPhysics(rand.New(rand.NewPCG(uint64(seed), 0)), 0, warm)}
+	tr := &truck{scen: ts, phys: newPhysics(rand.New(rand.NewPCG(uint64(seed), 0)), 0, warm, simStart, ts.Route, ts.Ambient), faults: newFaultStates(ts.Faults)}
 	var out []float64
 	for k := time.Duration(0); k < d; k += DefaultTick {
+		tr.applyPhysicalFaults(k)
 		tr.phys.step(DefaultTick)
+		e := tr.effectsAt(k)
 		if k%time.Second == 0 {
-			out = append(out, tr.value(sensors.CoolantTemp, k))
+			out = append(out, tr.sensorValue(sig, k, &e))
 		}
 	}
 	return out
+}
+
+func simulate(seed int64, ts TruckScenario, d time.Duration) []float64 {
+	return simulateSignal(seed, ts, d, sensors.CoolantTemp)
 }
 
 func TestOverheatRampsCoolant(t *testing.T) {

@@ -1,9 +1,9 @@
 package firmwaresim
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"time"
 
@@ -13,30 +13,39 @@ import (
 	"github.com/abc4logistics/tankguard/sensors"
 )
 
-// openSerial creates the truck's pseudo-terminal. The simulator keeps the
-// slave side open itself, so a gateway may open and close the slave path as
-// often as it likes without the master seeing a hang-up. The slave is raw
-// (no echo, no line editing, no CR/LF translation). Writes to the master
-// never block: when nobody drains the terminal and its buffer is full, the
-// sentences are dropped (and not recorded as truth).
-func (t *truck) openSerial() error {
+// ptyPort is one simulated serial device: a pseudo-terminal whose slave
+// path a gateway opens. The simulator keeps the slave open itself, so a
+// gateway may open and close the path as often as it likes without the
+// master seeing a hang-up. The slave is raw (no echo, no line editing, no
+// CR/LF translation). Writes never block: while nobody drains the terminal
+// and its buffer is full, output is dropped (and not recorded as truth).
+type ptyPort struct {
+	master, slave *mfile
+	mfd           int
+	path          string
+	pending       []byte
+}
+
+// mfile is the part of *os.File the port needs.
+type mfile = os.File
+
+func openPTY() (*ptyPort, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
-		return fmt.Errorf("open pty: %w", err)
+		return nil, fmt.Errorf("open pty: %w", err)
 	}
 	if err := makeRaw(int(slave.Fd())); err != nil {
 		master.Close()
 		slave.Close()
-		return fmt.Errorf("pty raw mode: %w", err)
+		return nil, fmt.Errorf("pty raw mode: %w", err)
 	}
 	mfd := int(master.Fd())
 	if err := unix.SetNonblock(mfd, true); err != nil {
 		master.Close()
 		slave.Close()
-		return fmt.Errorf("pty non-blocking: %w", err)
+		return nil, fmt.Errorf("pty non-blocking: %w", err)
 	}
-	t.master, t.mfd, t.slave, t.serialPath = master, mfd, slave, slave.Name()
-	return nil
+	return &ptyPort{master: master, slave: slave, mfd: mfd, path: slave.Name()}, nil
 }
 
 // makeRaw is cfmakeraw(3).
@@ -55,57 +64,122 @@ func makeRaw(fd int) error {
 	return unix.IoctlSetTermios(fd, unix.TCSETS, tio)
 }
 
-// sendSerial writes b to the terminal without blocking and reports whether
-// it was taken. A backlog left by a partial write is sent first; while it
-// cannot be, new sentences are dropped.
-func (t *truck) sendSerial(b []byte) bool {
-	for len(t.pending) > 0 {
-		n, err := unix.Write(t.mfd, t.pending)
+// send writes b without blocking and reports whether it was taken. A
+// backlog left by a partial write goes first; while it cannot, b is
+// dropped.
+func (p *ptyPort) send(b []byte) bool {
+	for len(p.pending) > 0 {
+		n, err := unix.Write(p.mfd, p.pending)
 		if n > 0 {
-			t.pending = t.pending[n:]
+			p.pending = p.pending[n:]
 		}
 		if err != nil || n <= 0 {
 			return false
 		}
 	}
-	n, err := unix.Write(t.mfd, b)
+	if len(b) == 0 {
+		return false
+	}
+	n, _ := unix.Write(p.mfd, b)
 	if n <= 0 {
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			return false
-		}
 		return false
 	}
 	if n < len(b) {
-		t.pending = append(t.pending[:0], b[n:]...)
+		p.pending = append(p.pending[:0], b[n:]...)
 	}
 	return true
 }
 
-// nmeaLines formats the truck's RMC and GGA sentences for time now.
-func (t *truck) nmeaLines(now time.Time) []byte {
+// unread reports how many bytes the reader has not taken yet.
+func (p *ptyPort) unread() int {
+	n, err := unix.IoctlGetInt(int(p.slave.Fd()), unix.TIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n + len(p.pending)
+}
+
+func (p *ptyPort) close() {
+	p.master.Close()
+	p.slave.Close()
+}
+
+// drainSerial waits, up to timeout, until every terminal's reader has taken
+// what was written, so stopping does not discard output already recorded
+// as truth. Terminals nobody reads just wait out the timeout.
+func (s *Sim) drainSerial(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, t := range s.trucks {
+		for _, p := range []*ptyPort{t.gps, t.probe} {
+			for p != nil && time.Now().Before(deadline) {
+				if len(p.pending) > 0 {
+					p.send(nil)
+				}
+				if p.unread() == 0 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// nmeaLines formats the truck's RMC and GGA (and VTG) sentences for GNSS
+// time gnss, with the faults in e applied.
+func (t *truck) nmeaLines(gnss time.Time, e *effects) []byte {
 	p := t.phys
 	talker := "GP"
 	if t.idx%2 == 1 {
 		talker = "GN"
 	}
-	u := now.UTC()
+	u := gnss.UTC()
 	hms := fmt.Sprintf("%02d%02d%02d.%02d", u.Hour(), u.Minute(), u.Second(), u.Nanosecond()/1e7)
-	lat, ns := nmeaAngle(p.lat, 2), "N"
-	if p.lat < 0 {
-		ns = "S"
-	}
-	lon, ew := nmeaAngle(p.lon, 3), "E"
-	if p.lon < 0 {
-		ew = "W"
-	}
-	knots := strconv.FormatFloat(p.speed/1.852, 'f', 2, 64)
-	course := strconv.FormatFloat(math.Mod(p.heading+360, 360), 'f', 1, 64)
 	date := fmt.Sprintf("%02d%02d%02d", u.Day(), int(u.Month()), u.Year()%100)
 	b := t.line[:0]
-	b = appendSentence(b, talker+"RMC,"+hms+",A,"+lat+","+ns+","+lon+","+ew+","+knots+","+course+","+date+",,,A")
-	b = appendSentence(b, fmt.Sprintf("%sGGA,%s,%s,%s,%s,%s,1,%02d,0.9,12.0,M,47.0,M,,", talker, hms, lat, ns, lon, ew, p.sats))
+	if e.gpsLost {
+		b = t.appendNMEA(b, talker+"RMC,"+hms+",V,,,,,,,"+date+",,,N", e)
+		b = t.appendNMEA(b, talker+"GGA,"+hms+",,,,,0,00,,,M,,M,,", e)
+		if t.scen.VTG {
+			b = t.appendNMEA(b, talker+"VTG,,T,,M,,N,,K,N", e)
+		}
+		t.line = b
+		return b
+	}
+	dlat, dlon := p.gpsJitter()
+	lat, lon := p.lat+dlat, p.lon+dlon
+	latS, ns := nmeaAngle(lat, 2), "N"
+	if lat < 0 {
+		ns = "S"
+	}
+	lonS, ew := nmeaAngle(lon, 3), "E"
+	if lon < 0 {
+		ew = "W"
+	}
+	sog := math.Max(0, p.speed+0.2*p.rng.NormFloat64()*b2f(p.speed > 1))
+	knots := strconv.FormatFloat(sog/1.852, 'f', 2, 64)
+	course := strconv.FormatFloat(math.Mod(p.heading+360, 360), 'f', 1, 64)
+	b = t.appendNMEA(b, talker+"RMC,"+hms+",A,"+latS+","+ns+","+lonS+","+ew+","+knots+","+course+","+date+",,,A", e)
+	b = t.appendNMEA(b, fmt.Sprintf("%sGGA,%s,%s,%s,%s,%s,1,%02d,0.9,12.0,M,47.0,M,,", talker, hms, latS, ns, lonS, ew, p.sats), e)
+	if t.scen.VTG {
+		kmh := strconv.FormatFloat(sog, 'f', 2, 64)
+		b = t.appendNMEA(b, talker+"VTG,"+course+",T,,M,"+knots+",N,"+kmh+",K,A", e)
+	}
 	t.line = b
 	return b
+}
+
+// appendNMEA appends "$body*hh\r\n", damaged per e.nmeaGarbage.
+func (t *truck) appendNMEA(b []byte, body string, e *effects) []byte {
+	start := len(b)
+	b = append(b, '$')
+	b = append(b, body...)
+	b = append(b, '*')
+	b = append(b, sensors.NMEAChecksum(body)...)
+	if e.nmeaGarbage > 0 && t.phys.rng.Float64() < e.nmeaGarbage {
+		bad := t.corruptSentence(append([]byte(nil), b[start:]...))
+		b = append(b[:start], bad...)
+	}
+	return append(b, '\r', '\n')
 }
 
 // nmeaAngle formats |deg| as NMEA (d)ddmm.mmmmm.
@@ -115,33 +189,20 @@ func nmeaAngle(deg float64, degDigits int) string {
 	return fmt.Sprintf("%0*d%02d.%05d", degDigits, d, rem/1e5, rem%1e5)
 }
 
-// appendSentence appends "$body*hh\r\n".
-func appendSentence(b []byte, body string) []byte {
+// probeLine formats the cargo-tank probe sentence (sensors.ProbeParser's
+// protocol) for value v, or a fault report when mode is "error" or
+// "not_available".
+func (t *truck) probeLine(v float64, mode string) []byte {
+	body := "PTGCT,0," + strconv.FormatFloat(v, 'f', 2, 64) + ",A"
+	if mode == "error" || mode == "not_available" {
+		body = "PTGCT,0,,V"
+	}
+	b := t.probeBuf[:0]
 	b = append(b, '$')
 	b = append(b, body...)
 	b = append(b, '*')
 	b = append(b, sensors.NMEAChecksum(body)...)
-	return append(b, '\r', '\n')
-}
-
-// drainSerial waits, up to timeout, until every terminal's reader has taken
-// what was written, so stopping does not discard sentences already recorded
-// as truth. Terminals nobody reads just wait out the timeout.
-func (s *Sim) drainSerial(timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for _, t := range s.trucks {
-		if t.slave == nil {
-			continue
-		}
-		for time.Now().Before(deadline) {
-			if len(t.pending) > 0 {
-				t.sendSerial(nil)
-			}
-			n, err := unix.IoctlGetInt(int(t.slave.Fd()), unix.TIOCINQ)
-			if err != nil || (n == 0 && len(t.pending) == 0) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	b = append(b, '\r', '\n')
+	t.probeBuf = b
+	return b
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ type ManifestTruck struct {
 	// Serial is the pseudo-terminal carrying NMEA, e.g. "/dev/pts/3";
 	// empty with Config.NoSerial.
 	Serial string `json:"serial,omitempty"`
+	// Probe is the pseudo-terminal of the serial cargo-tank probe
+	// (sensors.ProbeSource), present when the scenario sets
+	// cargo_probe "serial"; the cargo temperature is then not on CAN.
+	Probe string `json:"probe,omitempty"`
 }
 
 // canMsg is one periodic message a truck sends.
@@ -60,6 +65,8 @@ type Sim struct {
 	msgs  []canMsg
 	truth *truthWriter
 	dump  *lineFile
+	// faultsOut receives the fault ground truth (Config.FaultsPath).
+	faultsOut *lineFile
 	// skipped counts ticks dropped beyond maxCatchUp (scheduler goroutine).
 	skipped uint64
 
@@ -129,7 +136,18 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if cfg.FaultsPath != "" {
+		if s.faultsOut, err = createLineFile(cfg.FaultsPath, "faults"); err != nil {
+			s.truth.close()
+			s.dump.close()
+			return err
+		}
+		s.faultsOut.write([]byte(FaultsHeader + "\n"))
+	}
 	defer func() {
+		if cerr := s.faultsOut.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write faults file: %w", cerr)
+		}
 		for _, t := range s.trucks {
 			t.close()
 		}
@@ -150,7 +168,12 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 		ts := cfg.Scenario.For(id)
 		warm := ts.Warm != nil && *ts.Warm
 		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		t := &truck{id: id, idx: i, iface: candumpInterface(id, i), scen: ts, phys: newPhysics(rng, i, warm), nmea: sensors.NewNMEAParser()}
+		t := &truck{
+			id: id, idx: i, iface: candumpInterface(id, i), scen: ts,
+			phys:   newPhysics(rng, i, warm, cfg.Now(), ts.Route, ts.Ambient),
+			faults: newFaultStates(ts.Faults),
+			nmea:   sensors.NewNMEAParser(), probeParser: sensors.NewProbeParser(),
+		}
 		s.trucks = append(s.trucks, t)
 		if ifs != nil {
 			conn, err := socketcan.DialContext(ctx, "can", ifs[i])
@@ -166,12 +189,20 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 			}
 			t.ln, t.canAddr = ln, "tcp://"+ln.Addr().String()
 		}
+		mt := ManifestTruck{ID: id, CAN: t.canAddr}
 		if !cfg.NoSerial {
-			if err := t.openSerial(); err != nil {
-				return fmt.Errorf("firmware-sim %s: %w", id, err)
+			if t.gps, err = openPTY(); err != nil {
+				return fmt.Errorf("firmware-sim %s: GNSS port: %w", id, err)
 			}
+			mt.Serial = t.gps.path
 		}
-		man.Trucks = append(man.Trucks, ManifestTruck{ID: id, CAN: t.canAddr, Serial: t.serialPath})
+		if ts.CargoProbe == "serial" {
+			if t.probe, err = openPTY(); err != nil {
+				return fmt.Errorf("firmware-sim %s: probe port: %w", id, err)
+			}
+			mt.Probe = t.probe.path
+		}
+		man.Trucks = append(man.Trucks, mt)
 	}
 	s.mu.Lock()
 	s.manifest = man
@@ -283,23 +314,50 @@ func (s *Sim) step(t *truck, now time.Time) {
 	tick := s.cfg.Tick
 	k := t.tick
 	t.tick++
-	t.phys.step(tick)
 	elapsed := time.Duration(k) * tick
+	if k == 0 {
+		s.writeFaultWindows(t, now)
+	}
+	t.applyPhysicalFaults(elapsed)
+	t.phys.step(tick)
+	e := t.effectsAt(elapsed)
 	ns := now.UnixNano()
+	phase := k + int64(t.idx)
 
 	t.frames = t.frames[:0]
 	for _, m := range s.msgs {
-		if (k+int64(t.idx))%m.every != 0 {
+		if phase%m.every != 0 || e.canSilent {
 			continue
+		}
+		if t.probe != nil && slices.Contains(m.info.Signals, sensors.CargoTemp) {
+			continue // the cargo temperature goes over the serial probe
 		}
 		f, err := s.dec.NewFrame(m.info.PGN, m.sa)
 		if err != nil {
 			continue
 		}
+		send := true
 		for _, sig := range m.info.Signals {
-			_ = s.dec.EncodeSignal(&f.Data, sig, t.value(sig, elapsed))
+			v := t.sensorValue(sig, elapsed, &e)
+			switch e.dropout[sig] {
+			case "missing":
+				send = false
+			case "error":
+				raw, _ := s.dec.J1939ErrorRaw(sig)
+				_ = s.dec.EncodeRaw(&f.Data, sig, raw)
+			case "not_available":
+				raw, _ := s.dec.J1939NotAvailableRaw(sig)
+				_ = s.dec.EncodeRaw(&f.Data, sig, raw)
+			default:
+				_ = s.dec.EncodeSignal(&f.Data, sig, v)
+			}
 		}
-		t.frames = append(t.frames, f)
+		if send {
+			t.frames = append(t.frames, f)
+		}
+	}
+	if len(t.frames) > 0 && e.canGarbage > 0 {
+		t.frames = t.corruptFrames(t.frames, e.canGarbage)
 	}
 	if len(t.frames) > 0 {
 		t.readings = t.readings[:0]
@@ -318,15 +376,23 @@ func (s *Sim) step(t *truck, now time.Time) {
 			}
 		}
 	}
-	if t.master != nil && (k+int64(t.idx))%max(1, int64(time.Second/tick)) == 0 {
-		t.readings = t.readings[:0]
-		lines := t.nmeaLines(now)
-		if t.sendSerial(lines) {
+	perSecond := max(1, int64(time.Second/tick))
+	if t.gps != nil && phase%perSecond == 0 {
+		lines := t.nmeaLines(now.Add(e.clockOffset), &e)
+		if t.gps.send(lines) {
+			t.readings = t.readings[:0]
 			for _, l := range strings.SplitAfter(string(lines), "\n") {
 				if l != "" {
 					t.readings, _ = t.nmea.Parse(l, ns, t.readings)
 				}
 			}
+			s.truth.write(t.id, t.readings)
+		}
+	}
+	if t.probe != nil && phase%perSecond == 0 && e.dropout[sensors.CargoTemp] != "missing" && !e.canSilent {
+		line := t.probeLine(t.sensorValue(sensors.CargoTemp, elapsed, &e), e.dropout[sensors.CargoTemp])
+		if t.probe.send(line) {
+			t.readings, _ = t.probeParser.Parse(string(line), ns, t.readings[:0])
 			s.truth.write(t.id, t.readings)
 		}
 	}
@@ -349,17 +415,17 @@ type truck struct {
 	clients []net.Conn
 	started bool
 
-	master     *os.File
-	mfd        int
-	slave      *os.File
-	serialPath string
-	pending    []byte
+	gps    *ptyPort // NMEA receiver
+	probe  *ptyPort // serial cargo-tank probe (cargo_probe "serial")
+	faults []faultState
 
 	tick     int64
 	frames   []can.Frame
 	wire     []byte
 	readings []sensors.Reading
-	nmea     *sensors.NMEAParser
+	nmea        *sensors.NMEAParser
+	probeParser *sensors.ProbeParser
+	probeBuf    []byte
 	line     []byte
 	dumpBuf  []byte
 }
@@ -474,50 +540,10 @@ func (t *truck) close() {
 	if t.bus != nil {
 		t.bus.Close()
 	}
-	if t.master != nil {
-		t.master.Close()
-		t.slave.Close()
+	if t.gps != nil {
+		t.gps.close()
 	}
-}
-
-// value is the sensor value of signal sig at elapsed time since start,
-// with the scenario's faults applied.
-func (t *truck) value(sig sensors.Signal, elapsed time.Duration) float64 {
-	p := t.phys
-	switch sig {
-	case sensors.CoolantTemp:
-		v := p.coolantSensor()
-		for _, f := range t.scen.Faults {
-			if !f.active(elapsed) {
-				continue
-			}
-			switch f.Kind {
-			case FaultOverheat:
-				ramp, peak := time.Duration(f.Ramp), f.Peak
-				if ramp <= 0 {
-					ramp = 30 * time.Second
-				}
-				if peak == 0 {
-					peak = 115
-				}
-				prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
-				v = max(v, p.setpoint+(peak-p.setpoint)*prog+0.2*p.rng.NormFloat64())
-			}
-		}
-		return v
-	case sensors.CargoTemp:
-		return p.cargoSensor()
-	case sensors.WheelSpeed:
-		return p.speed
-	case sensors.VPLatitude:
-		return p.lat
-	case sensors.VPLongitude:
-		return p.lon
+	if t.probe != nil {
+		t.probe.close()
 	}
-	return 0
-}
-
-func (f Fault) active(elapsed time.Duration) bool {
-	at := time.Duration(f.At)
-	return elapsed >= at && (f.Duration == 0 || elapsed < at+time.Duration(f.Duration))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,10 +99,23 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 		TruthPath:    filepath.Join(dir, "truth.csv"),
 		ManifestPath: filepath.Join(dir, "manifest.json"),
 		CandumpPath:  filepath.Join(dir, "candump.log"),
-		Scenario:     Scenario{Default: TruckScenario{Warm: &warm}},
+		FaultsPath:   filepath.Join(dir, "faults.csv"),
+		Scenario: Scenario{
+			Default: TruckScenario{Warm: &warm},
+			// truck-02 has a noisy bus and serial line, VTG, and its cargo
+			// probe on a serial port: the truth must still match exactly.
+			Trucks: map[string]TruckScenario{"truck-02": {
+				Warm: &warm, CargoProbe: "serial", VTG: true,
+				Faults: []Fault{
+					{Kind: FaultCANGarbage, Probability: 0.3},
+					{Kind: FaultNMEAGarbage, Probability: 0.3},
+					{Kind: FaultOverheat, At: Duration(time.Hour)},
+				},
+			}},
+		},
 	}
 	man, stopSim := runSim(t, cfg)
-	if len(man.Trucks) != 2 || man.Trucks[0].ID != "truck-01" || man.Trucks[1].Serial == "" {
+	if len(man.Trucks) != 2 || man.Trucks[0].ID != "truck-01" || man.Trucks[1].Serial == "" || man.Trucks[1].Probe == "" || man.Trucks[0].Probe != "" {
 		t.Fatalf("manifest %+v", man)
 	}
 	if _, err := os.Stat(cfg.ManifestPath); err != nil {
@@ -119,6 +133,10 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 		gps := &sensors.NMEASource{Port: tr.Serial, ReadTimeout: 50 * time.Millisecond}
 		g.Go(func() error { return can.Run(gctx, got.emitter(tr.ID)) })
 		g.Go(func() error { return gps.Run(gctx, got.emitter(tr.ID)) })
+		if tr.Probe != "" {
+			probe := &sensors.ProbeSource{Port: tr.Probe, ReadTimeout: 50 * time.Millisecond}
+			g.Go(func() error { return probe.Run(gctx, got.emitter(tr.ID)) })
+		}
 	}
 	// Run until every truck sent each 1 Hz signal at least twice.
 	waitUntil(t, func() bool {
@@ -147,6 +165,17 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 	cancel()
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
+	}
+	if s := dec.Stats(); s.WrongDLC+s.UnknownPGN+s.NotExtended == 0 {
+		t.Errorf("can_garbage produced no bad frames: %+v", s)
+	}
+	faults, err := os.ReadFile(cfg.FaultsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(faults)), "\n"); len(lines) != 4 || lines[0] != FaultsHeader ||
+		!strings.HasPrefix(lines[3], "truck-02,overheat,coolant_temp,") || !strings.HasSuffix(lines[3], ",,true") {
+		t.Errorf("faults file:\n%s", faults)
 	}
 
 	signals := map[sensors.Signal]bool{}
@@ -230,7 +259,8 @@ func checkCandumpReplay(t *testing.T, dumpPath, truthPath string, man Manifest) 
 	for _, tr := range man.Trucks {
 		var want []sensors.Reading
 		for _, r := range recs {
-			if r.Truck == tr.ID && !isGNSS(r.Signal) {
+			fromSerial := isGNSS(r.Signal) || (tr.Probe != "" && r.Signal == sensors.CargoTemp)
+			if r.Truck == tr.ID && !fromSerial {
 				want = append(want, sensors.Reading{Time: r.Time / 1000 * 1000, Value: r.Value, Signal: r.Signal})
 			}
 		}

@@ -52,6 +52,7 @@ func run() error {
 	flag.Int64Var(&cfg.Seed, "seed", 0, "random seed (default: the scenario's, else 1)")
 	flag.StringVar(&cfg.TruthPath, "truth", "", "write every emitted value to this CSV file")
 	flag.StringVar(&cfg.CandumpPath, "candump", "", "write every frame sent to this candump log (candump -l format; interface = truck id)")
+	flag.StringVar(&cfg.FaultsPath, "faults", "", "write each scheduled fault (truck,kind,signal,start,end,hazard) to this CSV file")
 	flag.StringVar(&cfg.ManifestPath, "manifest", "", "write the manifest JSON to this file when ready")
 	flag.Var(&overheat, "overheat", "inject an engine overheat: TRUCK@OFFSET, e.g. truck-01@60s (repeatable)")
 	flag.Parse()

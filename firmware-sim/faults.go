@@ -1,0 +1,284 @@
+package firmwaresim
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"go.einride.tech/can"
+
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// FaultsHeader is the first line of the fault ground-truth CSV.
+const FaultsHeader = "truck,kind,signal,start_unix_ns,end_unix_ns,hazard"
+
+// faultState is the mutable part of one scheduled fault.
+type faultState struct {
+	Fault
+	sig      sensors.Signal // affected signal (sensor faults)
+	glitches int            // glitch samples applied so far
+	stuckSet bool
+	stuckVal float64
+}
+
+// effects are the faults active at one instant, folded together.
+type effects struct {
+	dropout     [sensors.NumSignals]string
+	noise       [sensors.NumSignals]float64
+	canSilent   bool
+	canGarbage  float64
+	nmeaGarbage float64
+	gpsLost     bool
+	clockOffset time.Duration
+}
+
+func newFaultStates(fs []Fault) []faultState {
+	out := make([]faultState, len(fs))
+	for i, f := range fs {
+		out[i].Fault = f
+		name := f.Signal
+		if name == "" {
+			name = faultInfo[f.Kind].signal
+		}
+		if s, err := sensors.ParseSignal(name); err == nil {
+			out[i].sig = s
+		}
+	}
+	return out
+}
+
+func (f Fault) active(elapsed time.Duration) bool {
+	at := time.Duration(f.At)
+	return elapsed >= at && (f.Duration == 0 || elapsed < at+time.Duration(f.Duration))
+}
+
+func orDefault(v, def float64) float64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// applyPhysicalFaults sets the physics inputs of the faults active at
+// elapsed (coolant loss, fan failure, cargo heating).
+func (t *truck) applyPhysicalFaults(elapsed time.Duration) {
+	p := t.phys
+	p.fanFailed, p.coolantLoss, p.cargoHeatActive, p.cargoHeatRate = false, 0, false, 0
+	for i := range t.faults {
+		f := &t.faults[i]
+		if !f.active(elapsed) {
+			continue
+		}
+		since := (elapsed - time.Duration(f.At)).Minutes()
+		switch f.Kind {
+		case FaultFanFailure:
+			p.fanFailed = true
+		case FaultCoolantLoss:
+			peak := orDefault(f.Peak, 125)
+			p.coolantLoss = math.Max(p.coolantLoss, math.Min(orDefault(f.Rate, 4)*since, math.Max(0, peak-p.setpoint)))
+		case FaultCargoHeating:
+			if p.cargo < orDefault(f.Peak, 150) {
+				p.cargoHeatActive = true
+				p.cargoHeatRate = orDefault(f.Rate, 20) / 60
+			}
+		}
+	}
+}
+
+// effectsAt folds the transport and sensor faults active at elapsed.
+func (t *truck) effectsAt(elapsed time.Duration) effects {
+	var e effects
+	for i := range t.faults {
+		f := &t.faults[i]
+		if !f.active(elapsed) {
+			if f.Kind == FaultStuck {
+				f.stuckSet = false
+			}
+			continue
+		}
+		switch f.Kind {
+		case FaultDropout:
+			mode := f.Mode
+			if mode == "" {
+				mode = "missing"
+			}
+			e.dropout[f.sig] = mode
+		case FaultNoiseBurst:
+			e.noise[f.sig] = math.Max(e.noise[f.sig], orDefault(f.Amplitude, 3))
+		case FaultCANSilence:
+			e.canSilent = true
+		case FaultCANGarbage:
+			e.canGarbage = math.Max(e.canGarbage, orDefault(f.Probability, 0.1))
+		case FaultNMEAGarbage:
+			e.nmeaGarbage = math.Max(e.nmeaGarbage, orDefault(f.Probability, 0.1))
+		case FaultGPSLoss:
+			e.gpsLost = true
+		case FaultClockJump:
+			e.clockOffset += time.Duration(f.Offset)
+		}
+	}
+	if e.gpsLost {
+		e.dropout[sensors.VPLatitude] = "not_available"
+		e.dropout[sensors.VPLongitude] = "not_available"
+	}
+	return e
+}
+
+// sensorValue is what the sensor of sig reports at elapsed: the physics
+// plus noise, with overheat, noise bursts, glitches and stuck applied.
+func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effects) float64 {
+	p := t.phys
+	var v float64
+	switch sig {
+	case sensors.CoolantTemp:
+		v = p.coolantSensor()
+	case sensors.CargoTemp:
+		v = p.cargoSensor()
+	case sensors.WheelSpeed:
+		v = p.speedSensor()
+	case sensors.VPLatitude:
+		v = p.lat
+	case sensors.VPLongitude:
+		v = p.lon
+	}
+	for i := range t.faults {
+		f := &t.faults[i]
+		switch {
+		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed):
+			ramp := time.Duration(f.Ramp)
+			if ramp <= 0 {
+				ramp = 30 * time.Second
+			}
+			peak := orDefault(f.Peak, 115)
+			prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
+			v = max(v, p.setpoint+(peak-p.setpoint)*prog+0.3*p.rng.NormFloat64())
+		case f.Kind == FaultGlitch && f.sig == sig:
+			count := max(1, f.Count)
+			every := time.Duration(f.Every)
+			if every <= 0 {
+				every = 10 * time.Second
+			}
+			if f.glitches < count && elapsed >= time.Duration(f.At)+time.Duration(f.glitches)*every {
+				f.glitches++
+				v += orDefault(f.Amplitude, 40)
+			}
+		}
+	}
+	if sd := e.noise[sig]; sd > 0 {
+		v += sd * p.rng.NormFloat64()
+	}
+	for i := range t.faults {
+		f := &t.faults[i]
+		if f.Kind == FaultStuck && f.sig == sig && f.active(elapsed) {
+			if !f.stuckSet {
+				f.stuckSet, f.stuckVal = true, v
+			}
+			v = f.stuckVal
+		}
+	}
+	return v
+}
+
+// corruptFrames damages frames with probability prob each, and sometimes
+// adds a junk frame, the way a noisy bus or a misbehaving node would.
+func (t *truck) corruptFrames(frames []can.Frame, prob float64) []can.Frame {
+	rng := t.phys.rng
+	n := len(frames)
+	for i := 0; i < n; i++ {
+		if rng.Float64() >= prob {
+			continue
+		}
+		f := &frames[i]
+		switch rng.IntN(4) {
+		case 0: // a bit flip that slipped past the CRC
+			bit := rng.IntN(64)
+			f.Data[bit/8] ^= 1 << (bit % 8)
+		case 1: // truncated
+			f.Length = uint8(rng.IntN(8))
+		case 2: // 11-bit id
+			f.IsExtended = false
+			f.ID &= 0x7FF
+		case 3: // a PGN nobody described
+			f.ID = 0x18FF0000 | uint32(rng.IntN(0x78))<<8 | uint32(rng.IntN(256))
+		}
+	}
+	if rng.Float64() < prob {
+		var f can.Frame
+		f.ID = rng.Uint32() & 0x1FFFFFFF
+		f.IsExtended = true
+		f.Length = uint8(rng.IntN(9))
+		for i := range f.Data {
+			f.Data[i] = byte(rng.IntN(256))
+		}
+		frames = append(frames, f)
+	}
+	return frames
+}
+
+// corruptSentence damages one "$...*hh" body (without CR LF) as a noisy
+// serial line would; the caller appends CR LF.
+func (t *truck) corruptSentence(b []byte) []byte {
+	rng := t.phys.rng
+	switch rng.IntN(4) {
+	case 0: // wrong checksum
+		b[len(b)-1] = "0123456789ABCDEF"[(int(b[len(b)-1])+1+rng.IntN(14))%16]
+	case 1: // truncated
+		b = b[:1+rng.IntN(len(b)-1)]
+	case 2: // a changed character
+		i := 1 + rng.IntN(len(b)-4)
+		b[i] = byte('0' + rng.IntN(10))
+		if b[i] == '$' || b[i] == '*' {
+			b[i] = '7'
+		}
+	case 3: // line noise
+		n := 3 + rng.IntN(40)
+		b = b[:0]
+		for j := 0; j < n; j++ {
+			c := byte(rng.IntN(256))
+			if c == '\n' {
+				c = '~'
+			}
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// writeFaultWindows records the truck's fault timeline in the fault truth
+// file, with absolute times from its start.
+func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
+	if s.faultsOut == nil {
+		return
+	}
+	var b []byte
+	for _, f := range t.faults {
+		info := faultInfo[f.Kind]
+		from := start.Add(time.Duration(f.At)).UnixNano()
+		b = append(b, t.id...)
+		b = append(b, ',')
+		b = append(b, f.Kind...)
+		b = append(b, ',')
+		if info.signal != "" || f.Signal != "" {
+			b = append(b, f.sig.String()...)
+		}
+		b = append(b, ',')
+		b = strconv.AppendInt(b, from, 10)
+		b = append(b, ',')
+		end := time.Duration(f.Duration)
+		if f.Kind == FaultGlitch {
+			every := time.Duration(f.Every)
+			if every <= 0 {
+				every = 10 * time.Second
+			}
+			end = time.Duration(max(1, f.Count)) * every
+		}
+		if end > 0 {
+			b = strconv.AppendInt(b, from+int64(end), 10)
+		}
+		b = append(b, ',')
+		b = strconv.AppendBool(b, info.hazard)
+		b = append(b, '\n')
+	}
+	s.faultsOut.write(b)
+}
