@@ -419,15 +419,15 @@ type truck struct {
 	probe  *ptyPort // serial cargo-tank probe (cargo_probe "serial")
 	faults []faultState
 
-	tick     int64
-	frames   []can.Frame
-	wire     []byte
-	readings []sensors.Reading
+	tick        int64
+	frames      []can.Frame
+	wire        []byte
+	readings    []sensors.Reading
 	nmea        *sensors.NMEAParser
 	probeParser *sensors.ProbeParser
 	probeBuf    []byte
-	line     []byte
-	dumpBuf  []byte
+	line        []byte
+	dumpBuf     []byte
 }
 
 // candumpInterface names truck i in candump logs: its id when that is a
