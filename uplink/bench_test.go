@@ -56,6 +56,24 @@ func BenchmarkUplinkBytesPerReading(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(len(rs)), "uplink_bytes_per_reading:bytes/reading")
 	b.ReportMetric(float64(jsonBytes)/float64(len(rs)), "uplink_json_bytes_per_reading:bytes/reading")
 	b.ReportMetric(float64(len(rs))/float64(len(batches)), "readings/batch")
+
+	// The same drive stamped with nanosecond receive-time noise instead
+	// of milliseconds, to show what unrounded timestamps cost.
+	noisy := append([]sensors.Reading(nil), rs...)
+	x := uint64(12345)
+	for i := range noisy {
+		x = x*6364136223846793005 + 1442695040888963407
+		noisy[i].Time += int64(x>>33) % 1e6
+	}
+	var nb int
+	for _, part := range batchByTime(noisy, DefaultConfig().BatchDelay) {
+		p, err := Encode(Batch{Truck: "truck-0001", Readings: part})
+		if err != nil {
+			b.Fatal(err)
+		}
+		nb += len(p)
+	}
+	b.ReportMetric(float64(nb)/float64(len(rs)), "ns_timestamps_bytes/reading")
 }
 
 // BenchmarkEncodeBacklogBatch encodes one full backlog batch.

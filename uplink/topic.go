@@ -8,9 +8,9 @@ import (
 // Topic scheme (documented in uplink/PROTOCOL.md):
 //
 //	tankguard/v1/trucks/{truck}/up/telemetry   gateway -> cloud, QoS 1, batches of readings
-//	tankguard/v1/trucks/{truck}/up/alerts      gateway -> cloud, QoS 1, batches of alert transitions (priority lane)
+//	tankguard/v1/trucks/{truck}/up/alerts      gateway -> cloud, QoS 1, batches of alert transitions and acks (priority lane)
 //	tankguard/v1/trucks/{truck}/status         gateway -> cloud, retained "online"/"offline" (last will)
-//	tankguard/v1/trucks/{truck}/cmd            cloud -> gateway, QoS 1, commands
+//	tankguard/v1/trucks/{truck}/cmd            cloud -> gateway, QoS 1, JSON commands (config_update retained)
 const topicRoot = "tankguard/v1/trucks/"
 
 // Topic kinds, the part after the truck id.
