@@ -403,6 +403,14 @@ func (c *Cloud) openArchive(ctx context.Context) (archive.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d := c.cfg.S3.GlacierAfterDays; d > 0 {
+		if err := archive.ApplyLifecycle(ctx, client, bucket, prefix, d); err != nil {
+			c.cnt.archiveErrors.Add(1)
+			c.log.Error("archive lifecycle rule not applied", "err", err)
+		} else {
+			c.log.Info("archive lifecycle rule applied", "bucket", bucket, "prefix", prefix, "glacier_after_days", d)
+		}
+	}
 	return archive.S3{Client: client, Bucket: bucket, Prefix: prefix}, nil
 }
 

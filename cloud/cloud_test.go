@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/cloud/console"
+	"github.com/abc4logistics/tankguard/cloud/internal/s3test"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
@@ -379,5 +381,63 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("error %v is not ErrConfig", err)
 			}
 		})
+	}
+}
+
+// TestArchiveToS3 runs the cloud with its archive on versitygw and finds
+// every reading there once.
+func TestArchiveToS3(t *testing.T) {
+	endpoint := s3test.Versity(t)
+	client := s3test.Client(endpoint)
+	s3test.Bucket(t, client, "fleet")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	c := startCloud(t, t.TempDir(), func(c *Config) {
+		c.Archive = "s3://fleet/tankguard"
+		c.S3 = S3Config{Endpoint: endpoint, PathStyle: true, GlacierAfterDays: 30}
+	})
+	cl := dial(t, c.BrokerAddr(), "sim")
+	t0 := time.Now().Add(-2 * time.Hour).UTC()
+	rs := series(sensors.CargoTemp, 1, 40, t0, func(i int) float64 { return 15 + float64(i)/10 })
+	publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "S1", Readings: rs[:25]})
+	publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "S1", Readings: rs[20:]})
+	st := archive.S3{Client: client, Bucket: "fleet", Prefix: "tankguard"}
+	waitFor(t, "readings in S3", func() bool {
+		rows, err := archive.ReadAll[archive.Reading](context.Background(), st, archive.DatasetReadings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, r := range rows {
+			seqs = append(seqs, r.Seq)
+		}
+		slices.Sort(seqs)
+		return slices.Equal(seqs, seqRange(1, 40))
+	})
+	if s := c.Stats(); s.ArchiveErrors != 1 {
+		t.Errorf("archive errors %d, want 1 (versitygw answers the lifecycle call with 501)", s.ArchiveErrors)
+	}
+}
+
+// TestLateReadingsLandInTheirDay uploads readings measured a day ago and
+// finds them in that day's partition, not today's.
+func TestLateReadingsLandInTheirDay(t *testing.T) {
+	c := startCloud(t, t.TempDir(), nil)
+	cl := dial(t, c.BrokerAddr(), "sim")
+	yesterday := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour).Add(17 * time.Minute)
+	publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "L1", Readings: series(sensors.CoolantTemp, 1, 10, yesterday, func(int) float64 { return 80 })})
+	want := filepath.Join(c.ArchiveDir(), archive.Partition(archive.DatasetReadings, yesterday.UnixNano()))
+	waitFor(t, "yesterday's partition", func() bool {
+		keys, _ := archive.Dir{Root: c.ArchiveDir()}.List(context.Background(), archive.DatasetReadings+"/")
+		return len(keys) > 0
+	})
+	keys, _ := archive.Dir{Root: c.ArchiveDir()}.List(context.Background(), archive.DatasetReadings+"/")
+	if len(keys) != 1 || filepath.Join(c.ArchiveDir(), filepath.Dir(keys[0])) != want {
+		t.Fatalf("objects %q, want one under %s", keys, want)
+	}
+	rows, err := archive.ReadObject[archive.Reading](context.Background(), archive.Dir{Root: c.ArchiveDir()}, keys[0])
+	if err != nil || len(rows) != 10 {
+		t.Fatalf("%d rows, %v", len(rows), err)
 	}
 }

@@ -76,6 +76,11 @@ type S3Config struct {
 	// PathStyle addresses buckets as endpoint/bucket rather than
 	// bucket.endpoint; most S3-compatible servers need it.
 	PathStyle bool `json:"path_style,omitempty"`
+	// GlacierAfterDays, if positive, makes Run apply a bucket lifecycle
+	// rule (PutBucketLifecycleConfiguration, replacing the bucket's
+	// lifecycle configuration) moving the archive prefix to GLACIER after
+	// that many days. A failure is logged and counted, not fatal.
+	GlacierAfterDays int32 `json:"glacier_after_days,omitempty"`
 }
 
 // NotifyConfig configures incident notifications. With no webhook and no
@@ -274,6 +279,9 @@ func (c Config) Validate() error {
 	}
 	if c.Notify.SNSEndpoint != "" && !strings.Contains(c.Notify.SNSEndpoint, "://") {
 		return bad("notify.sns_endpoint %q: want a URL", c.Notify.SNSEndpoint)
+	}
+	if c.S3.GlacierAfterDays < 0 {
+		return bad("s3.glacier_after_days must not be negative")
 	}
 	if c.S3.Endpoint != "" && !strings.Contains(c.S3.Endpoint, "://") {
 		return bad("s3.endpoint %q: want a URL such as http://127.0.0.1:7070", c.S3.Endpoint)

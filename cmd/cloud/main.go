@@ -3,6 +3,8 @@
 //
 //	cloud [flags]              run until SIGINT/SIGTERM
 //	cloud -config cloud.json   the same, with settings from a JSON file (flags win)
+//	cloud athena-ddl -archive s3://bucket/prefix [-database tankguard]
+//	                           print CREATE EXTERNAL TABLE statements (partition projection)
 //
 // It prints the console URL and the broker address once ready.
 package main
@@ -22,7 +24,24 @@ import (
 	"time"
 
 	"github.com/abc4logistics/tankguard/cloud"
+	"github.com/abc4logistics/tankguard/cloud/archive"
 )
+
+// athenaDDL prints the Athena table definitions for an S3 archive.
+func athenaDDL(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cloud athena-ddl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	loc := fs.String("archive", "", "the archive's S3 location, s3://bucket/prefix (required)")
+	db := fs.String("database", "tankguard", "Athena database (schema) name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, _, err := archive.ParseS3URL(*loc); err != nil {
+		return fmt.Errorf("athena-ddl: -archive: %w", err)
+	}
+	_, err := io.WriteString(stdout, archive.AthenaDDL(*loc, *db))
+	return err
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -35,6 +54,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "athena-ddl" {
+		return athenaDDL(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -48,6 +70,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		s3Endpoint    = fs.String("s3-endpoint", "", "S3 endpoint override, e.g. http://127.0.0.1:7070 (versitygw, MinIO)")
 		s3Region      = fs.String("s3-region", cloud.DefaultS3Region, "S3 region")
 		s3PathStyle   = fs.Bool("s3-path-style", false, "path-style S3 addressing (most S3-compatible servers)")
+		glacierDays   = fs.Int("glacier-after-days", 0, "with an s3:// archive: apply a lifecycle rule moving it to GLACIER after this many days (0 = leave the bucket's lifecycle alone)")
+		ingestMode    = fs.String("ingest", "", `how to take data from the embedded broker: "hook" (default; the gateway's PUBACK waits for the durable commit) or "subscribe"`)
+		webhookURL    = fs.String("webhook", "", "incident notification webhook URL (more in the config file)")
+		webhookSecret = fs.String("webhook-secret", "", "HMAC-SHA256 secret for -webhook (default: env TANKGUARD_WEBHOOK_SECRET)")
+		snsTopic      = fs.String("sns-topic", "", "incident notification SNS topic ARN")
+		snsEndpoint   = fs.String("sns-endpoint", "", "SNS endpoint override URL")
 		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
 		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -93,6 +121,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	apply("s3-region", func() { cfg.S3.Region = *s3Region })
 	apply("s3-path-style", func() { cfg.S3.PathStyle = *s3PathStyle })
 	apply("flush-interval", func() { cfg.FlushInterval = *flushInterval })
+	apply("glacier-after-days", func() { cfg.S3.GlacierAfterDays = int32(*glacierDays) })
+	apply("ingest", func() { cfg.Ingest = *ingestMode })
+	if *webhookURL != "" {
+		secret := *webhookSecret
+		if secret == "" {
+			secret = os.Getenv("TANKGUARD_WEBHOOK_SECRET")
+		}
+		cfg.Notify.Webhooks = append(cfg.Notify.Webhooks, cloud.WebhookConfig{URL: *webhookURL, Secret: secret})
+	}
+	apply("sns-topic", func() { cfg.Notify.SNSTopicARN = *snsTopic })
+	apply("sns-endpoint", func() { cfg.Notify.SNSEndpoint = *snsEndpoint })
 	if cfg.BrokerURL != "" && !set["broker-listen"] {
 		cfg.BrokerListen = ""
 	}

@@ -3,6 +3,7 @@
 // live updates from /api/events (Server-Sent Events).
 const trucks = new Map();
 const alerts = [];
+const incidents = new Map();
 const $ = (s) => document.querySelector(s);
 const fmt = (v, d = 1) => (v === undefined || v === null ? "–" : Number(v).toFixed(d));
 const ago = (t) => {
@@ -48,6 +49,29 @@ function renderAlerts() {
     `value ${fmt(a.value)} at ${new Date(a.time).toLocaleTimeString()}</li>`).join("");
 }
 
+function renderIncidents() {
+  const list = [...incidents.values()].sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, 200);
+  $("#incidents").innerHTML = list.map((i) => {
+    const srcs = Object.keys(i.sources || {}).sort().map((s) => `<span class="src">${esc(s)}</span>`).join(" ");
+    const who = i.acked_by ? ` acked by ${esc(i.acked_by)} ${new Date(i.acked_at).toLocaleTimeString()}` : "";
+    const btns = i.state === "resolved" ? "" :
+      (i.state === "open" ? `<button data-act="ack" data-id="${esc(i.id)}">Acknowledge</button>` : "") +
+      `<button data-act="resolve" data-id="${esc(i.id)}">Resolve</button>`;
+    const log = (i.notifications || []).slice(-3).map((d) => `${esc(d.event)}→${esc(d.channel.split(" ")[0])}:${esc(d.result)}`).join(", ");
+    return `<li class="${esc(i.state)} ${esc(i.severity)}" data-incident="${esc(i.id)}"><b>${esc(i.truck)}</b> ${esc(i.signal || "")} ${esc(i.kind)} ` +
+      `<b>${esc(i.severity)}</b> <i>${esc(i.state)}</i> ${srcs}${who} ${btns}<br><small>${esc(i.id)} since ${new Date(i.start).toLocaleTimeString()} ${log}</small></li>`;
+  }).join("");
+}
+
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button[data-act]");
+  if (!b) return;
+  const r = await fetch(`api/incidents/${encodeURIComponent(b.dataset.id)}/${b.dataset.act}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: $("#who").value }),
+  });
+  if (r.ok) { const i = await r.json(); incidents.set(i.id, i); renderIncidents(); } else { alert(await r.text()); }
+});
+
 function schedule() {
   if (dirty) return;
   dirty = true;
@@ -55,7 +79,11 @@ function schedule() {
 }
 
 async function snapshot() {
-  const [ts, as] = await Promise.all([fetch("api/trucks").then((r) => r.json()), fetch("api/alerts").then((r) => r.json())]);
+  const [ts, as, is] = await Promise.all([fetch("api/trucks").then((r) => r.json()), fetch("api/alerts").then((r) => r.json()),
+    fetch("api/incidents").then((r) => r.json())]);
+  incidents.clear();
+  for (const i of is || []) incidents.set(i.id, i);
+  renderIncidents();
   trucks.clear();
   for (const t of ts) trucks.set(t.id, t);
   alerts.length = 0;
@@ -69,6 +97,7 @@ function connect() {
   es.onopen = () => { $("#conn").textContent = "live"; $("#conn").className = "ok"; snapshot(); };
   es.onerror = () => { $("#conn").textContent = "reconnecting…"; $("#conn").className = "bad"; };
   es.addEventListener("trucks", (e) => { for (const t of JSON.parse(e.data)) trucks.set(t.id, t); schedule(); });
+  es.addEventListener("incident", (e) => { const i = JSON.parse(e.data); incidents.set(i.id, i); renderIncidents(); });
   es.addEventListener("alert", (e) => { alerts.push(JSON.parse(e.data)); if (alerts.length > 500) alerts.shift(); renderAlerts(); });
 }
 

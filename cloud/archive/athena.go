@@ -1,0 +1,73 @@
+package archive
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// AthenaDDL returns CREATE EXTERNAL TABLE statements, one per dataset, for
+// an archive at location ("s3://bucket/prefix"), in database. Partitions
+// use Athena partition projection (dt by day from 2024-01-01, hour 00-23),
+// so no partition ever needs adding by hand. Columns follow the row types'
+// Parquet tags.
+func AthenaDDL(location, database string) string {
+	location = strings.TrimSuffix(location, "/")
+	var b strings.Builder
+	for _, ds := range []struct {
+		name string
+		row  any
+	}{{DatasetReadings, Reading{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}} {
+		loc := location + "/" + ds.name + "/"
+		fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", database, ds.name)
+		cols := columns(ds.row)
+		for i, c := range cols {
+			sep := ","
+			if i == len(cols)-1 {
+				sep = ""
+			}
+			fmt.Fprintf(&b, "  `%s` %s%s\n", c[0], c[1], sep)
+		}
+		fmt.Fprintf(&b, ")\nPARTITIONED BY (`dt` string, `hour` string)\nSTORED AS PARQUET\nLOCATION '%s'\nTBLPROPERTIES (\n", loc)
+		props := [][2]string{
+			{"projection.enabled", "true"},
+			{"projection.dt.type", "date"},
+			{"projection.dt.format", "yyyy-MM-dd"},
+			{"projection.dt.range", "2024-01-01,NOW"},
+			{"projection.dt.interval", "1"},
+			{"projection.dt.interval.unit", "DAYS"},
+			{"projection.hour.type", "integer"},
+			{"projection.hour.range", "0,23"},
+			{"projection.hour.digits", "2"},
+			{"storage.location.template", loc + "dt=${dt}/hour=${hour}/"},
+			{"parquet.compression", "ZSTD"},
+		}
+		for i, p := range props {
+			sep := ","
+			if i == len(props)-1 {
+				sep = ""
+			}
+			fmt.Fprintf(&b, "  '%s'='%s'%s\n", p[0], p[1], sep)
+		}
+		b.WriteString(");\n\n")
+	}
+	return b.String()
+}
+
+// columns returns (name, Athena type) of each field of row.
+func columns(row any) [][2]string {
+	t := reflect.TypeOf(row)
+	var out [][2]string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		typ := map[reflect.Kind]string{
+			reflect.String: "string", reflect.Int64: "bigint", reflect.Int32: "int", reflect.Float64: "double",
+		}[f.Type.Kind()]
+		if typ == "" {
+			panic("archive: no Athena type for " + f.Type.String())
+		}
+		out = append(out, [2]string{name, typ})
+	}
+	return out
+}

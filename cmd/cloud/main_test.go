@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestAthenaDDLCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    string
+	}{
+		{"ok", []string{"athena-ddl", "-archive", "s3://b/p", "-database", "fleet"}, false, "CREATE EXTERNAL TABLE IF NOT EXISTS fleet.readings"},
+		{"missing archive", []string{"athena-ddl"}, true, ""},
+		{"local archive", []string{"athena-ddl", "-archive", "/tmp/x"}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(tc.args, &out, &errb)
+			if (err != nil) != tc.wantErr || !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("err %v, out %q", err, out.String())
+			}
+		})
+	}
+}
+
+func TestBadConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key": `{"data_dir":"x","nope":1}`,
+		"not json":    `data_dir = x`,
+		"invalid":     `{"data_dir":"x","flush_interval":-1}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := dir + "/" + strings.ReplaceAll(name, " ", "_") + ".json"
+			if err := writeFile(p, body); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			if err := run([]string{"-config", p}, &out, &errb); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
