@@ -29,7 +29,8 @@ type SignalConfig struct {
 	// than the interval before that, so one reading after a dropout does
 	// not count for the whole gap) to the last one. Readings without the
 	// condition (noise at the threshold) restart the count only when there
-	// are MinReadings of them in a row spanning at least Sustain/2. At 1 Hz, 10 s means 10 readings; on data
+	// are MinReadings of them in a row spanning at least Sustain; more than
+	// half of the readings since the first must show the condition. At 1 Hz, 10 s means 10 readings; on data
 	// sampled every 5 min one reading already stands for 5 min, so
 	// MinReadings decides.
 	Sustain time.Duration
@@ -60,6 +61,11 @@ type SignalConfig struct {
 	// long as the new normal (the band widens to include it and the
 	// deviation clears). 0 keeps a deviation open as long as it lasts.
 	AdaptAfter time.Duration
+	// Despike judges limits and deviations on the median of the last three
+	// readings instead of a reading that is further than the margin from
+	// it, so that single-sample glitches never count. A real jump is
+	// confirmed by the next reading, and then counts from the first.
+	Despike bool
 	// OnsetOnly flags only the onset of an excursion: the reading that
 	// raises a deviation is also learned as normal, so the alert clears at
 	// the next reading unless it moves further away. For signals of
@@ -111,7 +117,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
-			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
+			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30, Despike: true,
 			MinMargin: 8, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 0.2, Decay: 1e-4,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
@@ -119,7 +125,7 @@ func DefaultConfig() Config {
 			StuckAfter: 30 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{
-			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30,
+			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30, Despike: true,
 			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 0.05, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
 			WarnHigh: 45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
@@ -224,10 +230,14 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 		}
 		b = le.AppendUint64(b, math.Float64bits(v))
 	}
+	var flags byte
 	if c.OnsetOnly {
-		return append(b, 1)
+		flags |= 1
 	}
-	return append(b, 0)
+	if c.Despike {
+		flags |= 2
+	}
+	return append(b, flags)
 }
 
 // signalConfigSize is the length of appendBinary's output.
@@ -242,7 +252,7 @@ func (c *SignalConfig) decodeBinary(b []byte) {
 		Rearm: int(i(4)), RiseWindow: time.Duration(i(5)), StuckAfter: time.Duration(i(6)), MissingAfter: time.Duration(i(7)),
 		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
 		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
-		OnsetOnly: b[signalConfigSize-1] == 1,
+		OnsetOnly: b[signalConfigSize-1]&1 != 0, Despike: b[signalConfigSize-1]&2 != 0,
 	}
 }
 
@@ -378,6 +388,10 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 			}
 		case k == "onset_only":
 			if err := json.Unmarshal(raw, &c.OnsetOnly); err != nil {
+				return fail(fmt.Errorf("want true or false: %v", err))
+			}
+		case k == "despike":
+			if err := json.Unmarshal(raw, &c.Despike); err != nil {
 				return fail(fmt.Errorf("want true or false: %v", err))
 			}
 		default:

@@ -14,8 +14,10 @@ const riseCap = 32
 // The condition is sustained when its readings span Sustain: from the
 // time the first one stands for (since the reading before it) to the last.
 // A run survives short dips: it restarts only after MinReadings readings
-// in a row, spanning half the sustain period, without the condition, so that a slowly rising value that
-// jitters around a threshold (noise, 1 °C quantisation) is still caught.
+// in a row, spanning the sustain period, without the condition, so that a
+// slowly rising value that jitters around a threshold (noise, 1 °C
+// quantisation) is still caught. (Single-sample glitches are removed before
+// by SignalConfig.Despike.)
 type run struct {
 	First int64 // time of the first reading that showed the condition
 	Cover int64 // ns the first reading stands for
@@ -40,7 +42,7 @@ func (r *run) dip(c *SignalConfig, t int64) bool {
 		return true
 	}
 	r.Dips++
-	if r.Dips >= int64(c.MinReadings) && t-r.Last >= int64(c.Sustain/2) {
+	if r.Dips >= int64(c.MinReadings) && t-r.Last >= int64(c.Sustain) {
 		*r = run{}
 		return true
 	}
@@ -84,6 +86,7 @@ type seriesState struct {
 
 	// Rate of rise: median-of-3 input and a ring of stored medians.
 	Last3     [3]float64
+	Last3T    [3]int64
 	NLast3    int64
 	Ring      [riseCap]sample
 	RHead     int64 // index of the oldest sample
@@ -177,7 +180,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 			st.Warn.reset()
 			st.Crit.reset()
 			st.Rise.reset()
-			st.RLen, st.NLast3 = 0, 0
+			st.RLen = 0
 		}
 		st.PrevGap = gap
 	}
@@ -191,9 +194,29 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	st.N++
 	st.MissOn = false
 
-	s.limits(c, t, x, cover)
-	s.deviation(c, t, x, cover)
-	s.rise(c, t, x, cover)
+	// Median of the last three readings: one glitch moves nothing.
+	st.Last3[st.NLast3%3], st.Last3T[st.NLast3%3] = x, t
+	st.NLast3++
+	m := x
+	if st.NLast3 >= 3 {
+		a, b, d := st.Last3[0], st.Last3[1], st.Last3[2]
+		m = math.Max(math.Min(a, b), math.Min(math.Max(a, b), d))
+	}
+	judged := x
+	if c.Despike && st.NLast3 >= 3 {
+		// A reading further than the margin from the median of the last
+		// three is a spike until the next reading confirms it.
+		d := c.MinMargin
+		if st.Ready {
+			d = margin(c, st.Lo, st.Hi)
+		}
+		if math.Abs(x-m) > d {
+			judged = m
+		}
+	}
+	s.limits(c, t, judged, cover)
+	s.deviation(c, t, judged, cover)
+	s.rise(c, t, m, cover)
 	st.StuckOn = c.StuckAfter > 0 && st.Stuck.Count >= int64(c.MinReadings) &&
 		t-st.Stuck.First >= int64(c.StuckAfter)
 	return s.settle(t)
@@ -206,13 +229,20 @@ func (s *series) limits(c *SignalConfig, t int64, x float64, cover int64) {
 	warn := crit ||
 		(!math.IsNaN(c.WarnHigh) && (x > c.WarnHigh || (st.WarnOn && x > c.WarnHigh-h))) ||
 		(!math.IsNaN(c.WarnLow) && (x < c.WarnLow || (st.WarnOn && x < c.WarnLow+h)))
-	step(c, &st.Crit, &st.CritOn, crit, t, cover)
-	step(c, &st.Warn, &st.WarnOn, warn, t, cover)
+	inf := math.Inf(1)
+	stepFrom(c, &st.Crit, &st.CritOn, crit, t, s.firstBeyond(c, -inf, nanTo(c.CritHigh, inf), t), cover)
+	stepFrom(c, &st.Warn, &st.WarnOn, warn, t, s.firstBeyond(c, nanTo(c.WarnLow, -inf), nanTo(c.WarnHigh, inf), t), cover)
 }
 
 // step advances a condition's run; it turns on when sustained and off as
 // soon as the condition is gone.
 func step(c *SignalConfig, r *run, on *bool, cond bool, t, cover int64) {
+	stepFrom(c, r, on, cond, t, t, cover)
+}
+
+// stepFrom is step for a condition judged on the 3-reading median: start
+// is the time of the first raw reading that showed it.
+func stepFrom(c *SignalConfig, r *run, on *bool, cond bool, t, start, cover int64) {
 	if !cond {
 		if *on {
 			r.reset() // an open condition clears at once (hysteresis is in the threshold)
@@ -222,10 +252,35 @@ func step(c *SignalConfig, r *run, on *bool, cond bool, t, cover int64) {
 		*on = false
 		return
 	}
+	if r.Count == 0 && start < t {
+		r.add(start, cover) // the earlier raw reading showed it too
+	}
 	r.add(t, cover)
 	if r.sustained(c) {
 		*on = true
 	}
+}
+
+// firstBeyond returns the time of the earliest of the last three readings
+// whose raw value is outside [lo, hi], or t if none is (or not despiking).
+func (s *series) firstBeyond(c *SignalConfig, lo, hi float64, t int64) int64 {
+	st := &s.st
+	if !c.Despike || st.NLast3 < 3 {
+		return t
+	}
+	for k := st.NLast3 - 3; k < st.NLast3; k++ {
+		if v := st.Last3[k%3]; v > hi || v < lo {
+			return st.Last3T[k%3]
+		}
+	}
+	return t
+}
+
+func nanTo(v, alt float64) float64 {
+	if math.IsNaN(v) {
+		return alt
+	}
+	return v
 }
 
 func (s *series) ignored(c *SignalConfig, x float64) bool {
@@ -270,7 +325,7 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		st.Rearm--
 	}
 	wasOn := st.DevOn
-	step(c, &st.Dev, &st.DevOn, away, t, cover)
+	stepFrom(c, &st.Dev, &st.DevOn, away, t, s.firstBeyond(c, down, up, t), cover)
 	switch {
 	case !away:
 		s.learn(c, x, cover)
@@ -385,19 +440,12 @@ func (s *series) absorb(x float64) {
 	st.Hi, st.Lo = math.Max(st.Hi, x), math.Min(st.Lo, x)
 }
 
-func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
+// rise judges m, the median of the last three readings.
+func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
 	st := &s.st
-	if c.MaxRise <= 0 || s.ignored(c, x) || !st.Ready {
+	if c.MaxRise <= 0 || s.ignored(c, m) || !st.Ready {
 		step(c, &st.Rise, &st.RiseOn, false, t, cover)
 		return
-	}
-	// Median of the last three readings: one glitch moves nothing.
-	st.Last3[st.NLast3%3] = x
-	st.NLast3++
-	m := x
-	if st.NLast3 >= 3 {
-		a, b, d := st.Last3[0], st.Last3[1], st.Last3[2]
-		m = math.Max(math.Min(a, b), math.Min(math.Max(a, b), d))
 	}
 	win := int64(c.RiseWindow)
 	if st.RLen == 0 || t-st.Ring[(st.RHead+st.RLen-1)%riseCap].T >= win/16 {
