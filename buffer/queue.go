@@ -450,8 +450,11 @@ func (q *Queue) commitPending() {
 		return
 	}
 	err := q.write(rs, ps, top)
-	if err == nil && q.opts.OnSync != nil {
-		q.opts.OnSync(top)
+	if err == nil {
+		q.log.Debug("buffer synced", "seq", top, "readings", len(rs), "priority", len(ps))
+		if q.opts.OnSync != nil {
+			q.opts.OnSync(top)
+		}
 	}
 	q.mu.Lock()
 	if err == nil {

@@ -109,9 +109,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 			oldest = f.toks[0].Done()
 			resetTimer(ackTimer, p.cfg.PublishTimeout-p.cfg.Now().Sub(f.sent))
 		}
-		if telemetryInflight() >= p.cfg.Window {
-			changed = nil // nothing new could be sent anyway; wait for acks
-		}
+		// Keep watching the queue even with a full window: a new alert
+		// must go out without waiting for telemetry PUBACKs.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
