@@ -40,6 +40,7 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07 // indirect
 	github.com/twpayne/go-geom v1.6.1 // indirect
+	github.com/warthog618/go-gpiocdev v0.9.1 // indirect
 	go.einride.tech/can v0.17.0 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
 	go.uber.org/goleak v1.3.0 // indirect

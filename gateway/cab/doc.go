@@ -1,0 +1,23 @@
+// Package cab serves the in-cab driver display of one truck and drives an
+// optional hardware buzzer or lamp on a Linux GPIO line.
+//
+// The gateway's pipeline feeds a Server with the latest readings
+// (Server.Readings), the detector's alert transitions (Server.Transition),
+// the uplink state (Server.Uplink) and operators' acknowledgements that
+// came down from the cloud (Server.RemoteAck). The Server keeps the current
+// picture of the truck and pushes it to every connected page over
+// Server-Sent Events: alert transitions at once (the latency-critical path),
+// readings and uplink state a few times a second. The page (embedded in the
+// binary: no CDN, no external fonts or scripts) takes over the screen with
+// colour, plain-words text and a buzzer pattern per severity while an alert
+// is open, and offers one large acknowledge button. A press becomes a
+// detect.Ack handed to the gateway through the func given to Server.OnAck;
+// the buzzer stops until the alert gets worse.
+//
+// Everything works with no network beyond the cab's own loopback or LAN
+// link: nothing here depends on the uplink or the cloud.
+//
+// cab must not import buffer, uplink or cloud (they are downstream of
+// detect); it reads only sensors and detect types. It never reads files,
+// flags or the environment: cmd/ builds its Config.
+package cab
