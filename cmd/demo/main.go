@@ -1,4 +1,204 @@
-// Command demo runs the whole tankguard system on this machine.
+// Command demo runs the whole tankguard system on this machine, on
+// embedded defaults: the cloud (embedded MQTT broker, local archive,
+// console), firmware-sim with K trucks (one overheats about a minute in)
+// and one gateway process per truck, each with its own data directory
+// under ./var/. It prints the console and cab URLs; Ctrl-C stops
+// everything cleanly, gateways first so they flush their queues.
+//
+//	make demo            (builds, then runs bin/demo)
+//	bin/demo -trucks 5 -overheat truck-03@45s -var ./var
 package main
 
-func main() {}
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		trucks   = flag.Int("trucks", 5, "number of simulated trucks")
+		overheat = flag.String("overheat", "truck-03@45s", "engine overheat to inject: TRUCK@OFFSET after its gateway connects (empty: none)")
+		varDir   = flag.String("var", "./var", "directory for every process's data")
+		binDir   = flag.String("bin", "", "directory of the cloud, gateway and firmware-sim binaries (default: beside this one)")
+		console  = flag.String("console", "127.0.0.1:8080", "console listen address (a free port is used if busy)")
+		broker   = flag.String("broker", "127.0.0.1:1883", "embedded broker listen address (a free port is used if busy)")
+		cabBase  = flag.Int("cab-port", 8081, "first cab display port; truck N gets cab-port+N-1 (free ports if busy)")
+	)
+	flag.Parse()
+	if *trucks < 1 || *trucks > 99 {
+		return fmt.Errorf("-trucks %d: want 1..99", *trucks)
+	}
+	if *binDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		*binDir = filepath.Dir(exe)
+	}
+	bin := func(name string) string { return filepath.Join(*binDir, name) }
+	for _, b := range []string{"cloud", "gateway", "firmware-sim"} {
+		if _, err := os.Stat(bin(b)); err != nil {
+			return fmt.Errorf("%s not built (run make demo): %w", b, err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// A fresh simulation every run; gateway queues and the cloud's data
+	// persist across runs like on a real truck.
+	simDir := filepath.Join(*varDir, "sim")
+	if err := os.RemoveAll(simDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(simDir, 0o755); err != nil {
+		return err
+	}
+	consoleAddr, brokerAddr := pickAddr(*console), pickAddr(*broker)
+	out := os.Stdout
+	var procs []*proc
+	defer func() {
+		// Stop in reverse order: gateways flush, then the sim, then the cloud.
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop(10 * time.Second)
+		}
+		fmt.Println("demo stopped")
+	}()
+
+	cloudP, err := start("cloud", out, bin("cloud"), "-data", filepath.Join(*varDir, "cloud"),
+		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s")
+	if err != nil {
+		return err
+	}
+	procs = append(procs, cloudP)
+	// The console listens once the cloud is ready (probing the broker
+	// would make it log a client that hung up before CONNECT).
+	if err := waitListen(ctx, consoleAddr, cloudP); err != nil {
+		return fmt.Errorf("cloud console: %w", err)
+	}
+
+	manifest := filepath.Join(simDir, "manifest.json")
+	simArgs := []string{"-trucks", strconv.Itoa(*trucks), "-warm", "-manifest", manifest,
+		"-truth", filepath.Join(simDir, "truth.csv"), "-print-manifest=false"}
+	if *overheat != "" {
+		simArgs = append(simArgs, "-overheat", *overheat)
+	}
+	simP, err := start("sim", out, bin("firmware-sim"), simArgs...)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, simP)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = waitFile(wctx, manifest)
+	cancel()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		return err
+	}
+	var m firmwaresim.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("sim manifest: %w", err)
+	}
+
+	type cabURL struct{ truck, url string }
+	var cabs []cabURL
+	for i, t := range m.Trucks {
+		cab := pickAddr(fmt.Sprintf("127.0.0.1:%d", *cabBase+i))
+		args := []string{"-truck", t.ID, "-data", filepath.Join(*varDir, t.ID), "-can", t.CAN,
+			"-broker", "tcp://" + brokerAddr, "-cab", cab}
+		if t.Serial != "" {
+			args = append(args, "-serial", t.Serial)
+		}
+		p, err := start(t.ID, out, bin("gateway"), args...)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		cabs = append(cabs, cabURL{t.ID, "http://" + cab + "/"})
+	}
+
+	outMu.Lock()
+	fmt.Println()
+	fmt.Println("  tankguard demo is running. Ctrl-C stops it.")
+	fmt.Printf("  fleet console:   http://%s/\n", consoleAddr)
+	for _, c := range cabs {
+		fmt.Printf("  cab %-9s    %s\n", c.truck+":", c.url)
+	}
+	if *overheat != "" {
+		fmt.Printf("  injected fault:  engine overheat %s\n", *overheat)
+	}
+	fmt.Println()
+	outMu.Unlock()
+
+	// Run until Ctrl-C, or until a process dies on its own.
+	died := make(chan *proc, len(procs))
+	for _, p := range procs {
+		go func() { <-p.done; died <- p }()
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case p := <-died:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%s exited: %v", p.name, p.err)
+	}
+}
+
+// pickAddr returns addr if it can be listened on now, else a free loopback
+// port.
+func pickAddr(addr string) string {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return addr
+		}
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitListen waits until addr accepts connections or p exits.
+func waitListen(ctx context.Context, addr string, p *proc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.done:
+			return errors.New("process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after 30 s", addr)
+		}
+	}
+}
