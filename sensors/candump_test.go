@@ -133,3 +133,14 @@ func FuzzCandumpLine(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCandumpParse(b *testing.B) {
+	line := candumpCases[0].line
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := ParseCandumpLine(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

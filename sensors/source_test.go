@@ -219,3 +219,65 @@ func TestNMEASourceReopensMissingPort(t *testing.T) {
 		t.Fatal("test assumption broken")
 	}
 }
+
+// TestCANSourcesShareDecoder reads two buses at once through one decoder,
+// as a gateway with a powertrain and a body bus does.
+func TestCANSourcesShareDecoder(t *testing.T) {
+	dec := mustDecoder(t)
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	var g errgroup.Group
+	var conns []net.Conn
+	for bus := 0; bus < 2; bus++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		src := &CANSource{Addr: "tcp://" + ln.Addr().String(), Decoder: dec}
+		g.Go(func() error { return src.Run(ctx, got.emit) })
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	const n = 500
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := decodeCases[0].frame // coolant on bus 0
+			if i == 1 {
+				f = decodeCases[6].frame // speed on bus 1
+			}
+			tx := socketcan.NewTransmitter(c)
+			for j := 0; j < n; j++ {
+				if err := tx.TransmitFrame(context.Background(), f); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "all readings", func() bool { return got.len() == 2*n })
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	counts := map[Signal]int{}
+	for _, r := range got.get() {
+		counts[r.Signal]++
+	}
+	if counts[CoolantTemp] != n || counts[WheelSpeed] != n {
+		t.Fatalf("counts %v", counts)
+	}
+	if s := dec.Stats(); s.Frames != 2*n || s.Readings != 2*n {
+		t.Fatalf("decoder stats %+v", s)
+	}
+}
