@@ -24,6 +24,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(runChild(cfg))
+	}
 	goleak.VerifyTestMain(m)
 }
 
