@@ -284,4 +284,3 @@ func publishStream(addr string, trucks, batches, per int, acked *atomic.Int64) e
 	}
 	return nil
 }
-
