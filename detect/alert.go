@@ -18,10 +18,11 @@ const (
 	KindRateOfRise      // the value rose faster than the configured rate
 	KindStuck           // the sensor repeated the same value for too long (flat line)
 	KindMissing         // no readings for longer than the configured gap plus grace
+	KindVolatility      // the reading-to-reading variability left its learned range
 	numKinds
 )
 
-var kindNames = [numKinds]string{"invalid", "deviation", "limit", "rate_of_rise", "stuck", "missing"}
+var kindNames = [numKinds]string{"invalid", "deviation", "limit", "rate_of_rise", "stuck", "missing", "volatility"}
 
 // String returns the kind's stable snake_case name.
 func (k Kind) String() string {

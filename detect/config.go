@@ -92,6 +92,16 @@ type SignalConfig struct {
 	// 0 disables the rate-of-rise check.
 	MaxRise    float64
 	RiseWindow time.Duration
+	// VolatilityAlpha, when positive, watches the reading-to-reading
+	// variability: its exponentially weighted mean (this is the weight of
+	// the newest change) is flagged, like an onset-only deviation, when it
+	// leaves the range of all its earlier values by more than
+	// VolatilityMargin (a fraction of that range), after VolatilityWarmup
+	// readings. For signals of unknown nature (a sensor gone noisy, a
+	// series gone flat); 0 disables.
+	VolatilityAlpha  float64
+	VolatilityMargin float64
+	VolatilityWarmup int
 	// StuckAfter raises a stuck-sensor alert when the value has not changed
 	// at all for this long (and MinReadings readings); 0 disables.
 	StuckAfter time.Duration
@@ -146,6 +156,7 @@ func DefaultGenericConfig() SignalConfig {
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 30,
 		MinMargin: 0, MarginFrac: 0.01, Hysteresis: 0,
 		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 30,
+		VolatilityAlpha: 0.02, VolatilityMargin: 0.05, VolatilityWarmup: 200,
 		WarnHigh: math.NaN(), CritHigh: math.NaN(), WarnLow: math.NaN(), IgnoreBelow: math.NaN(),
 	}
 }
@@ -207,6 +218,12 @@ func (c SignalConfig) validate(class string) error {
 		return bad("rise_window", "must be positive when max_rise is set, got %v", c.RiseWindow)
 	case c.RiseWindow < 0:
 		return bad("rise_window", "must not be negative, got %v", c.RiseWindow)
+	case !(c.VolatilityAlpha >= 0 && c.VolatilityAlpha <= 1):
+		return bad("volatility_alpha", "must be 0..1, got %v", c.VolatilityAlpha)
+	case !finite(c.VolatilityMargin) || c.VolatilityMargin < 0:
+		return bad("volatility_margin", "must be a finite number >= 0, got %v", c.VolatilityMargin)
+	case c.VolatilityWarmup < 0:
+		return bad("volatility_warmup", "must not be negative, got %d", c.VolatilityWarmup)
 	case c.StuckAfter < 0:
 		return bad("stuck_after", "must not be negative, got %v", c.StuckAfter)
 	case c.MissingAfter < 0:
@@ -220,11 +237,12 @@ func (c SignalConfig) validate(class string) error {
 func (c SignalConfig) appendBinary(b []byte) []byte {
 	le := binary.LittleEndian
 	for _, v := range []int64{int64(c.Sustain), int64(c.MinReadings), int64(c.Warmup), int64(c.AdaptAfter),
-		int64(c.Rearm), int64(c.RiseWindow), int64(c.StuckAfter), int64(c.MissingAfter)} {
+		int64(c.Rearm), int64(c.RiseWindow), int64(c.StuckAfter), int64(c.MissingAfter), int64(c.VolatilityWarmup)} {
 		b = le.AppendUint64(b, uint64(v))
 	}
 	for _, v := range []float64{c.MinMargin, c.MarginFrac, c.Hysteresis, c.MaxGrowth, c.Decay,
-		c.WarnHigh, c.CritHigh, c.WarnLow, c.LimitHysteresis, c.MaxRise, c.IgnoreBelow} {
+		c.WarnHigh, c.CritHigh, c.WarnLow, c.LimitHysteresis, c.MaxRise, c.IgnoreBelow,
+		c.VolatilityAlpha, c.VolatilityMargin} {
 		if math.IsNaN(v) {
 			v = math.NaN() // one canonical NaN
 		}
@@ -241,15 +259,16 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 }
 
 // signalConfigSize is the length of appendBinary's output.
-const signalConfigSize = 8*8 + 11*8 + 1
+const signalConfigSize = 9*8 + 13*8 + 1
 
 func (c *SignalConfig) decodeBinary(b []byte) {
 	le := binary.LittleEndian
 	i := func(k int) int64 { return int64(le.Uint64(b[8*k:])) }
-	f := func(k int) float64 { return math.Float64frombits(le.Uint64(b[64+8*k:])) }
+	f := func(k int) float64 { return math.Float64frombits(le.Uint64(b[72+8*k:])) }
 	*c = SignalConfig{
 		Sustain: time.Duration(i(0)), MinReadings: int(i(1)), Warmup: int(i(2)), AdaptAfter: time.Duration(i(3)),
 		Rearm: int(i(4)), RiseWindow: time.Duration(i(5)), StuckAfter: time.Duration(i(6)), MissingAfter: time.Duration(i(7)),
+		VolatilityWarmup: int(i(8)), VolatilityAlpha: f(11), VolatilityMargin: f(12),
 		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
 		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
 		OnsetOnly: b[signalConfigSize-1]&1 != 0, Despike: b[signalConfigSize-1]&2 != 0,
@@ -348,11 +367,12 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 		"sustain": &c.Sustain, "adapt_after": &c.AdaptAfter, "rise_window": &c.RiseWindow,
 		"stuck_after": &c.StuckAfter, "missing_after": &c.MissingAfter,
 	}
-	ints := map[string]*int{"min_readings": &c.MinReadings, "warmup": &c.Warmup, "rearm": &c.Rearm}
+	ints := map[string]*int{"min_readings": &c.MinReadings, "warmup": &c.Warmup, "rearm": &c.Rearm,
+		"volatility_warmup": &c.VolatilityWarmup}
 	floats := map[string]*float64{
 		"min_margin": &c.MinMargin, "margin_frac": &c.MarginFrac, "hysteresis": &c.Hysteresis,
 		"max_growth": &c.MaxGrowth, "decay": &c.Decay, "limit_hysteresis": &c.LimitHysteresis,
-		"max_rise": &c.MaxRise,
+		"max_rise": &c.MaxRise, "volatility_alpha": &c.VolatilityAlpha, "volatility_margin": &c.VolatilityMargin,
 	}
 	limits := map[string]*float64{"warn_high": &c.WarnHigh, "crit_high": &c.CritHigh, "warn_low": &c.WarnLow,
 		"ignore_below": &c.IgnoreBelow}

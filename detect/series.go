@@ -93,6 +93,13 @@ type seriesState struct {
 	RLen      int64
 	StuckFrom int64
 
+	// Volatility: an exponentially weighted mean of |reading - previous|
+	// and the envelope of its values.
+	VolN        int64 // values of V so far
+	V, VLo, VHi float64
+	VolOn       bool
+	VolRearm    int64
+
 	// The open alert.
 	Open  bool
 	Kind  Kind
@@ -189,6 +196,9 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	} else {
 		st.Stuck.reset()
 		st.Stuck.add(t, 0)
+	}
+	if c.VolatilityAlpha > 0 && st.Has {
+		s.volatility(c, math.Abs(x-st.LastX))
 	}
 	st.Has, st.LastT, st.LastX = true, t, x
 	st.N++
@@ -440,6 +450,30 @@ func (s *series) absorb(x float64) {
 	st.Hi, st.Lo = math.Max(st.Hi, x), math.Min(st.Lo, x)
 }
 
+// volatility folds in one reading-to-reading change d. Like an onset-only
+// deviation, it is active for one reading when the smoothed variability
+// leaves everything it has been, then not again for Rearm readings.
+func (s *series) volatility(c *SignalConfig, d float64) {
+	st := &s.st
+	st.VolOn = false
+	st.VolN++
+	if st.VolN == 1 {
+		st.V, st.VLo, st.VHi = d, d, d
+		return
+	}
+	st.V += float64(c.VolatilityAlpha * (d - st.V))
+	v := st.V
+	m := float64(c.VolatilityMargin * (st.VHi - st.VLo))
+	away := v > st.VHi+m || v < st.VLo-m
+	switch {
+	case st.VolRearm > 0:
+		st.VolRearm--
+	case away && st.N >= int64(c.VolatilityWarmup):
+		st.VolOn, st.VolRearm = true, int64(c.Rearm)
+	}
+	st.VHi, st.VLo = math.Max(st.VHi, v), math.Min(st.VLo, v)
+}
+
 // rise judges m, the median of the last three readings.
 func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
 	st := &s.st
@@ -477,7 +511,7 @@ func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
 // rank orders the conditions: the open alert carries the highest.
 func rank(k Kind, s Severity) int { return int(s)*16 + int(kindPriority[k]) }
 
-var kindPriority = [...]uint8{KindInvalid: 0, KindMissing: 1, KindStuck: 2, KindRateOfRise: 3, KindDeviation: 4, KindLimit: 5}
+var kindPriority = [...]uint8{KindInvalid: 0, KindVolatility: 1, KindMissing: 2, KindStuck: 3, KindRateOfRise: 4, KindDeviation: 5, KindLimit: 6}
 
 // top returns the most urgent active condition and when it began.
 func (s *series) top() (k Kind, sev Severity, since int64) {
@@ -494,6 +528,7 @@ func (s *series) top() (k Kind, sev Severity, since int64) {
 	consider(st.DevOn, KindDeviation, SeverityWarning, st.Dev.First)
 	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
 	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
+	consider(st.VolOn, KindVolatility, SeverityInfo, st.LastT)
 	return k, sev, since
 }
 
