@@ -94,11 +94,12 @@ type SignalConfig struct {
 	RiseWindow time.Duration
 	// VolatilityAlpha, when positive, watches the reading-to-reading
 	// variability: its exponentially weighted mean (this is the weight of
-	// the newest change) is flagged, like an onset-only deviation, when it
-	// leaves the range of all its earlier values by more than
-	// VolatilityMargin (a fraction of that range), after VolatilityWarmup
-	// readings. For signals of unknown nature (a sensor gone noisy, a
-	// series gone flat); 0 disables.
+	// the newest change) is flagged, like an onset-only deviation, when one
+	// reading moves it outside the range of all its earlier values by more
+	// than VolatilityMargin (a fraction of that range), after
+	// VolatilityWarmup readings. In practice: a jump within the normal
+	// range larger than any seen before. For signals of unknown nature;
+	// 0 disables.
 	VolatilityAlpha  float64
 	VolatilityMargin float64
 	VolatilityWarmup int
@@ -150,7 +151,8 @@ func DefaultConfig() Config {
 // otherwise: scale-free (no absolute margins or limits; the margin is 1% of
 // the band's width), flags the onset of each excursion beyond everything
 // seen so far, learns the new level, and raises nothing more for 30
-// readings. No rate-of-rise, stuck or missing checks.
+// readings; flags likewise a jump within the range larger than any before
+// (volatility). No rate-of-rise, stuck or missing checks.
 func DefaultGenericConfig() SignalConfig {
 	return SignalConfig{
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 30,

@@ -462,3 +462,61 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		}
 	})
 }
+
+// TestSeriesGeneric: the generic class flags the onset of a new extreme,
+// and of unprecedented reading-to-reading variability within the range,
+// for one reading each.
+func TestSeriesGeneric(t *testing.T) {
+	noise := func(i int) float64 { return float64((i*7919)%13) / 13 } // deterministic, 0..1
+	cases := []struct {
+		name  string
+		value func(i int) float64
+		kind  Kind
+		from  int // first reading index where the alert may come
+		to    int // last
+	}{
+		{"jump above everything seen", func(i int) float64 {
+			if i >= 400 {
+				return 5 + noise(i)
+			}
+			return noise(i)
+		}, KindDeviation, 400, 400},
+		{"slow wave starts jumping within its range", func(i int) float64 {
+			if i >= 400 {
+				return 0.2 + 0.6*float64(i%2)
+			}
+			return 0.5 + 0.45*math.Sin(float64(i)/16) + 0.02*noise(i)
+		}, KindVolatility, 400, 403},
+		{"stationary noise stays quiet", noise, KindInvalid, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewSeries(DefaultGenericConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raised []int
+			for i := 0; i < 600; i++ {
+				tr, ok := s.Observe(sec(float64(300*i)), tc.value(i))
+				if ok && tr.Phase == Raised && i >= 300 { // after learning, as NAB's probation
+					raised = append(raised, i)
+					if tr.Kind != tc.kind {
+						t.Errorf("reading %d: kind %s, want %s", i, tr.Kind, tc.kind)
+					}
+				}
+				if (s.Score() >= 0.5) != s.Band().Open {
+					t.Fatalf("reading %d: score %v but open=%v", i, s.Score(), s.Band().Open)
+				}
+			}
+			if tc.kind == KindInvalid {
+				if len(raised) != 0 {
+					t.Fatalf("raised at %v", raised)
+				}
+				return
+			}
+			if len(raised) != 1 || raised[0] < tc.from || raised[0] > tc.to {
+				t.Fatalf("raised at %v, want once in [%d, %d]", raised, tc.from, tc.to)
+			}
+		})
+	}
+}
