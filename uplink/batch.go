@@ -16,7 +16,9 @@ import (
 
 // Batch is what one MQTT message carries: readings, alert transitions and
 // alert acknowledgements of one truck, each with its per-truck Seq.
-// Readings are in strictly increasing Seq order; so are Alerts and Acks.
+// Readings are in strictly increasing Seq order (Seq >= 1). Alerts and
+// Acks from a gateway are in Seq order too; the cloud's re-detected alerts
+// have Seq 0, so the format checks neither for them.
 type Batch struct {
 	Truck    string
 	Readings []sensors.Reading
@@ -107,10 +109,11 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 
 // Encode returns the wire form of b: version 1, zstd-compressed. It
 // reports ErrInvalidBatch if b breaks the rules in Batch (truck id,
-// strictly increasing Seq, known signals, at most MaxBatchRecords
-// records, strings at most 128 bytes) and ErrTooLarge if the payload would
-// exceed MaxPayloadSize. Safe for concurrent use; the caller owns the
-// result.
+// readings' Seq at least 1 and strictly increasing, known signals, kinds
+// and phases, at most MaxBatchRecords records, strings at most 128 bytes).
+// It does not bound the payload size: the publisher splits batches whose
+// payload exceeds its MaxPayload. Safe for concurrent use; the caller owns
+// the result.
 func Encode(b Batch) ([]byte, error) {
 	if err := checkBatch(&b); err != nil {
 		return nil, fmt.Errorf("uplink encode: %w", err)
@@ -134,11 +137,7 @@ func Encode(b Batch) ([]byte, error) {
 	out = append(out, magic0, magic1, Version, flagZstd)
 	out = binary.AppendUvarint(out, uint64(len(body)))
 	enc, _ := codecs()
-	out = enc.EncodeAll(body, out)
-	if len(out) > MaxPayloadSize {
-		return nil, fmt.Errorf("uplink encode: %d bytes (%d records): %w", len(out), len(b.Readings)+len(b.Alerts)+len(b.Acks), ErrTooLarge)
-	}
-	return out, nil
+	return enc.EncodeAll(body, out), nil
 }
 
 func checkBatch(b *Batch) error {
@@ -158,19 +157,17 @@ func checkBatch(b *Batch) error {
 		}
 		prev = r.Seq
 	}
-	prev = 0
+	// Alerts and acks from a gateway come in Seq order; the cloud's own
+	// re-detected alerts have Seq 0. Neither order nor Seq is checked.
 	for i, a := range b.Alerts {
-		if a.Seq <= prev || (a.Truck != "" && a.Truck != b.Truck) || !a.Signal.Valid() || !validKind(a.Kind) || !validSeverity(a.Severity) || !validPhase(a.Phase) {
-			return fmt.Errorf("alert %d (seq %d): bad seq order, truck, signal, kind, severity or phase: %w", i, a.Seq, ErrInvalidBatch)
+		if (a.Truck != "" && a.Truck != b.Truck) || !a.Signal.Valid() || !validKind(a.Kind) || !validSeverity(a.Severity) || !validPhase(a.Phase) {
+			return fmt.Errorf("alert %d (seq %d): bad truck, signal, kind, severity or phase: %w", i, a.Seq, ErrInvalidBatch)
 		}
-		prev = a.Seq
 	}
-	prev = 0
 	for i, a := range b.Acks {
-		if a.Seq <= prev || (a.Truck != "" && a.Truck != b.Truck) || !a.Signal.Valid() || !validSeverity(a.Severity) || !validBy(a.By) {
-			return fmt.Errorf("ack %d (seq %d): bad seq order, truck, signal, severity or by: %w", i, a.Seq, ErrInvalidBatch)
+		if (a.Truck != "" && a.Truck != b.Truck) || !a.Signal.Valid() || !validSeverity(a.Severity) || !validBy(a.By) {
+			return fmt.Errorf("ack %d (seq %d): bad truck, signal, severity or by: %w", i, a.Seq, ErrInvalidBatch)
 		}
-		prev = a.Seq
 	}
 	return nil
 }
@@ -533,7 +530,6 @@ func (d *decoder) batch(lim Limits) (Batch, error) {
 	if na > 0 {
 		b.Alerts = make([]detect.Transition, 0, na)
 	}
-	var prev uint64
 	for i := 0; i < int(na) && d.err == nil; i++ {
 		t := detect.Transition{Truck: b.Truck}
 		t.Seq = d.uvarint("alert seq")
@@ -546,16 +542,14 @@ func (d *decoder) batch(lim Limits) (Batch, error) {
 		t.Value = math.Float64frombits(d.u64("alert value"))
 		t.Baseline = math.Float64frombits(d.u64("alert baseline"))
 		t.ConfigHash = d.u64("alert config hash")
-		if d.err == nil && (t.Seq <= prev || !t.Signal.Valid() || !validKind(t.Kind) || !validSeverity(t.Severity) || !validPhase(t.Phase)) {
-			d.fail("alert", ErrInvalidBatch, "alert %d: seq %d after %d, signal %d, kind %d, severity %d, phase %d", i, t.Seq, prev, t.Signal, t.Kind, t.Severity, t.Phase)
+		if d.err == nil && (!t.Signal.Valid() || !validKind(t.Kind) || !validSeverity(t.Severity) || !validPhase(t.Phase)) {
+			d.fail("alert", ErrInvalidBatch, "alert %d: signal %d, kind %d, severity %d, phase %d", i, t.Signal, t.Kind, t.Severity, t.Phase)
 		}
-		prev = t.Seq
 		b.Alerts = append(b.Alerts, t)
 	}
 	if nk > 0 {
 		b.Acks = make([]detect.Ack, 0, nk)
 	}
-	prev = 0
 	for i := 0; i < int(nk) && d.err == nil; i++ {
 		a := detect.Ack{Truck: b.Truck}
 		a.Seq = d.uvarint("ack seq")
@@ -564,10 +558,9 @@ func (d *decoder) batch(lim Limits) (Batch, error) {
 		a.Start = d.varint("ack start")
 		a.Time = d.varint("ack time")
 		a.By = d.str("ack by")
-		if d.err == nil && (a.Seq <= prev || !a.Signal.Valid() || !validSeverity(a.Severity) || !utf8.ValidString(a.By)) {
-			d.fail("ack", ErrInvalidBatch, "ack %d: seq %d after %d, signal %d, severity %d or by", i, a.Seq, prev, a.Signal, a.Severity)
+		if d.err == nil && (!a.Signal.Valid() || !validSeverity(a.Severity) || !utf8.ValidString(a.By)) {
+			d.fail("ack", ErrInvalidBatch, "ack %d: signal %d, severity %d or by", i, a.Signal, a.Severity)
 		}
-		prev = a.Seq
 		b.Acks = append(b.Acks, a)
 	}
 	if d.err == nil && len(d.p) != 0 {

@@ -162,16 +162,57 @@ func TestEncodeRejects(t *testing.T) {
 	}
 }
 
-func TestEncodeTooLarge(t *testing.T) {
-	// Random values defeat compression: 65536 readings cannot fit 128 KiB.
-	rs := make([]sensors.Reading, MaxBatchRecords)
+func TestCloudAlertsWithSeqZero(t *testing.T) {
+	// The cloud re-encodes its own re-detected alerts, which have Seq 0.
+	b := Batch{Truck: "T1", Alerts: []detect.Transition{
+		{Truck: "T1", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityCritical, Phase: detect.Raised, Start: 1, Time: 2},
+		{Truck: "T1", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityCritical, Phase: detect.Cleared, Start: 1, Time: 3},
+	}}
+	p, err := Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(p, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBatch(t, got, b)
+}
+
+func TestPublisherSplitsOversizedBatches(t *testing.T) {
+	// Random values defeat compression: 20000 readings cannot fit 16 KiB.
+	rs := make([]sensors.Reading, 20000)
 	var x uint64 = 1
 	for i := range rs {
 		x = x*6364136223846793005 + 1442695040888963407
 		rs[i] = sensors.Reading{Seq: uint64(i + 1), Time: int64(x >> 8), Value: math.Float64frombits(x>>2 | 1<<62), Signal: sensors.CargoTemp}
 	}
-	if _, err := Encode(Batch{Truck: "T", Readings: rs}); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("got %v, want ErrTooLarge", err)
+	p := &Publisher{cfg: Config{MaxPayload: 16 << 10}, log: discardLog()}
+	payloads, dropped, err := p.encodeSplit(Batch{Truck: "T", Readings: rs}, nil)
+	if err != nil || dropped != 0 {
+		t.Fatalf("err %v dropped %d", err, dropped)
+	}
+	if len(payloads) < 2 {
+		t.Fatalf("%d payloads, want a split", len(payloads))
+	}
+	var next uint64 = 1
+	for i, pl := range payloads {
+		if len(pl) > 16<<10 {
+			t.Fatalf("payload %d is %d bytes", i, len(pl))
+		}
+		b, err := Decode(pl, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.Readings {
+			if r.Seq != next {
+				t.Fatalf("payload %d: seq %d, want %d", i, r.Seq, next)
+			}
+			next++
+		}
+	}
+	if next != uint64(len(rs))+1 {
+		t.Fatalf("split lost readings: got up to %d", next-1)
 	}
 }
 

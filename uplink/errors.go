@@ -16,8 +16,7 @@ const MaxBatchRecords = 65536
 // Sentinel errors. Match them with errors.Is.
 var (
 	// ErrTooLarge reports a payload, decompressed body or record count over
-	// the limits (Decode), or a batch whose encoding exceeds MaxPayloadSize
-	// (Encode).
+	// the limits (Decode), or a command over MaxCommandSize.
 	ErrTooLarge = errors.New("uplink: payload too large")
 	// ErrVersion reports a payload of a format version this build does
 	// not know.
