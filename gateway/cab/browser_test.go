@@ -78,7 +78,7 @@ func must[T any](t *testing.T, what string) func(T, error) T {
 func poll(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
-		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(document.body.dataset)`))
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(document.body.dataset) + ' ack button: ' + document.getElementById('ack').textContent`))
 		t.Fatalf("waiting for %s (%s): %v; body data %s", what, expr, err, state)
 	}
 }
@@ -246,4 +246,60 @@ func TestBrowserReconnects(t *testing.T) {
 	go func() { done2 <- s2.Run(runCtx2) }()
 	defer func() { stop2(); <-done2 }()
 	poll(t, ctx, "the alert after reconnecting", `document.body.dataset.conn === 'up' && document.getElementById('a-title').textContent === 'CARGO TANK TOO HOT'`)
+}
+
+// A warning acknowledged by the driver sounds again when it becomes
+// critical, and the page asks for a new acknowledgement.
+func TestBrowserEscalation(t *testing.T) {
+	ctx := newBrowser(t)
+	s, ts, sink := newTestServer(t, Config{})
+	s.now = time.Now
+	s.Readings([]sensors.Reading{{Signal: sensors.CargoTemp, Value: 31}, {Signal: sensors.CoolantTemp, Value: 86}})
+	s.Uplink(UplinkState{Online: true, Backlog: 12})
+	tr := raised(sensors.CargoTemp, detect.KindDeviation, detect.SeverityWarning, time.Now().Add(-47*time.Second), 31)
+	tr.Baseline = 19
+	s.Transition(tr)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatalf("load the page: %v", err)
+	}
+	poll(t, ctx, "the warning", `document.body.dataset.sound === 'warning' && document.getElementById('alert').classList.contains('warning')`)
+	screenshot(t, ctx, "cab-warning.png")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("ack"))); err != nil {
+		t.Fatalf("press acknowledge: %v", err)
+	}
+	poll(t, ctx, "silence after the ack", `document.body.dataset.sound === 'none'`)
+
+	worse := with(tr, detect.Changed, detect.SeverityCritical)
+	worse.Kind, worse.Value = detect.KindLimit, 57
+	s.Transition(worse)
+	poll(t, ctx, "the alarm again", `document.body.dataset.sound === 'critical' && !document.getElementById('ack').classList.contains('hidden')`)
+	if got := must[string](t, "title")(chromedp.Run(ctx, chromedp.Text(chromedp.ID("a-title")))); got != "CARGO TANK TOO HOT" {
+		t.Errorf("title after escalation %q", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("ack"))); err != nil {
+		t.Fatalf("press acknowledge: %v", err)
+	}
+	poll(t, ctx, "silence after the second ack", `document.body.dataset.sound === 'none'`)
+
+	// On a small 7-inch cab screen the button still fits, below all text.
+	s.Transition(raised(sensors.CoolantTemp, detect.KindLimit, detect.SeverityCritical, time.Now(), 121))
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 480)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "the button on a small screen", `(() => {
+		const b = document.getElementById('ack').getBoundingClientRect();
+		const body = document.getElementById('a-body');
+		return document.body.dataset.sound === 'critical' && b.height >= 64 && b.bottom <= innerHeight &&
+			body.scrollHeight <= body.clientHeight + 1;
+	})()`)
+	screenshot(t, ctx, "cab-small.png")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("ack"))); err != nil {
+		t.Fatalf("press acknowledge: %v", err)
+	}
+	poll(t, ctx, "silence after the third ack", `document.body.dataset.sound === 'none'`)
+	acks := sink.all()
+	if len(acks) != 3 || acks[0].Severity != detect.SeverityWarning || acks[1].Severity != detect.SeverityCritical ||
+		acks[2].Signal != sensors.CoolantTemp {
+		t.Errorf("acks %+v, want cargo warning, cargo critical, coolant critical", acks)
+	}
 }

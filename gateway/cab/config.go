@@ -3,6 +3,7 @@ package cab
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -116,9 +117,10 @@ func DefaultConfig() Config {
 		StaleAfter:   10 * time.Second,
 		WriteTimeout: 5 * time.Second,
 		Bands: map[string]Band{
-			// Match detect.DefaultConfig: HighLimit 105 °C coolant, 50 °C cargo.
-			sensors.CoolantTemp.String(): {Low: 70, High: 100, Limit: 105},
-			sensors.CargoTemp.String():   {Low: -10, High: 35, Limit: 50},
+			// Until the gateway sets the learned band (SetBand); the limits
+			// are the detector's default critical limits.
+			sensors.CoolantTemp.String(): {Low: 70, High: 100, Limit: finiteOr(detect.DefaultConfig().Coolant.CritHigh, 0)},
+			sensors.CargoTemp.String():   {Low: -10, High: 35, Limit: finiteOr(detect.DefaultConfig().Cargo.CritHigh, 0)},
 		},
 		Texts: defaultTexts(),
 		Buzzer: BuzzerConfig{
@@ -130,6 +132,13 @@ func DefaultConfig() Config {
 			Critical: Pattern{125 * time.Millisecond, 125 * time.Millisecond},
 		},
 	}
+}
+
+func finiteOr(f, or float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return or
+	}
+	return f
 }
 
 func defaultTexts() map[string]AlertText {

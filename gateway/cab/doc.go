@@ -14,6 +14,14 @@
 // detect.Ack handed to the gateway through the func given to Server.OnAck;
 // the buzzer stops until the alert gets worse.
 //
+// The page is made for a kiosk browser on a cab tablet, e.g.
+//
+//	chromium --kiosk --autoplay-policy=no-user-gesture-required http://127.0.0.1:8081/
+//
+// Without the autoplay flag a browser keeps the alarm silent until the first
+// touch; the page then says so in a yellow bar. A hardware buzzer on GPIO
+// (Config.GPIO) sounds regardless of the browser.
+//
 // Everything works with no network beyond the cab's own loopback or LAN
 // link: nothing here depends on the uplink or the cloud.
 //

@@ -162,6 +162,16 @@ func (s *Server) OnAck(f func(detect.Ack)) {
 	s.mu.Unlock()
 }
 
+// SetClock sets the clock that stamps driver acknowledgements, reading
+// arrival and the page's "now" (default time.Now). Pass the gateway's
+// GNSS-corrected clock so that they agree with reading and alert times.
+// Call it before Run and before any feed method.
+func (s *Server) SetClock(now func() time.Time) {
+	if now != nil {
+		s.now = now
+	}
+}
+
 // Handler returns the HTTP handler of the display: the page, its assets,
 // /api/state, /api/events (Server-Sent Events) and /api/ack. Run serves
 // it; tests and other servers may mount it themselves.
@@ -268,9 +278,11 @@ func (s *Server) Uplink(u UplinkState) {
 }
 
 // SetBand sets the normal range drawn for temperature signal sig, e.g.
-// from the detector's learned baseline ± its allowed deviation.
+// from the detector's learned band widened by its margin. A band that is
+// not finite or has Low >= High is ignored (the previous one stays).
 func (s *Server) SetBand(sig sensors.Signal, b Band) {
-	if !sig.IsTemperature() {
+	finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	if !sig.IsTemperature() || !finite(b.Low) || !finite(b.High) || !finite(b.Limit) || !(b.Low < b.High) {
 		return
 	}
 	s.mu.Lock()

@@ -52,6 +52,9 @@ func TestStateJSON(t *testing.T) {
 	})
 	s.Uplink(UplinkState{Online: false, Backlog: 1234, LastSent: t0.Add(-time.Minute)})
 	s.SetBand(sensors.CoolantTemp, Band{Low: 80, High: 96, Limit: 110})
+	s.SetBand(sensors.CoolantTemp, Band{Low: 96, High: 80})         // upside down: ignored
+	s.SetBand(sensors.CoolantTemp, Band{Low: nanValue(), High: 80}) // not finite: ignored
+	s.SetBand(sensors.WheelSpeed, Band{Low: 0, High: 90})           // not a temperature: ignored
 	tr := raised(sensors.CoolantTemp, detect.KindLimit, detect.SeverityCritical, t0.Add(-30*time.Second), 112)
 	s.Transition(tr)
 

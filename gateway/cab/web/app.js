@@ -101,6 +101,10 @@
     tile.classList.toggle('stale', v === null);
     tile.classList.toggle('high', v !== null && b && v > b.high);
     tile.classList.toggle('low', v !== null && b && v < b.low);
+    const state = tile.querySelector('.state');
+    const [cls, word] = v === null ? ['none', 'no data'] : !b ? ['none', ''] : v > b.high ? ['high', 'HIGH'] : v < b.low ? ['low', 'LOW'] : ['ok', 'normal'];
+    state.className = 'state ' + cls;
+    state.textContent = word;
     const band = tile.querySelector('.band');
     if (!b) { band.classList.add('hidden'); tile.querySelector('.bandtext').textContent = v === null ? 'no data' : ''; return; }
     band.classList.remove('hidden');
@@ -215,7 +219,20 @@
     $('a-others').classList.toggle('hidden', !others.length);
     $('a-others').textContent = others.length ? 'Also: ' + others.map((o) => o.title + ' (' + o.severity + (acked(o) ? ', acknowledged' : '') + ')').join(' · ') : '';
     renderSince();
+    fit();
   }
+
+  // Shrink the alert text until it fits above the button.
+  function fit() {
+    const body = $('a-body');
+    let scale = 1;
+    body.style.setProperty('--s', '1');
+    while (body.scrollHeight > body.clientHeight + 1 && scale > 0.45) {
+      scale -= 0.05;
+      body.style.setProperty('--s', scale.toFixed(2));
+    }
+  }
+  window.addEventListener('resize', () => { if (!$('alert').classList.contains('hidden')) fit(); });
 
   function renderSince() {
     const key = $('alert').dataset.key;
