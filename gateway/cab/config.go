@@ -172,6 +172,11 @@ func defaultTexts() map[string]AlertText {
 			What:  "The engine temperature sensor has stopped reporting.",
 			Do:    "Watch the dashboard gauge instead. Tell the fleet team at your next stop.",
 		},
+		engine + "/volatility": {
+			Title: "ENGINE TEMPERATURE UNSTEADY",
+			What:  "The engine temperature is jumping up and down more than usual. A sensor or the cooling may be at fault.",
+			Do:    "Watch the dashboard gauge. Tell the fleet team at your next stop.",
+		},
 		engine: {
 			Title: "ENGINE TEMPERATURE ALERT",
 			What:  "The engine temperature is not normal.",
@@ -201,6 +206,11 @@ func defaultTexts() map[string]AlertText {
 			Title: "NO TANK TEMPERATURE",
 			What:  "The tank temperature sensor has stopped reporting.",
 			Do:    "Drive on with care. Call the fleet team at your next stop.",
+		},
+		cargo + "/volatility": {
+			Title: "TANK TEMPERATURE UNSTEADY",
+			What:  "The tank temperature is jumping up and down more than usual. The sensor may be faulty.",
+			Do:    "At the next safe stop, check the tank for smoke or leaks. Tell the fleet team.",
 		},
 		cargo: {
 			Title: "CARGO TANK ALERT",
