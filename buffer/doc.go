@@ -47,6 +47,12 @@
 // Records already published but not yet acknowledged can be evicted; they
 // may still reach the cloud, and are counted as dropped anyway.
 //
+// The budget counts stored bytes, not the file: bbolt grows its file by
+// doubling (then in 1 GiB steps) and keeps freed pages for reuse, so the
+// file settles at up to about twice MaxBytes (measured: a 16 MiB budget
+// held a 32 MiB file through a long overflow). Size MaxBytes to half the
+// space the queue may use.
+//
 // # Reclaiming space and damaged files
 //
 // bbolt files do not shrink. When the file is larger than

@@ -14,8 +14,8 @@ type Options struct {
 	SyncInterval time.Duration
 	// MaxBytes is the disk budget: the bytes of stored records (keys and
 	// values) the queue keeps before it evicts by the policy documented in
-	// doc.go. The file itself may be up to about twice this between
-	// compactions. Default 512 MiB.
+	// doc.go. The file itself may grow to about twice this (bbolt keeps
+	// freed pages). Default 512 MiB.
 	MaxBytes int64
 	// BlockReadings is the most readings stored per telemetry block, the
 	// unit of storage, reading and deletion. Default 1024.
