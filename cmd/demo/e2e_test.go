@@ -59,7 +59,7 @@ func runEndToEnd(t *testing.T, brokerURL string) {
 	if brokerURL == "" {
 		ccfg.BrokerListen = "127.0.0.1:0"
 	} else {
-		ccfg.BrokerURL = brokerURL
+		ccfg.BrokerListen, ccfg.BrokerURL, ccfg.Ingest = "", brokerURL, cloud.IngestSubscribe
 	}
 	c, err := cloud.New(ccfg, log.With("proc", "cloud"))
 	if err != nil {
