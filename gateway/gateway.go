@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,6 +39,8 @@ type Gateway struct {
 	trans    []detect.Transition // scratch, reused per batch
 	alerts   []detect.Transition // every transition since start, for Alerts
 	appendEr uint64              // failed buffer appends
+
+	cmdErrors atomic.Uint64 // rejected downlink commands
 }
 
 // New opens the gateway's queue and builds its stages. Close is done by
@@ -122,6 +125,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error { return s.Run(ctx, g.observe) })
 	}
 	grp.Go(func() error { return g.pub.Run(ctx) })
+	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {
 		grp.Go(func() error { return g.cab.Run(ctx) })
 		grp.Go(func() error { return g.feedUplinkState(ctx) })
