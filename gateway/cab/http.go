@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -147,6 +148,14 @@ type ackResponse struct {
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	if !s.method(w, r, http.MethodPost) {
 		return
+	}
+	// Only the display's own page may acknowledge: a page from elsewhere
+	// that the tablet's browser happens to show must not silence the alarm.
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+			s.reject(w, r, http.StatusForbidden, "ack: origin %q is not this display", o)
+			return
+		}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {

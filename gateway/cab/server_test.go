@@ -237,27 +237,32 @@ func TestBadRequests(t *testing.T) {
 		name, method, path, ctype, body string
 		code                            int
 		says                            string
+		origin                          string
 	}{
-		{"ack with GET", "GET", "/api/ack", "", "", 405, "method GET not allowed"},
-		{"events with POST", "POST", "/api/events", "", "", 405, "method POST not allowed"},
-		{"state with DELETE", "DELETE", "/api/state", "", "", 405, "not allowed"},
-		{"unknown page", "GET", "/admin", "", "", 404, `no such page "/admin"`},
-		{"unknown asset", "GET", "/static/nope.js", "", "", 404, "no such file"},
-		{"not JSON", "POST", "/api/ack", "application/json", "ack!", 400, "ack body"},
-		{"empty body", "POST", "/api/ack", "application/json", "", 400, "ack body"},
-		{"unknown field", "POST", "/api/ack", "application/json", `{"key":"a","severity":"critical","x":1}`, 400, `unknown field "x"`},
-		{"two values", "POST", "/api/ack", "application/json", `{"key":"a","severity":"critical"}{}`, 400, "more than one"},
-		{"no key", "POST", "/api/ack", "application/json", `{"severity":"critical"}`, 400, "key is missing"},
-		{"bad severity", "POST", "/api/ack", "application/json", `{"key":"a","severity":"none"}`, 400, `severity "none"`},
-		{"form post", "POST", "/api/ack", "application/x-www-form-urlencoded", "key=a", 415, "want application/json"},
-		{"too large", "POST", "/api/ack", "application/json", `{"key":"` + strings.Repeat("a", 2000) + `"}`, 413, "larger than"},
-		{"no such alert", "POST", "/api/ack", "application/json", ackBody("T1/coolant_temp/1", detect.SeverityCritical), 409, "no such open alert"},
+		{"ack with GET", "GET", "/api/ack", "", "", 405, "method GET not allowed", ""},
+		{"events with POST", "POST", "/api/events", "", "", 405, "method POST not allowed", ""},
+		{"state with DELETE", "DELETE", "/api/state", "", "", 405, "not allowed", ""},
+		{"unknown page", "GET", "/admin", "", "", 404, `no such page "/admin"`, ""},
+		{"unknown asset", "GET", "/static/nope.js", "", "", 404, "no such file", ""},
+		{"not JSON", "POST", "/api/ack", "application/json", "ack!", 400, "ack body", ""},
+		{"empty body", "POST", "/api/ack", "application/json", "", 400, "ack body", ""},
+		{"unknown field", "POST", "/api/ack", "application/json", `{"key":"a","severity":"critical","x":1}`, 400, `unknown field "x"`, ""},
+		{"two values", "POST", "/api/ack", "application/json", `{"key":"a","severity":"critical"}{}`, 400, "more than one", ""},
+		{"no key", "POST", "/api/ack", "application/json", `{"severity":"critical"}`, 400, "key is missing", ""},
+		{"bad severity", "POST", "/api/ack", "application/json", `{"key":"a","severity":"none"}`, 400, `severity "none"`, ""},
+		{"form post", "POST", "/api/ack", "application/x-www-form-urlencoded", "key=a", 415, "want application/json", ""},
+		{"too large", "POST", "/api/ack", "application/json", `{"key":"` + strings.Repeat("a", 2000) + `"}`, 413, "larger than", ""},
+		{"no such alert", "POST", "/api/ack", "application/json", ackBody("T1/coolant_temp/1", detect.SeverityCritical), 409, "no such open alert", ""},
+		{"foreign page", "POST", "/api/ack", "application/json", ackBody(tr.Key(), detect.SeverityCritical), 403, "is not this display", "http://example.com"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
 			if tc.ctype != "" {
 				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
 			}
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -276,7 +281,7 @@ func TestBadRequests(t *testing.T) {
 	if n := len(sink.all()); n != 0 {
 		t.Errorf("bad requests produced %d acks", n)
 	}
-	if code, body := get(t, ts.URL+"/api/stats"); code != 200 || !strings.Contains(body, `"BadRequests":14`) {
+	if code, body := get(t, ts.URL+"/api/stats"); code != 200 || !strings.Contains(body, `"BadRequests":15`) {
 		t.Errorf("GET /api/stats: %d %s", code, body)
 	}
 	// Acknowledging an alert that has cleared is a conflict, not a crash.
