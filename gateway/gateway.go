@@ -26,6 +26,7 @@ type Gateway struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	clock *clock
 	queue *buffer.Queue
 	pub   *uplink.Publisher
 	cab   *cab.Server // nil when disabled
@@ -79,7 +80,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		q.Close()
 		return nil, fmt.Errorf("gateway uplink: %w", err)
 	}
-	g := &Gateway{cfg: cfg, log: log, now: time.Now, queue: q, pub: pub, det: det}
+	clk := newClock(time.Now)
+	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
 		if err != nil {
@@ -89,10 +91,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cab.OnAck(g.driverAck)
 	}
 	for _, addr := range cfg.CAN {
-		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Logger: log.With("component", "can", "bus", addr)})
+		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: clk.Now, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr)})
 	}
 	for _, port := range cfg.Serial {
-		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Logger: log.With("component", "nmea", "port", port)})
+		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: clk.Now, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
 	}
 	return g, nil
 }
