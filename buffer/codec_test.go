@@ -120,6 +120,11 @@ func TestDamagedRecordSkippedCountedAndDeleted(t *testing.T) {
 	if len(c.Readings) != 20 || c.Skipped != 1 || c.First != 1 || c.Last != 30 {
 		t.Fatalf("read %d readings, %d skipped, keys %d..%d", len(c.Readings), c.Skipped, c.First, c.Last)
 	}
+	// Reading it again (the uplink re-reads partial batches) does not
+	// count it again.
+	if c2, _ := q.Read(Telemetry, 0, 100); c2.Skipped != 1 {
+		t.Fatalf("second read skipped %d", c2.Skipped)
+	}
 	if st := q.Stats(); st.CorruptRecords != 1 {
 		t.Fatalf("CorruptRecords %d, want 1", st.CorruptRecords)
 	}

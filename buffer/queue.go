@@ -126,6 +126,9 @@ type Queue struct {
 	st           Stats
 	oldest       [numLanes]int64 // measurement time of the first record per lane, 0 if empty
 	lastEvictLog time.Time
+	// damaged holds keys of records found undecodable, so re-reading them
+	// (the uplink re-reads a partial batch) counts and logs them once.
+	damaged map[[2]uint64]bool
 	commitEr     error // last commit error, reported to the next Append
 
 	kick chan struct{}
@@ -253,6 +256,7 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 		return fmt.Errorf("create buckets: %w", err)
 	}
 	st := Stats{RecoveredFrom: q.st.RecoveredFrom}
+	damaged := map[[2]uint64]bool{}
 	var last uint64
 	var oldest [numLanes]int64
 	err = db.View(func(tx *bolt.Tx) error {
@@ -264,6 +268,9 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 			st.StoredBytes += int64(len(k) + len(v))
 			h, err := parseBlockHeader(v)
 			if err != nil || len(k) != 8 {
+				if len(k) == 8 {
+					damaged[[2]uint64{uint64(Telemetry), keySeq(k)}] = true
+				}
 				st.CorruptRecords++
 				continue
 			}
@@ -277,6 +284,9 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			st.StoredBytes += int64(len(k) + len(v))
 			if len(k) != 8 || len(v) == 0 {
+				if len(k) == 8 {
+					damaged[[2]uint64{uint64(Priority), keySeq(k)}] = true
+				}
 				st.CorruptRecords++
 				continue
 			}
@@ -286,6 +296,7 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 			case recAck:
 				st.Acks++
 			default:
+				damaged[[2]uint64{uint64(Priority), keySeq(k)}] = true
 				st.CorruptRecords++
 			}
 			if oldest[Priority] == 0 {
@@ -300,6 +311,7 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 		return fmt.Errorf("scan: %w", err)
 	}
 	q.st = st
+	q.damaged = damaged
 	q.oldest = oldest
 	q.lastSeq, q.synced = last, last
 	return nil
@@ -613,7 +625,9 @@ func (q *Queue) Read(lane Lane, from uint64, max int) (Chunk, error) {
 			}
 			if err != nil {
 				corrupt++
-				q.log.Error("buffer: skipping damaged record", "lane", lane, "key", seq, "error", err)
+				if q.firstDamage(lane, seq) {
+					q.log.Error("buffer: skipping damaged record", "lane", lane, "key", seq, "error", err)
+				}
 			}
 		}
 		return nil
@@ -621,13 +635,25 @@ func (q *Queue) Read(lane Lane, from uint64, max int) (Chunk, error) {
 	if err != nil {
 		return Chunk{Lane: lane}, fmt.Errorf("buffer read %s: %w", lane, err)
 	}
-	if corrupt > 0 {
-		c.Skipped = corrupt
-		q.mu.Lock()
-		q.st.CorruptRecords += uint64(corrupt)
-		q.mu.Unlock()
-	}
+	c.Skipped = corrupt
 	return c, nil
+}
+
+// firstDamage records that the record under key in lane is damaged and
+// reports whether this is the first time it was seen, counting it then.
+func (q *Queue) firstDamage(lane Lane, key uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := [2]uint64{uint64(lane), key}
+	if q.damaged[k] {
+		return false
+	}
+	if q.damaged == nil {
+		q.damaged = map[[2]uint64]bool{}
+	}
+	q.damaged[k] = true
+	q.st.CorruptRecords++
+	return true
 }
 
 // Delete removes the records of lane stored under keys first..last, as
@@ -667,6 +693,11 @@ func (q *Queue) Delete(lane Lane, first, last uint64) error {
 	q.st.Acks -= int(d.acks)
 	q.st.StoredBytes -= d.bytes
 	q.oldest[lane] = oldest
+	for k := range q.damaged {
+		if k[0] == uint64(lane) && k[1] >= first && k[1] <= last {
+			delete(q.damaged, k)
+		}
+	}
 	q.notifyLocked()
 	q.mu.Unlock()
 	return nil
