@@ -128,8 +128,8 @@ type Queue struct {
 	lastEvictLog time.Time
 	// damaged holds keys of records found undecodable, so re-reading them
 	// (the uplink re-reads a partial batch) counts and logs them once.
-	damaged map[[2]uint64]bool
-	commitEr     error // last commit error, reported to the next Append
+	damaged  map[[2]uint64]bool
+	commitEr error // last commit error, reported to the next Append
 
 	kick chan struct{}
 	done chan struct{}
