@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -269,15 +270,23 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // write writes events to one page and flushes them, within WriteTimeout.
-// It reports false when the page is gone.
+// It reports false when the page is gone or too slow (counted).
 func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, evs ...[]byte) bool {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	var err error
 	for _, ev := range evs {
-		if _, err := w.Write(ev); err != nil {
-			return false
+		if _, err = w.Write(ev); err != nil {
+			break
 		}
 	}
-	if err := rc.Flush(); err != nil {
+	if err == nil {
+		err = rc.Flush()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.slow.Add(1)
+		s.log.Warn("cab: page too slow to take events, disconnecting it", "timeout", s.cfg.WriteTimeout)
+	}
+	if err != nil {
 		return false
 	}
 	s.events.Add(uint64(len(evs)))

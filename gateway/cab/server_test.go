@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -434,5 +435,51 @@ func TestRunGPIOMissing(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	_, ts, _ := newTestServer(t, Config{Heartbeat: 30 * time.Millisecond})
+	ev := openEvents(t, ts.URL)
+	ev.next("state")
+	if got := ev.next("ping"); got.Data != strconv.FormatInt(t0.UnixMilli(), 10) {
+		t.Errorf("ping data %q, want the gateway's time in ms", got.Data)
+	}
+}
+
+// A page that stops reading is disconnected and counted; the feed
+// methods never wait for it.
+func TestSlowPage(t *testing.T) {
+	long := strings.Repeat("Very long text. ", 500)
+	s, ts, _ := newTestServer(t, Config{
+		WriteTimeout: 100 * time.Millisecond,
+		Texts:        map[string]AlertText{"*": {Title: "X", What: long, Do: long}, "coolant_temp": {Title: "X", What: long, Do: long}},
+	})
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /api/events HTTP/1.1\r\nHost: cab\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the page to connect", func() bool { return s.Stats().Clients == 1 })
+	tr := raised(sensors.CoolantTemp, detect.KindLimit, detect.SeverityCritical, t0, 120)
+	for i := range 3000 { // ~48 MB of events; the page reads none. Blocking here hangs the test.
+		x := tr
+		x.Start += int64(i)
+		s.Transition(x)
+	}
+	waitFor(t, "the stuck page to be dropped", func() bool { st := s.Stats(); return st.Clients == 0 && st.SlowClients == 1 })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
