@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"os"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -13,8 +15,12 @@ import (
 // Broker is a running embedded MQTT broker. Its methods are safe for
 // concurrent use.
 type Broker struct {
-	srv *mqtt.Server
-	tcp *listeners.TCP
+	srv      *mqtt.Server
+	tcp      *listeners.TCP
+	tls      bool
+	internal string    // unix socket path, or ""
+	auth     *authHook // nil without TLS
+	cnt      *counters
 }
 
 // Options configure a Broker.
@@ -29,16 +35,55 @@ type Options struct {
 	// not acknowledged and the client is disconnected, so it sends the
 	// message again after reconnecting.
 	Intercept func(topic string, payload []byte) error
+	// TLS, if set, makes Listen a TLS listener that enforces per-truck
+	// identity (see auth.go): every client presents a certificate signed
+	// by TLS.ClientCAs whose identity (subject CN and DNS SANs, which
+	// must agree) is a truck id, and may publish and subscribe only under
+	// that truck's topics. Build it with ServerTLSConfig. Without TLS any
+	// client may do anything (development on loopback only).
+	TLS *tls.Config
+	// Admins are certificate identities allowed to publish and subscribe
+	// anywhere (the cloud's own client when it connects over TLS).
+	Admins []string
+	// Internal, if set with TLS, is a unix socket path for the cloud's own
+	// client: whoever can open it (file permissions 0600) is trusted.
+	Internal string
+	// MaxPacketSize bounds one MQTT packet; a client sending a larger one
+	// is disconnected before the broker reads it, and counted. Default
+	// DefaultMaxPacketSize; negative means no limit.
+	MaxPacketSize int
 }
+
+// DefaultMaxPacketSize is the default Options.MaxPacketSize: a 128 KiB
+// payload (the uplink and AWS IoT Core limit) plus room for the topic and
+// headers.
+const DefaultMaxPacketSize = 128<<10 + 4<<10
 
 // Start binds opts.Listen and serves MQTT on it until Close. Any client
 // may connect: the broker listens on the addresses the operator chose.
 func Start(opts Options, log *slog.Logger) (*Broker, error) {
-	srv := mqtt.New(&mqtt.Options{
+	mopts := &mqtt.Options{
 		Logger:       slog.New(levelHandler{log.Handler(), slog.LevelWarn}),
 		InlineClient: false,
-	})
-	if err := srv.AddHook(new(allowHook), nil); err != nil {
+	}
+	if opts.MaxPacketSize == 0 {
+		opts.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if opts.MaxPacketSize > 0 {
+		mopts.Capabilities = mqtt.NewDefaultServerCapabilities()
+		mopts.Capabilities.MaximumPacketSize = uint32(opts.MaxPacketSize)
+	}
+	srv := mqtt.New(mopts)
+	b := &Broker{srv: srv, tls: opts.TLS != nil, cnt: new(counters)}
+	if err := srv.AddHook(&limitHook{cnt: b.cnt, log: log}, nil); err != nil {
+		return nil, fmt.Errorf("broker start: %w", err)
+	}
+	if opts.TLS != nil {
+		b.auth = newAuthHook(opts, b.cnt, log)
+		if err := srv.AddHook(b.auth, nil); err != nil {
+			return nil, fmt.Errorf("broker start: %w", err)
+		}
+	} else if err := srv.AddHook(new(allowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker start: %w", err)
 	}
 	if opts.Intercept != nil && opts.Match != nil {
@@ -47,16 +92,45 @@ func Start(opts Options, log *slog.Logger) (*Broker, error) {
 		}
 	}
 	listen := opts.Listen
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: listen})
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: listen, TLSConfig: opts.TLS})
 	if err := srv.AddListener(tcp); err != nil {
 		return nil, fmt.Errorf("broker listen %s: %w", listen, err)
+	}
+	b.tcp = tcp
+	if opts.TLS != nil && opts.Internal != "" {
+		if err := srv.AddListener(listeners.NewUnixSock(listeners.Config{ID: internalListener, Address: opts.Internal})); err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("broker listen %s: %w", opts.Internal, err)
+		}
+		b.internal = opts.Internal
 	}
 	if err := srv.Serve(); err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("broker serve: %w", err)
 	}
-	return &Broker{srv: srv, tcp: tcp}, nil
+	if b.internal != "" {
+		if err := os.Chmod(b.internal, 0o600); err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("broker internal socket: %w", err)
+		}
+	}
+	return b, nil
 }
+
+// ClientURL is the URL the cloud's own MQTT client should dial: the
+// internal unix socket when there is one, else the TCP (or TLS) listener.
+func (b *Broker) ClientURL() string {
+	switch {
+	case b.internal != "":
+		return "unix://" + b.internal
+	case b.tls:
+		return "ssl://" + b.Addr()
+	}
+	return "tcp://" + b.Addr()
+}
+
+// Stats returns the broker's access-control and limit counters.
+func (b *Broker) Stats() Stats { return b.cnt.snapshot() }
 
 // Addr returns the bound host:port.
 func (b *Broker) Addr() string { return b.tcp.Address() }
