@@ -90,7 +90,7 @@ var (
 func codecs() (*zstd.Encoder, *zstd.Decoder) {
 	zOnce.Do(func() {
 		var err error
-		zEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+		zEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true),
 			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true), zstd.WithWindowSize(1<<20))
 		if err != nil {
 			panic(err) // only invalid options
