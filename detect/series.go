@@ -586,6 +586,6 @@ func (s *series) score(c *SignalConfig) float64 {
 	case m <= 0:
 		return 0.49
 	default:
-		return 0.25 + 0.24*math.Min(1, d/m)
+		return 0.25 + float64(0.24*math.Min(1, d/m))
 	}
 }
