@@ -85,20 +85,23 @@ func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
 	if !ok {
 		return Transition{}, false
 	}
-	return d.transition(r.Signal, s, c, ev, r.Time, r.Value), true
+	return d.transition(r.Signal, s, ev, r.Time, r.Value), true
 }
 
 // Advance tells the detector that the caller's clock reads now (Unix ns)
 // and appends the missing-data transitions that follow to out, which it
 // returns. Call it periodically (e.g. every second) from the owner's
 // goroutine; it is how the detector learns that readings stopped. A signal
-// that never delivered a reading is never missing. It does not allocate
+// that never delivered a reading is never missing. now must come from the
+// same clock as the readings' times: where readings arrive late (the
+// cloud, behind a store-and-forward queue), drive it from reading times,
+// not from the wall clock, or gateway and cloud will disagree. It does not allocate
 // when out has room for two transitions.
 func (d *Detector) Advance(now int64, out []Transition) []Transition {
 	for _, sig := range [...]sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
 		s, c := d.lookup(sig)
 		if ev, ok := s.advance(c, now); ok {
-			out = append(out, d.transition(sig, s, c, ev, now, s.st.LastX))
+			out = append(out, d.transition(sig, s, ev, now, s.st.LastX))
 		}
 	}
 	return out
@@ -115,7 +118,7 @@ func (d *Detector) Band(sig sensors.Signal) (b Band, ok bool) {
 	return s.band(c), true
 }
 
-func (d *Detector) transition(sig sensors.Signal, s *series, c *SignalConfig, ev event, t int64, v float64) Transition {
+func (d *Detector) transition(sig sensors.Signal, s *series, ev event, t int64, v float64) Transition {
 	tr := Transition{
 		Truck: d.truck, Signal: sig, Kind: ev.kind, Severity: ev.sev, Phase: ev.phase,
 		Start: ev.start, Time: t, Value: v, Baseline: s.baseline(), ConfigHash: d.hash,
@@ -124,7 +127,6 @@ func (d *Detector) transition(sig sensors.Signal, s *series, c *SignalConfig, ev
 	if s.st.Ready {
 		tr.Low, tr.High = s.st.Lo, s.st.Hi
 	}
-	_ = c
 	return tr
 }
 
