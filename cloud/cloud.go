@@ -250,6 +250,12 @@ func (c *Cloud) run(ctx context.Context) error {
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
 		opts := broker.Options{Listen: c.cfg.BrokerListen}
+		if t := c.cfg.BrokerTLS; t.Enabled() {
+			if opts.TLS, err = broker.LoadServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
+				return err
+			}
+			opts.Admins, opts.Internal = t.Admins, filepath.Join(c.cfg.DataDir, "broker.sock")
+		}
 		if c.cfg.Ingest == IngestHook {
 			opts.Match, opts.Intercept = isUpTopic, in.intercept
 		}
@@ -259,7 +265,7 @@ func (c *Cloud) run(ctx context.Context) error {
 		}
 		defer brk.Close()
 		c.brokerAddr = brk.Addr()
-		brokerURL = "tcp://" + c.brokerAddr
+		brokerURL = brk.ClientURL()
 	} else {
 		u, _ := url.Parse(brokerURL)
 		c.brokerAddr = u.Host

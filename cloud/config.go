@@ -28,6 +28,10 @@ type Config struct {
 	// BrokerURL is an external broker to subscribe to instead, e.g.
 	// "tcp://127.0.0.1:1883" (Mosquitto).
 	BrokerURL string `json:"broker_url,omitempty"`
+	// BrokerTLS, if set, makes the embedded broker's listener mutual TLS
+	// with per-truck identity (see cloud/broker/auth.go); the cloud's own
+	// client then connects over the unix socket DataDir/broker.sock.
+	BrokerTLS BrokerTLSConfig `json:"broker_tls"`
 	// Ingest says how the cloud takes uplinked data from the embedded
 	// broker: IngestHook (default) ingests inside the broker before it
 	// acknowledges the gateway, so a gateway's PUBACK means the data is
@@ -81,6 +85,24 @@ type S3Config struct {
 	// lifecycle configuration) moving the archive prefix to GLACIER after
 	// that many days. A failure is logged and counted, not fatal.
 	GlacierAfterDays int32 `json:"glacier_after_days,omitempty"`
+}
+
+// BrokerTLSConfig names the PEM files of the embedded broker's mutual
+// TLS (cmd/tankguard-ca makes them). Set all three files or none.
+type BrokerTLSConfig struct {
+	// CertFile and KeyFile are the broker's certificate and key.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ClientCAFile is the fleet CA that signs the trucks' certificates.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+	// Admins are certificate identities (CN) allowed every topic, for
+	// cloud services connecting over TLS rather than the unix socket.
+	Admins []string `json:"admins,omitempty"`
+}
+
+// Enabled reports whether mutual TLS is configured.
+func (t BrokerTLSConfig) Enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != ""
 }
 
 // NotifyConfig configures incident notifications. With no webhook and no
@@ -232,6 +254,10 @@ func (c Config) Validate() error {
 		return bad("ingest %q: want %q or %q", c.Ingest, IngestHook, IngestSubscribe)
 	case c.Ingest == IngestHook && c.BrokerURL != "":
 		return bad("ingest %q needs the embedded broker; use %q with broker_url", IngestHook, IngestSubscribe)
+	case c.BrokerTLS.Enabled() && (c.BrokerTLS.CertFile == "" || c.BrokerTLS.KeyFile == "" || c.BrokerTLS.ClientCAFile == ""):
+		return bad("broker_tls: cert_file, key_file and client_ca_file are all required")
+	case c.BrokerTLS.Enabled() && c.BrokerListen == "":
+		return bad("broker_tls needs the embedded broker (broker_listen), not broker_url")
 	case c.HTTPListen == "":
 		return bad("http_listen is required")
 	case c.ClientID == "":
