@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,5 +264,37 @@ func TestConcurrentAppendReadDelete(t *testing.T) {
 	}
 	if st := q.Stats(); st.Readings != 0 || st.Alerts != writers*per/500 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"zero means defaults", Options{}, ""},
+		{"tiny budget", Options{MaxBytes: 1000}, "max_bytes"},
+		{"negative interval", Options{SyncInterval: -1}, "sync_interval"},
+		{"huge blocks", Options{BlockReadings: 1 << 20}, "block_readings"},
+		{"pending below block", Options{BlockReadings: 100, MaxPendingReadings: 10}, "max_pending_readings"},
+		{"ratio", Options{CompactRatio: 0.5}, "compact_ratio"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error about %s", err, tc.want)
+			}
+		})
+	}
+	if d := DefaultOptions().SyncInterval; d <= 0 || d > 100*time.Millisecond {
+		t.Fatalf("default sync interval %v, must be at most 100 ms", d)
 	}
 }

@@ -79,7 +79,9 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 				return fmt.Errorf("uplink read telemetry: %w", err)
 			}
 			if ch.Len() == 0 && ch.Skipped == 0 {
+				// Caught up: from now on readings are live.
 				waitFrom = time.Time{}
+				catchingUp = false
 				break
 			}
 			now := p.cfg.Now()
