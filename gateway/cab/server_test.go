@@ -453,7 +453,7 @@ func TestSlowPage(t *testing.T) {
 	long := strings.Repeat("Very long text. ", 500)
 	s, ts, _ := newTestServer(t, Config{
 		WriteTimeout: 100 * time.Millisecond,
-		Texts:        map[string]AlertText{"*": {Title: "X", What: long, Do: long}, "coolant_temp": {Title: "X", What: long, Do: long}},
+		Texts:        map[string]AlertText{"coolant_temp/limit": {Title: "X", What: long, Do: long}},
 	})
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
