@@ -45,9 +45,22 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func runEndToEnd(t *testing.T, brokerURL string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+// system is the whole tankguard system of one simulated truck, running in
+// this process over real sockets.
+type system struct {
+	cloud     *cloud.Cloud
+	gateway   *gateway.Gateway
+	truck     firmwaresim.ManifestTruck
+	truthPath string
+	sim       *running
+	simStop   context.CancelFunc
+}
+
+// startSystem starts the cloud (embedded broker when brokerURL is empty),
+// one simulated truck whose engine overheats overheatAt after its gateway
+// connects, and the gateway. Everything stops when the test ends.
+func startSystem(t *testing.T, ctx context.Context, brokerURL string, overheatAt time.Duration) *system {
+	t.Helper()
 	dir := t.TempDir()
 	log := testLogger(t)
 
@@ -67,7 +80,7 @@ func runEndToEnd(t *testing.T, brokerURL string) {
 	}
 	cloudCtx, cloudStop := context.WithCancel(ctx)
 	cloudDone := goRun(func() error { return c.Run(cloudCtx) })
-	defer func() { cloudStop(); wait(t, "cloud", cloudDone) }()
+	t.Cleanup(func() { cloudStop(); wait(t, "cloud", cloudDone) })
 	select {
 	case <-c.Ready():
 	case <-cloudDone.done:
@@ -77,37 +90,37 @@ func runEndToEnd(t *testing.T, brokerURL string) {
 		brokerURL = "tcp://" + c.BrokerAddr()
 	}
 
-	// Simulated truck: warm engine, overheat 40 s after its gateway connects.
+	// Simulated truck with a warm engine.
 	var sc firmwaresim.Scenario
 	warm := true
 	sc.Default.Warm = &warm
-	if err := sc.AddFaultFlag(firmwaresim.FaultOverheat, "truck-01@40s"); err != nil {
+	if err := sc.AddFaultFlag(firmwaresim.FaultOverheat, fmt.Sprintf("truck-01@%s", overheatAt)); err != nil {
 		t.Fatal(err)
 	}
-	truthPath := filepath.Join(dir, "truth.csv")
+	sys := &system{cloud: c, truthPath: filepath.Join(dir, "truth.csv")}
 	ready := make(chan firmwaresim.Manifest, 1)
 	simCtx, simStop := context.WithCancel(ctx)
-	simDone := goRun(func() error {
+	sys.simStop = simStop
+	sys.sim = goRun(func() error {
 		return firmwaresim.Run(simCtx, firmwaresim.Config{
-			Trucks: 1, Scenario: sc, TruthPath: truthPath, Seed: 7,
+			Trucks: 1, Scenario: sc, TruthPath: sys.truthPath, Seed: 7,
 			OnReady: func(m firmwaresim.Manifest) { ready <- m },
 		})
 	})
-	defer func() { simStop(); wait(t, "sim", simDone) }()
-	var m firmwaresim.Manifest
+	t.Cleanup(func() { simStop(); wait(t, "sim", sys.sim) })
 	select {
-	case m = <-ready:
-	case <-simDone.done:
-		t.Fatalf("sim stopped before ready: %v", simDone.err)
+	case m := <-ready:
+		sys.truck = m.Trucks[0]
+	case <-sys.sim.done:
+		t.Fatalf("sim stopped before ready: %v", sys.sim.err)
 	}
-	truck := m.Trucks[0]
 
 	// Gateway.
 	gcfg := gateway.DefaultConfig()
-	gcfg.Truck = truck.ID
+	gcfg.Truck = sys.truck.ID
 	gcfg.DataDir = filepath.Join(dir, "gw")
-	gcfg.CAN = []string{truck.CAN}
-	gcfg.Serial = []string{truck.Serial}
+	gcfg.CAN = []string{sys.truck.CAN}
+	gcfg.Serial = []string{sys.truck.Serial}
 	gcfg.Uplink.BrokerURL = brokerURL
 	gcfg.Uplink.BatchDelay = 500 * time.Millisecond
 	gcfg.Cab.Listen = "127.0.0.1:0"
@@ -117,19 +130,35 @@ func runEndToEnd(t *testing.T, brokerURL string) {
 	}
 	gwCtx, gwStop := context.WithCancel(ctx)
 	gwDone := goRun(func() error { return g.Run(gwCtx) })
-	defer func() { gwStop(); wait(t, "gateway", gwDone) }()
+	t.Cleanup(func() { gwStop(); wait(t, "gateway", gwDone) })
+	sys.gateway = g
+	return sys
+}
 
-	// Both the gateway and the cloud raise the coolant alert on their own.
+// waitEdgeAlert waits until the gateway raised an alert on signal.
+func (s *system) waitEdgeAlert(t *testing.T, ctx context.Context, sig sensors.Signal) detect.Transition {
+	t.Helper()
 	var edge detect.Transition
-	waitFor(t, ctx, 150*time.Second, "gateway raises the coolant alert", func() bool {
-		for _, a := range g.Alerts() {
-			if a.Signal == sensors.CoolantTemp && a.Phase == detect.Raised {
+	waitFor(t, ctx, 150*time.Second, "gateway raises the "+sig.String()+" alert", func() bool {
+		for _, a := range s.gateway.Alerts() {
+			if a.Signal == sig && a.Phase == detect.Raised {
 				edge = a
 				return true
 			}
 		}
 		return false
 	})
+	return edge
+}
+
+func runEndToEnd(t *testing.T, brokerURL string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sys := startSystem(t, ctx, brokerURL, 40*time.Second)
+	c, truck, truthPath := sys.cloud, sys.truck, sys.truthPath
+
+	// Both the gateway and the cloud raise the coolant alert on their own.
+	edge := sys.waitEdgeAlert(t, ctx, sensors.CoolantTemp)
 	t.Logf("gateway alert: %s %s %s value %.1f baseline %.1f", edge.Kind, edge.Severity, edge.Phase, edge.Value, edge.Baseline)
 	archiveDir := c.ArchiveDir()
 	var cloudAlert archive.Alert
@@ -160,8 +189,8 @@ func runEndToEnd(t *testing.T, brokerURL string) {
 
 	// Stop the simulator: its truth file is then complete. Everything it
 	// emitted must reach the archive exactly once.
-	simStop()
-	wait(t, "sim", simDone)
+	sys.simStop()
+	wait(t, "sim", sys.sim)
 	f, err := os.Open(truthPath)
 	if err != nil {
 		t.Fatal(err)
