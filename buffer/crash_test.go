@@ -24,7 +24,7 @@ const crashChildEnv = "TANKGUARD_BUFFER_CRASH_CHILD"
 // runCrashChild is the child side of TestCrashKill9: when the environment
 // names a database, append to it forever with group commit, printing
 // "synced N" after each durable commit and "deleted N" after deleting
-// telemetry up to N, until killed.
+// telemetry up to N, compacting the file now and then, until killed.
 func runCrashChild() bool {
 	path := os.Getenv(crashChildEnv)
 	if path == "" {
@@ -64,6 +64,14 @@ func runCrashChild() bool {
 			fmt.Fprintf(os.Stderr, "child: seq %d, expected %d\n", rs[0].Seq, next)
 			os.Exit(3)
 		}
+		if i%150 == 149 {
+			// Killed mid-compaction must be as safe as anywhere else.
+			if err := q.Compact(); err != nil {
+				fmt.Fprintln(os.Stderr, "child compact:", err)
+				os.Exit(2)
+			}
+			say("compacted")
+		}
 		if i%40 == 39 {
 			c, err := q.Read(Telemetry, 0, 200)
 			if err == nil && c.Len() > 0 {
@@ -94,6 +102,7 @@ func TestCrashKill9(t *testing.T) {
 	t.Logf("seed %d", seed)
 	path := filepath.Join(t.TempDir(), "crash.db")
 	var lastSynced, lastDeleted uint64
+	var compactions int
 	var alerts = map[uint64]bool{} // alert seqs seen so far, never deleted
 	for k := 0; k < kills; k++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -115,6 +124,9 @@ func TestCrashKill9(t *testing.T) {
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
 				f := strings.Fields(sc.Text())
+				if len(f) == 1 && f[0] == "compacted" {
+					compactions++
+				}
 				if len(f) != 2 {
 					continue
 				}
@@ -148,7 +160,7 @@ func TestCrashKill9(t *testing.T) {
 		lastDeleted = max(lastDeleted, deleted)
 		checkAfterCrash(t, k, path, lastSynced, lastDeleted, alerts)
 	}
-	t.Logf("%d kills, last synced seq %d, telemetry deleted up to %d, %d alerts", kills, lastSynced, lastDeleted, len(alerts))
+	t.Logf("%d kills, last synced seq %d, telemetry deleted up to %d, %d alerts, %d compactions", kills, lastSynced, lastDeleted, len(alerts), compactions)
 }
 
 func checkAfterCrash(t *testing.T, k int, path string, synced, deleted uint64, alerts map[uint64]bool) {
