@@ -210,6 +210,13 @@ func TestBrowserAlertAndAck(t *testing.T) {
 	if n := len(sink.all()); n != 1 {
 		t.Errorf("%d acks delivered, want 1", n)
 	}
+	if n := s.Stats().BadRequests; n != 0 {
+		t.Errorf("the page made %d bad requests", n)
+	}
+	// The page ran without breaking its own Content-Security-Policy.
+	if n := must[int](t, "csp")(chromedp.Run(ctx, chromedp.Evaluate[int](`window.cspViolations || 0`))); n != 0 {
+		t.Errorf("%d Content-Security-Policy violations", n)
+	}
 }
 
 // The page reconnects by itself when the gateway restarts, and shows what

@@ -39,7 +39,7 @@ func (s *Server) routes() {
 		if !s.method(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
-		w.Header().Set("Cache-Control", "no-cache")
+		pageHeaders(w.Header())
 		files.ServeHTTP(w, r) // serves index.html for "/"
 	})
 	m.HandleFunc("/static/", func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +51,7 @@ func (s *Server) routes() {
 			s.reject(w, r, http.StatusNotFound, "no such file %q", r.URL.Path)
 			return
 		}
-		w.Header().Set("Cache-Control", "no-cache")
+		pageHeaders(w.Header())
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + name
 		files.ServeHTTP(w, r2)
@@ -61,6 +61,15 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/ack", s.handleAck)
 	m.HandleFunc("/api/stats", s.handleStats)
 	s.mux = m
+}
+
+// pageHeaders are set on the page and its assets: revalidate on every
+// load (a new gateway build shows at once), and let the browser load
+// nothing from anywhere but this gateway.
+func pageHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // reject answers a bad request with a plain-text error naming what was

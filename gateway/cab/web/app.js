@@ -3,6 +3,8 @@
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
+  window.cspViolations = 0;
+  document.addEventListener('securitypolicyviolation', () => { window.cspViolations++; });
   const RANK = { none: 0, info: 1, warning: 2, critical: 3 };
   const LEVEL = { critical: 'STOP SAFELY NOW', warning: 'WARNING — CHECK SOON', info: 'FOR YOUR INFORMATION' };
   const TONE = { critical: ['square', 2900, 0.35], warning: ['square', 1800, 0.3], info: ['sine', 880, 0.4] };
