@@ -67,6 +67,7 @@ func run() error {
 		cabListen   = flag.String("cab", "", `cab display listen address (default 127.0.0.1:8081; "off" disables)`)
 		dbcFile     = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
 		verbose     = flag.Bool("v", false, "debug logging")
+		metricsAddr = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
 	)
 	flag.Var(&can, "can", "CAN bus: interface name (can0) or tcp://127.0.0.1:PORT; repeatable or comma-separated")
 	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
@@ -133,6 +134,13 @@ func run() error {
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		wait, err := serveMetrics(ctx, *metricsAddr, gateway.NewMetrics(g).Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer wait()
 	}
 	if c := g.Cab(); c != nil {
 		go func() {
