@@ -179,6 +179,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
 		c, lost, err := p.connect(ctx)
+		if err != nil && ctx.Err() != nil {
+			break // shutting down, not a failure
+		}
 		if err != nil {
 			p.mu.Lock()
 			p.st.ConnectFailures++
