@@ -9,15 +9,15 @@ import (
 // AthenaDDL returns CREATE EXTERNAL TABLE statements, one per dataset, for
 // an archive at location ("s3://bucket/prefix"), in database. Partitions
 // use Athena partition projection (dt by day from 2024-01-01, hour 00-23),
-// so no partition ever needs adding by hand. Columns follow the row types'
-// Parquet tags.
+// so no partition ever needs adding by hand. Columns follow the stored
+// rows' Parquet tags; the view readings_v reassembles each reading's value.
 func AthenaDDL(location, database string) string {
 	location = strings.TrimSuffix(location, "/")
 	var b strings.Builder
 	for _, ds := range []struct {
 		name string
 		row  any
-	}{{DatasetReadings, Reading{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}} {
+	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}} {
 		loc := location + "/" + ds.name + "/"
 		fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", database, ds.name)
 		cols := columns(ds.row)
@@ -51,6 +51,16 @@ func AthenaDDL(location, database string) string {
 		}
 		b.WriteString(");\n\n")
 	}
+	fmt.Fprintf(&b, `-- Readings with the value reassembled (exactly) and a timestamp.
+CREATE OR REPLACE VIEW %[1]s.readings_v AS
+SELECT truck, signal, seq, time_ns,
+  from_unixtime(time_ns / 1e9) AS time,
+  CASE WHEN value_div > 0 THEN value_q / value_div
+       WHEN value_div < 0 THEN value_q * (1e0 / -value_div)
+       ELSE value_raw END AS value,
+  flags, dt, hour
+FROM %[1]s.readings;
+`, database)
 	return b.String()
 }
 

@@ -12,7 +12,33 @@ import (
 // ReadReadings returns every reading row in the local archive at dir, in
 // object-key order. A missing directory is an empty archive.
 func ReadReadings(dir string) ([]Reading, error) {
-	return ReadAll[Reading](context.Background(), Dir{Root: dir}, DatasetReadings)
+	return ReadReadingsFrom(context.Background(), Dir{Root: dir})
+}
+
+// ReadReadingsFrom returns every reading row in st.
+func ReadReadingsFrom(ctx context.Context, st Store) ([]Reading, error) {
+	recs, err := readAll[readingRecord](ctx, st, DatasetReadings)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reading, len(recs))
+	for i, r := range recs {
+		out[i] = r.reading()
+	}
+	return out, nil
+}
+
+// ReadReadingObject returns the readings of one object.
+func ReadReadingObject(ctx context.Context, st Store, key string) ([]Reading, error) {
+	recs, err := readObject[readingRecord](ctx, st, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reading, len(recs))
+	for i, r := range recs {
+		out[i] = r.reading()
+	}
+	return out, nil
 }
 
 // ReadAlerts returns every alert row (edge and cloud) in the local archive
@@ -26,8 +52,17 @@ func ReadAcks(dir string) ([]Ack, error) {
 	return ReadAll[Ack](context.Background(), Dir{Root: dir}, DatasetAcks)
 }
 
-// ReadAll returns the rows of every Parquet object of dataset in st.
+// ReadAll returns the rows of every Parquet object of dataset in st
+// (T Reading, Alert or Ack).
 func ReadAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) {
+	if _, ok := any(*new(T)).(Reading); ok {
+		rs, err := ReadReadingsFrom(ctx, st)
+		return any(rs).([]T), err
+	}
+	return readAll[T](ctx, st, dataset)
+}
+
+func readAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) {
 	keys, err := st.List(ctx, dataset+"/")
 	if err != nil {
 		return nil, err
@@ -37,7 +72,7 @@ func ReadAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) 
 		if !strings.HasSuffix(k, ".parquet") {
 			continue
 		}
-		rows, err := ReadObject[T](ctx, st, k)
+		rows, err := readObject[T](ctx, st, k)
 		if err != nil {
 			return nil, err
 		}
@@ -46,8 +81,17 @@ func ReadAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) 
 	return out, nil
 }
 
-// ReadObject returns the rows of one Parquet object.
+// ReadObject returns the rows of one Parquet object (T Reading, Alert or
+// Ack).
 func ReadObject[T any](ctx context.Context, st Store, key string) ([]T, error) {
+	if _, ok := any(*new(T)).(Reading); ok {
+		rs, err := ReadReadingObject(ctx, st, key)
+		return any(rs).([]T), err
+	}
+	return readObject[T](ctx, st, key)
+}
+
+func readObject[T any](ctx context.Context, st Store, key string) ([]T, error) {
 	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, err

@@ -11,15 +11,16 @@ const (
 	SourceCloud = "cloud" // raised by the cloud's own re-detection
 )
 
-// Reading is one archived reading: one row of readings/. Field tags are
-// the Parquet (and Athena) column names.
+// Reading is one archived reading: one row of readings/. In Parquet the
+// value is stored in three columns (see readingRecord); readers and the
+// Athena view readings_v give it back exactly.
 type Reading struct {
-	Truck  string  `parquet:"truck,dict"`
-	Signal string  `parquet:"signal,dict"`
-	Seq    int64   `parquet:"seq,delta"`
-	TimeNS int64   `parquet:"time_ns,delta"`
-	Value  float64 `parquet:"value,split"`
-	Flags  int32   `parquet:"flags"`
+	Truck  string
+	Signal string
+	Seq    int64
+	TimeNS int64
+	Value  float64
+	Flags  int32
 }
 
 // Alert is one archived alert transition, from the edge or the cloud: one

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -23,16 +24,13 @@ type Stats struct {
 // It may reorder b's slices. Write is safe for concurrent use if st is.
 func Write(ctx context.Context, st Store, first, last uint64, b *Batch) (Stats, error) {
 	var s Stats
-	slices.SortFunc(b.Readings, func(x, y Reading) int {
-		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.Signal, y.Signal), cmp.Compare(x.Seq, y.Seq))
-	})
 	slices.SortFunc(b.Alerts, func(x, y Alert) int {
 		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.TimeNS, y.TimeNS), cmp.Compare(x.Source, y.Source), cmp.Compare(x.Signal, y.Signal), cmp.Compare(x.Seq, y.Seq))
 	})
 	slices.SortFunc(b.Acks, func(x, y Ack) int {
 		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.Seq, y.Seq), cmp.Compare(x.TimeNS, y.TimeNS))
 	})
-	if err := writeDataset(ctx, st, &s, DatasetReadings, first, last, b.Readings, func(r Reading) int64 { return r.TimeNS }); err != nil {
+	if err := writeReadings(ctx, st, &s, first, last, b.Readings); err != nil {
 		return s, err
 	}
 	if err := writeDataset(ctx, st, &s, DatasetAlerts, first, last, b.Alerts, func(r Alert) int64 { return r.TimeNS }); err != nil {
@@ -42,6 +40,64 @@ func Write(ctx context.Context, st Store, first, last uint64, b *Batch) (Stats, 
 		return s, err
 	}
 	return s, nil
+}
+
+const hourNS = int64(time.Hour)
+
+// writeReadings is writeDataset for readings, which are many: it groups
+// rows by (hour, truck, signal) with one map lookup per row and sorts only
+// the group keys, and within a group only by seq when needed (staged
+// records usually arrive in seq order).
+func writeReadings(ctx context.Context, st Store, s *Stats, first, last uint64, rows []Reading) error {
+	type groupKey struct {
+		hour          int64
+		truck, signal string
+	}
+	groups := map[groupKey][]Reading{}
+	for _, r := range rows {
+		k := groupKey{floorDiv(r.TimeNS, hourNS), r.Truck, r.Signal}
+		groups[k] = append(groups[k], r)
+	}
+	keys := make([]groupKey, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y groupKey) int {
+		return cmp.Or(cmp.Compare(x.hour, y.hour), cmp.Compare(x.truck, y.truck), cmp.Compare(x.signal, y.signal))
+	})
+	bySeq := func(x, y Reading) int { return cmp.Compare(x.Seq, y.Seq) }
+	out := make([]readingRecord, 0, len(rows))
+	for i, k := range keys {
+		g := groups[k]
+		if !slices.IsSortedFunc(g, bySeq) {
+			slices.SortFunc(g, bySeq)
+		}
+		out = toRecords(out, g)
+		if i+1 < len(keys) && keys[i+1].hour == k.hour {
+			continue
+		}
+		part := Partition(DatasetReadings, k.hour*hourNS)
+		body, err := Encode(out)
+		if err != nil {
+			return fmt.Errorf("archive write %s: %w", part, err)
+		}
+		if err := st.Put(ctx, ObjectKey(part, first, last), body); err != nil {
+			return err
+		}
+		s.Objects++
+		s.Bytes += int64(len(body))
+		s.Rows += len(out)
+		out = out[:0]
+	}
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 func writeDataset[T any](ctx context.Context, st Store, s *Stats, dataset string, first, last uint64, rows []T, at func(T) int64) error {
