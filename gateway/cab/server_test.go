@@ -359,7 +359,7 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	if code != 200 || !strings.Contains(page, `id="ack"`) {
 		t.Fatalf("GET /: %d", code)
 	}
-	for _, src := range regexp.MustCompile(`(?:src|href)="([^"]+)"`).FindAllStringSubmatch(page, -1) {
+	for _, src := range regexp.MustCompile(`(?:src|href)="(/[^"]*)"`).FindAllStringSubmatch(page, -1) {
 		if code, _ := get(t, ts.URL+src[1]); code != 200 {
 			t.Errorf("GET %s: %d", src[1], code)
 		}
