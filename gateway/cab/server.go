@@ -315,11 +315,13 @@ func (s *Server) Transition(t detect.Transition) {
 		// that getting worse again sounds again.
 		a.driverAck = min(a.driverAck, t.Severity)
 	case detect.Cleared:
-		if a == nil || a.t.Start != t.Start {
+		if a != nil && a.t.Start == t.Start {
+			s.alerts[t.Signal] = nil
+		} else {
+			// Not the open one (or none): tell the pages, keep the open one.
 			a = &alert{key: alertKey(s.truck, t.Signal, t.Start), text: s.cfg.text(t.Signal, t.Kind)}
 		}
 		a.t = t
-		s.alerts[t.Signal] = nil
 	default:
 		s.mu.Unlock()
 		return

@@ -483,3 +483,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A Cleared for an alert other than the open one leaves the open one.
+func TestClearOtherAlert(t *testing.T) {
+	s, ts, _ := newTestServer(t, Config{})
+	old := raised(sensors.CoolantTemp, detect.KindDeviation, detect.SeverityWarning, t0.Add(-time.Hour), 99)
+	cur := raised(sensors.CoolantTemp, detect.KindLimit, detect.SeverityCritical, t0, 120)
+	s.Transition(old)
+	s.Transition(cur) // a new excursion replaces the old one on this signal
+	s.Transition(with(old, detect.Cleared, detect.SeverityWarning))
+	_, body := get(t, ts.URL+"/api/state")
+	st := decode[stateJSON](t, body)
+	if len(st.Alerts) != 1 || st.Alerts[0].Key != cur.Key() || st.Sound != "critical" {
+		t.Fatalf("state %+v, want only the current critical alert", st.Alerts)
+	}
+}
