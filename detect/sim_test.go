@@ -380,3 +380,155 @@ func TestDemoOverheat(t *testing.T) {
 		}
 	}
 }
+
+// fwPhysics mirrors firmware-sim's coolant and cargo physics
+// (firmware-sim/physics.go engineStep: load- and airflow-dependent
+// equilibrium around a set point of 88..92 °C capped by the fan, 40 s lag,
+// warm-up from ambient, 0.3 °C sensor noise, its faults), with a simpler
+// drive cycle and the J1939 quantisation the gateway decodes, so the
+// detector is also checked against the demo's own truck model.
+type fwPhysics struct {
+	rng                              *rand.Rand
+	elapsed                          float64
+	ambient, setpoint, engine, cargo float64
+	speed, cruise, cruiseUntil, load float64
+	fanFailed                        bool
+	coolantLoss, cargoHeat           float64 // °C above equilibrium; °C/s
+}
+
+func newFWPhysics(seed uint64, warm bool) *fwPhysics {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	p := &fwPhysics{rng: rng}
+	p.ambient = 10 + 15*rng.Float64()
+	p.setpoint = 88 + 4*rng.Float64()
+	p.engine = p.ambient
+	if warm {
+		p.engine = p.setpoint
+	}
+	p.cargo = p.ambient + rng.Float64()
+	p.cruise = 60 + 25*rng.Float64()
+	p.cruiseUntil = 60 + 120*rng.Float64()
+	return p
+}
+
+func (p *fwPhysics) step() (coolant, cargo float64) {
+	const s = 1.0
+	p.elapsed += s
+	if p.elapsed >= p.cruiseUntil {
+		p.cruise = 50 + 40*p.rng.Float64()
+		if p.rng.IntN(4) == 0 {
+			p.cruise = 0 // a stop
+		}
+		p.cruiseUntil = p.elapsed + 60 + 240*p.rng.Float64()
+	}
+	prev := p.speed
+	accel := math.Max(-3, math.Min(1.5, (p.cruise-p.speed)*0.2))
+	p.speed = math.Max(0, p.speed+accel*s+0.15*p.rng.NormFloat64())
+	ms2 := (p.speed - prev) / 3.6 / s
+	p.load = math.Max(0.05, math.Min(1, 0.15+p.speed/130+ms2*0.35))
+	// engineStep of firmware-sim/physics.go.
+	airflow := math.Min(1, p.speed/80)
+	eq := p.setpoint + 5*(p.load-0.4) + 0.06*(p.ambient-20) - 1.0*airflow
+	if p.fanFailed {
+		eq += 10 + 14*p.load - 6*airflow
+	} else {
+		eq = math.Min(eq, p.setpoint+6)
+	}
+	eq += p.coolantLoss
+	if p.engine < p.setpoint-3 && eq < p.setpoint+6 {
+		p.engine += (0.08 + 0.3*p.load) * s
+	} else {
+		p.engine += (eq - p.engine) / 40 * s
+	}
+	p.cargo += (p.ambient-p.cargo)/(3*3600)*s + p.cargoHeat*s
+	coolant = math.Round(p.engine + 0.3*p.rng.NormFloat64())
+	cargo = math.Round((p.cargo+0.05*p.rng.NormFloat64())*32) / 32
+	return coolant, cargo
+}
+
+// TestFirmwareSimPhysicsQuiet: normal driving with firmware-sim's physics,
+// half the trips from a cold start, raises nothing.
+func TestFirmwareSimPhysicsQuiet(t *testing.T) {
+	hours := simHours(t) / 4
+	const tripHours = 5
+	falses := 0
+	for trip := 0; trip < hours/tripHours; trip++ {
+		p := newFWPhysics(uint64(trip), trip%2 == 0)
+		d, _ := New("fw", DefaultConfig())
+		t0 := int64(1_700_000_000) * int64(time.Second)
+		for sec := int64(0); sec < tripHours*3600; sec++ {
+			c, g := p.step()
+			for _, r := range []sensors.Reading{
+				{Time: t0 + sec*int64(time.Second), Value: c, Signal: sensors.CoolantTemp},
+				{Time: t0 + sec*int64(time.Second) + 1e8, Value: g, Signal: sensors.CargoTemp},
+			} {
+				if tr, ok := d.Observe(r); ok && tr.Phase == Raised {
+					falses++
+					t.Errorf("trip %d at %v: false %s alert on %s, value %v band [%v %v]", trip,
+						time.Duration(sec)*time.Second, tr.Kind, tr.Signal, tr.Value, tr.Low, tr.High)
+				}
+			}
+		}
+	}
+	t.Logf("firmware-sim physics: %d truck-hours, %d false alerts", hours/tripHours*tripHours, falses)
+}
+
+// TestFirmwareSimPhysicsFaults injects firmware-sim's hazardous faults with
+// their default parameters into the mirrored physics and reports the time
+// from fault start to the first alert.
+func TestFirmwareSimPhysicsFaults(t *testing.T) {
+	cases := []struct {
+		name   string
+		sig    sensors.Signal
+		apply  func(p *fwPhysics, since float64) // since: seconds since the fault started
+		within time.Duration                     // from fault start
+	}{
+		{"overheat (to 115 °C in 30 s)", sensors.CoolantTemp, nil, 30 * time.Second},
+		{"coolant loss (+4 °C/min)", sensors.CoolantTemp, func(p *fwPhysics, since float64) {
+			p.coolantLoss = math.Min(4*since/60, 125-p.setpoint)
+		}, 5 * time.Minute},
+		{"fan failure", sensors.CoolantTemp, func(p *fwPhysics, _ float64) { p.fanFailed = true }, 10 * time.Minute},
+		{"cargo heating (+20 °C/min)", sensors.CargoTemp, func(p *fwPhysics, _ float64) { p.cargoHeat = 20.0 / 60 }, time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var delays []float64
+			for seed := uint64(0); seed < 30; seed++ {
+				p := newFWPhysics(100+seed, true)
+				d, _ := New("fw", DefaultConfig())
+				t0 := int64(1_700_000_000) * int64(time.Second)
+				const at = 600 // seconds after start
+				var alert int64
+				for sec := int64(0); sec < 3600 && alert == 0; sec++ {
+					if sec >= at && tc.apply != nil {
+						tc.apply(p, float64(sec-at))
+					}
+					c, g := p.step()
+					if sec >= at && tc.apply == nil { // overheat overrides the sensor value
+						prog := math.Min(1, float64(sec-at)/30)
+						c = math.Max(c, math.Round(p.setpoint+(115-p.setpoint)*prog+0.3*p.rng.NormFloat64()))
+					}
+					for _, r := range []sensors.Reading{
+						{Time: t0 + sec*int64(time.Second), Value: c, Signal: sensors.CoolantTemp},
+						{Time: t0 + sec*int64(time.Second) + 1e8, Value: g, Signal: sensors.CargoTemp},
+					} {
+						if tr, ok := d.Observe(r); ok && tr.Phase == Raised {
+							if sec < at || tr.Signal != tc.sig {
+								t.Fatalf("seed %d: unexpected alert %+v at %d s", seed, tr, sec)
+							}
+							alert = sec - at
+						}
+					}
+				}
+				if alert == 0 {
+					t.Fatalf("seed %d: no alert within the hour", seed)
+				}
+				delays = append(delays, float64(alert))
+			}
+			t.Logf("%s: alert after fault start: median %.0f s, max %.0f s (30 trucks)", tc.name, quantile(delays, 0.5), quantile(delays, 1))
+			if worst := quantile(delays, 1); worst > tc.within.Seconds() {
+				t.Errorf("worst %v s, want within %v", worst, tc.within)
+			}
+		})
+	}
+}
