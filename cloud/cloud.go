@@ -276,7 +276,7 @@ func (c *Cloud) run(ctx context.Context) error {
 		return fmt.Errorf("cloud console listen: %w", err)
 	}
 	c.httpAddr = ln.Addr().String()
-	srv := &http.Server{Handler: c.console.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
