@@ -152,3 +152,81 @@ func FuzzParseAckRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfig(t *testing.T) {
+	full := `{
+	  "listen": "0.0.0.0:8081",
+	  "page_interval": "200ms", "heartbeat": "10s", "stale_after": "5s", "write_timeout": "2s",
+	  "texts": {"cargo_temp/limit": {"title": "TANK TOO HOT", "what": "Hot.", "do": "Stop."}},
+	  "bands": {"coolant_temp": {"low": 75, "high": 98, "limit": 110}},
+	  "buzzer": {"critical": ["200ms", "200ms"]},
+	  "gpio": {"chip": "gpiochip0", "line": 17, "active_low": true}
+	}`
+	tests := []struct {
+		name string
+		json string
+		err  string
+		want func(c Config) bool
+	}{
+		{"full", full, "", func(c Config) bool {
+			return c.Listen == "0.0.0.0:8081" && c.PageInterval == 200*time.Millisecond && c.Heartbeat == 10*time.Second &&
+				c.StaleAfter == 5*time.Second && c.WriteTimeout == 2*time.Second &&
+				c.Texts["cargo_temp/limit"].Title == "TANK TOO HOT" && len(c.Texts) == 1 &&
+				c.Bands["coolant_temp"] == Band{Low: 75, High: 98, Limit: 110} &&
+				len(c.Buzzer.Critical) == 2 && c.Buzzer.Critical[0] == 200*time.Millisecond && c.Buzzer.Warning == nil &&
+				c.GPIO == GPIOConfig{Chip: "gpiochip0", Line: 17, ActiveLow: true}
+		}},
+		{"empty object", `{}`, "", func(c Config) bool { return c.Listen == "" && c.Texts == nil && c.Buzzer.Info == nil }},
+		{"unknown field", `{"listen":"127.0.0.1:1","colour":"red"}`, `unknown field "colour"`, nil},
+		{"duration as number", `{"heartbeat": 15}`, "duration must be a string", nil},
+		{"bad duration", `{"heartbeat": "soon"}`, `"soon"`, nil},
+		{"bad text key", `{"texts": {"oil/limit": {"title":"a","what":"b","do":"c"}}}`, `"oil/limit"`, nil},
+		{"text missing do", `{"texts": {"coolant_temp": {"title":"a","what":"b"}}}`, "texts.coolant_temp", nil},
+		{"odd pattern", `{"buzzer": {"warning": ["1s"]}}`, "buzzer.warning", nil},
+		{"two values", `{} {}`, "more than one", nil},
+		{"not an object", `[]`, "cab config", nil},
+		{"empty", ``, "cab config", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.json))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("ParseConfig: %v, want an error naming %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.want(c) {
+				t.Errorf("ParseConfig = %+v", c)
+			}
+			if _, err := New(c, "T1", nil); err != nil {
+				t.Errorf("New with the parsed config: %v", err)
+			}
+		})
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"listen":"127.0.0.1:1","colour":"red"}`, `{"heartbeat": "15s"}`, `{"buzzer": {"warning": ["1s","2s"]}}`,
+		`{"texts": {"coolant_temp": {"title":"a","what":"b","do":"c"}}}`, `{"bands": {"cargo_temp": {"low": 1, "high": 2}}}`,
+		`{"gpio": {"chip": "gpiochip0", "line": 3}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted a config that Validate rejects: %v", err)
+		}
+		if _, err := New(c, "T1", nil); err != nil {
+			t.Fatalf("New rejected a parsed config: %v", err)
+		}
+	})
+}
