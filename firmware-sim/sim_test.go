@@ -76,7 +76,12 @@ func runSim(t *testing.T, cfg Config) (Manifest, func() error) {
 	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case m := <-ready:
-		return m, func() error { cancel(); return <-done }
+		var once sync.Once
+		var err error
+		return m, func() error {
+			once.Do(func() { cancel(); err = <-done })
+			return err
+		}
 	case err := <-done:
 		cancel()
 		t.Fatalf("sim stopped before ready: %v", err)
@@ -295,4 +300,45 @@ func isGNSS(s sensors.Signal) bool {
 		return true
 	}
 	return false
+}
+
+// TestSerialSurvivesGatewayReopen closes and reopens the GNSS terminal the
+// way a restarting gateway does: the second reader still gets sentences,
+// including those written while nobody had the port open.
+func TestSerialSurvivesGatewayReopen(t *testing.T) {
+	warm := true
+	man, stopSim := runSim(t, Config{Trucks: 1, Scenario: Scenario{Default: TruckScenario{Warm: &warm}}})
+	defer stopSim()
+	dec, err := sensors.NewCANDecoder(sensors.DefaultDBC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	can := &sensors.CANSource{Addr: man.Trucks[0].CAN, Decoder: dec}
+	canDone := make(chan error, 1)
+	go func() { canDone <- can.Run(ctx, func([]sensors.Reading) {}) }()
+
+	read := func(wait func(*sensors.NMEASource) bool) {
+		src := &sensors.NMEASource{Port: man.Trucks[0].Serial, ReadTimeout: 20 * time.Millisecond}
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- src.Run(rctx, func([]sensors.Reading) {}) }()
+		waitUntil(t, func() bool { return wait(src) })
+		rcancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if s := src.Stats(); s.Garbage+s.Checksum+s.Malformed != 0 {
+			t.Fatalf("bad lines after reopen: %+v", s)
+		}
+	}
+	read(func(s *sensors.NMEASource) bool { return s.Stats().Used >= 2 })
+	time.Sleep(1200 * time.Millisecond) // the sim writes while the port is closed
+	read(func(s *sensors.NMEASource) bool { return s.Stats().Used >= 2 })
+	cancel()
+	<-canDone
+	if err := stopSim(); err != nil {
+		t.Fatal(err)
+	}
 }
