@@ -32,7 +32,7 @@ func Example() {
 			display.Transition(t) // at once: the latency-critical path
 		}
 	}
-	display.Readings(batch)                                    // latest values, shown a few times a second
+	display.Readings(batch)                                     // latest values, shown a few times a second
 	display.Uplink(cab.UplinkState{Online: false, Backlog: 42}) // from the uplink's state
 	if b, ok := det.Band(sensors.CoolantTemp); ok && b.Ready {
 		display.SetBand(sensors.CoolantTemp, cab.Band{Low: b.Low - b.Margin, High: b.High + b.Margin, Limit: 110})
