@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -518,5 +519,47 @@ func TestSeriesGeneric(t *testing.T) {
 				t.Fatalf("raised at %v, want once in [%d, %d]", raised, tc.from, tc.to)
 			}
 		})
+	}
+}
+
+// TestHashCoversEveryField: changing any one field of a SignalConfig
+// changes the hash and survives a save/restore, so no setting can be
+// forgotten by the hash or the saved state.
+func TestHashCoversEveryField(t *testing.T) {
+	base := DefaultConfig()
+	rv := reflect.ValueOf(&base.Coolant).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		name := rv.Type().Field(i).Name
+		c := DefaultConfig()
+		f := reflect.ValueOf(&c.Coolant).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 1)
+		case reflect.Float64:
+			if math.IsNaN(f.Float()) {
+				f.SetFloat(1)
+			} else {
+				f.SetFloat(f.Float() + 0.125)
+			}
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", name, f.Kind())
+		}
+		if c.Hash() == base.Hash() {
+			t.Errorf("field %s does not change the hash", name)
+		}
+		d, err := New("t1", c)
+		if err != nil {
+			continue // the perturbed value is invalid; the hash still covers it
+		}
+		b, _ := d.MarshalBinary()
+		var r Detector
+		if err := r.UnmarshalBinary(b); err != nil {
+			t.Fatalf("field %s: %v", name, err)
+		}
+		if r.Config().Hash() != c.Hash() {
+			t.Errorf("field %s does not survive save/restore", name)
+		}
 	}
 }
