@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/abc4logistics/tankguard/buffer"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -44,10 +46,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestLiveTelemetryWaitsForBatchDelayButFullBatchesDoNot(t *testing.T) {
+// runSession runs one publisher session over a fake client until the test
+// ends.
+func runSession(t *testing.T, cfg Config) (*buffer.Queue, *fakeClient) {
+	t.Helper()
 	q := openQueue(t)
-	const delay = 300 * time.Millisecond
-	p, err := NewPublisher(Config{BrokerURL: "tcp://127.0.0.1:1", Truck: "T", BatchDelay: delay, MaxBatchReadings: 1000}, q, nil)
+	cfg.BrokerURL, cfg.Truck = "tcp://127.0.0.1:1", "T"
+	p, err := NewPublisher(cfg, q, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +61,16 @@ func TestLiveTelemetryWaitsForBatchDelayButFullBatchesDoNot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- p.session(ctx, c, lost) }()
-	defer func() { cancel(); <-errc }()
-
-	// The session starts catching up with whatever is stored (nothing), so
-	// after that live readings wait for more.
+	t.Cleanup(func() { cancel(); <-errc })
+	// The session starts by catching up with what is stored (nothing);
+	// after that, readings are live.
 	time.Sleep(50 * time.Millisecond)
+	return q, c
+}
+
+func TestLiveTelemetryWaitsForBatchDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	q, c := runSession(t, Config{BatchDelay: delay, MaxBatchReadings: 1000})
 	start := time.Now()
 	if err := q.Append(testReadings(10, 1e18), nil, nil); err != nil {
 		t.Fatal(err)
@@ -76,13 +86,19 @@ func TestLiveTelemetryWaitsForBatchDelayButFullBatchesDoNot(t *testing.T) {
 	if el := time.Since(start); el < delay {
 		t.Fatalf("partial batch sent after %v, before BatchDelay %v", el, delay)
 	}
-	close(c.snapshot()[0].tok.done)
-	// A full batch goes at once.
+}
+
+func TestFullTelemetryBatchDoesNotWait(t *testing.T) {
+	q, c := runSession(t, Config{BatchDelay: time.Hour, MaxBatchReadings: 1000})
+	if err := q.Append(testReadings(10, 1e18), nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := q.Append(testReadings(1000, 2e18), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, delay/2, "the full batch", func() bool { return len(c.snapshot()) == 2 })
-	if got := len(c.snapshot()[1].batch.Readings); got != 1000 {
-		t.Fatalf("full batch has %d readings", got)
+	// With an hour's BatchDelay, only a full batch can go out.
+	waitFor(t, 10*time.Second, "the full batch", func() bool { return len(c.snapshot()) == 1 })
+	if got := len(c.snapshot()[0].batch.Readings); got < 1000 {
+		t.Fatalf("batch has %d readings, want a full one", got)
 	}
 }

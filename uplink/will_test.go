@@ -74,7 +74,5 @@ func TestLastWillOnAbruptLossThenReconnect(t *testing.T) {
 		_, _, status, _ := br.snapshot()
 		return len(status) >= 3 && status[0] == StatusOnline && status[1] == StatusOffline && status[2] == StatusOnline
 	})
-	if st := p.State(); st.Connects < 2 {
-		t.Fatalf("state %+v: no reconnect", st)
-	}
+	waitFor(t, 10*time.Second, "reconnected state", func() bool { st := p.State(); return st.Connects >= 2 && st.Online })
 }
