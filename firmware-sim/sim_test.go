@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,9 @@ type key struct {
 // received gathers what the gateway-side sources decoded, per truck and
 // signal, in arrival order.
 type received struct {
-	mu sync.Mutex
-	m  map[key][]float64
+	mu    sync.Mutex
+	m     map[key][]float64
+	times map[key][]int64
 }
 
 func (r *received) emitter(truck string) func([]sensors.Reading) {
@@ -36,6 +38,7 @@ func (r *received) emitter(truck string) func([]sensors.Reading) {
 		for _, x := range rs {
 			k := key{truck, x.Signal}
 			r.m[k] = append(r.m[k], x.Value)
+			r.times[k] = append(r.times[k], x.Time)
 		}
 	}
 }
@@ -109,14 +112,17 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 			Default: TruckScenario{Warm: &warm},
 			// truck-02 has a noisy bus and serial line, VTG, and its cargo
 			// probe on a serial port: the truth must still match exactly.
-			Trucks: map[string]TruckScenario{"truck-02": {
-				Warm: &warm, CargoProbe: "serial", VTG: true,
-				Faults: []Fault{
-					{Kind: FaultCANGarbage, Probability: 0.3},
-					{Kind: FaultNMEAGarbage, Probability: 0.3},
-					{Kind: FaultOverheat, At: Duration(time.Hour)},
-				},
-			}},
+			Trucks: map[string]TruckScenario{
+				// truck-01's receiver jumps an hour back after its first fix.
+				"truck-01": {Warm: &warm, Faults: []Fault{{Kind: FaultClockJump, At: Duration(500 * time.Millisecond), Offset: Duration(-time.Hour)}}},
+				"truck-02": {
+					Warm: &warm, CargoProbe: "serial", VTG: true,
+					Faults: []Fault{
+						{Kind: FaultCANGarbage, Probability: 0.3},
+						{Kind: FaultNMEAGarbage, Probability: 0.3},
+						{Kind: FaultOverheat, At: Duration(time.Hour)},
+					},
+				}},
 		},
 	}
 	man, stopSim := runSim(t, cfg)
@@ -130,12 +136,16 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &received{m: map[key][]float64{}}
+	got := &received{m: map[key][]float64{}, times: map[key][]int64{}}
+	clocks := map[string]*sensors.Clock{}
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
 	for _, tr := range man.Trucks {
-		can := &sensors.CANSource{Addr: tr.CAN, Decoder: dec, MinBackoff: 10 * time.Millisecond}
-		gps := &sensors.NMEASource{Port: tr.Serial, ReadTimeout: 50 * time.Millisecond}
+		// Wired as a gateway does: one GNSS-corrected clock per truck.
+		clock := sensors.NewClock(sensors.ClockConfig{})
+		clocks[tr.ID] = clock
+		can := &sensors.CANSource{Addr: tr.CAN, Decoder: dec, MinBackoff: 10 * time.Millisecond, Now: clock.Now, Flags: clock.Flags}
+		gps := &sensors.NMEASource{Port: tr.Serial, ReadTimeout: 50 * time.Millisecond, Now: clock.Now, Flags: clock.Flags, OnFix: clock.OnFix}
 		g.Go(func() error { return can.Run(gctx, got.emitter(tr.ID)) })
 		g.Go(func() error { return gps.Run(gctx, got.emitter(tr.ID)) })
 		if tr.Probe != "" {
@@ -174,12 +184,27 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 	if s := dec.Stats(); s.WrongDLC+s.UnknownPGN+s.NotExtended == 0 {
 		t.Errorf("can_garbage produced no bad frames: %+v", s)
 	}
+	if s := clocks["truck-01"].Stats(); s.Corrections != 0 || !s.Trusted || s.Unconfirmed == 0 {
+		t.Errorf("truck-01 clock after a GNSS time jump: %+v", s)
+	}
+	if s := clocks["truck-02"].Stats(); s.Corrections != 0 || !s.Trusted || s.Unconfirmed != 0 {
+		t.Errorf("truck-02 clock: %+v", s)
+	}
+	for k, ts := range got.times {
+		for i := 1; i < len(ts); i++ {
+			if ts[i] < ts[i-1] {
+				t.Fatalf("%s %s: reading times go backwards: %d then %d", k.truck, k.signal, ts[i-1], ts[i])
+			}
+		}
+	}
 	faults, err := os.ReadFile(cfg.FaultsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(string(faults)), "\n"); len(lines) != 4 || lines[0] != FaultsHeader ||
-		!strings.HasPrefix(lines[3], "truck-02,overheat,coolant_temp,") || !strings.HasSuffix(lines[3], ",,true") {
+	lines := strings.Split(strings.TrimSpace(string(faults)), "\n")
+	sort.Strings(lines[1:]) // trucks start in any order
+	if len(lines) != 5 || lines[0] != FaultsHeader ||
+		!strings.HasPrefix(lines[1], "truck-01,clock_jump,,") || !strings.HasPrefix(lines[4], "truck-02,overheat,coolant_temp,") || !strings.HasSuffix(lines[4], ",,true") {
 		t.Errorf("faults file:\n%s", faults)
 	}
 
