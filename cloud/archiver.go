@@ -2,11 +2,16 @@ package cloud
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/cloud/store"
 	"github.com/abc4logistics/tankguard/uplink"
 )
@@ -86,6 +91,15 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 			a.corrupt(id, fmt.Errorf("empty record"))
 			return nil
 		}
+		if v[0] == stagedIncident {
+			var inc incident.Incident
+			if err := json.Unmarshal(v[1:], &inc); err != nil {
+				a.corrupt(id, err)
+				return nil
+			}
+			b.Incidents = append(b.Incidents, incidentRow(&inc))
+			return nil
+		}
 		batch, err := uplink.Decode(v[1:], stagedLimits)
 		if err != nil {
 			a.corrupt(id, err)
@@ -132,6 +146,44 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 	a.cnt.archiveBytes.Add(uint64(st.Bytes))
 	a.log.Debug("archived", "first", first, "last", last, "objects", st.Objects, "rows", st.Rows, "bytes", st.Bytes)
 	return true, nil
+}
+
+// stageIncident stages inc's new state for the archive, inside the
+// transaction that changed it.
+func stageIncident(tx *bolt.Tx, inc *incident.Incident) error {
+	v, err := json.Marshal(inc)
+	if err != nil {
+		return err
+	}
+	return store.StageTx(tx, append([]byte{stagedIncident}, v...))
+}
+
+func incidentRow(inc *incident.Incident) archive.Incident {
+	ns := func(t *time.Time) int64 {
+		if t == nil {
+			return 0
+		}
+		return t.UnixNano()
+	}
+	changed := inc.OpenedAt
+	if n := len(inc.History); n > 0 {
+		changed = inc.History[n-1].At
+	}
+	for _, d := range inc.Notifications {
+		if d.At.After(changed) {
+			changed = d.At
+		}
+	}
+	hist, _ := json.Marshal(struct {
+		History       []incident.Event    `json:"history"`
+		Notifications []incident.Delivery `json:"notifications"`
+	}{inc.History, inc.Notifications})
+	return archive.Incident{
+		ID: inc.ID, Truck: inc.Truck, Signal: inc.Signal, Kind: inc.Kind, Severity: inc.Severity, State: inc.State,
+		Sources: strings.Join(inc.SourceNames(), ","), StartNS: inc.Start.UnixNano(), OpenedNS: inc.OpenedAt.UnixNano(),
+		AckedBy: inc.AckedBy, AckedNS: ns(inc.AckedAt), ResolvedBy: inc.ResolvedBy, ResolvedNS: ns(inc.ResolvedAt),
+		Escalated: inc.Escalated, Notified: int32(inc.Notified), ChangedNS: changed.UnixNano(), HistoryJSON: string(hist),
+	}
 }
 
 func (a *archiver) corrupt(id uint64, err error) {

@@ -26,8 +26,9 @@ var errStopped = errors.New("cloud ingest stopped")
 // Staged record kinds: the first byte of a staged record; the rest is an
 // uplink-encoded batch.
 const (
-	stagedEdge  byte = 'E' // a gateway's batch, after dedup
-	stagedCloud byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
+	stagedEdge     byte = 'E' // a gateway's batch, after dedup
+	stagedCloud    byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
+	stagedIncident byte = 'I' // an incident's new state, JSON (incident.Incident)
 )
 
 // message is one uplinked MQTT message: a paho message, or one taken from

@@ -25,7 +25,10 @@ type notifier struct {
 	again    chan struct{}
 }
 
+// newNotifier also has every incident change staged for the archive
+// (incidents/), in the transaction that made it.
 func newNotifier(cfg NotifyConfig, log *slog.Logger, mgr *incident.Manager, senders []notify.Sender, cnt *counters) *notifier {
+	mgr.OnChangeTx(stageIncident)
 	return &notifier{cfg: cfg, log: log, mgr: mgr, senders: senders, cnt: cnt, inflight: map[string]bool{}, again: make(chan struct{}, 1)}
 }
 

@@ -17,7 +17,7 @@ func AthenaDDL(location, database string) string {
 	for _, ds := range []struct {
 		name string
 		row  any
-	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}} {
+	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}, {DatasetIncidents, Incident{}}} {
 		loc := location + "/" + ds.name + "/"
 		fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", database, ds.name)
 		cols := columns(ds.row)
@@ -72,7 +72,7 @@ func columns(row any) [][2]string {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
 		typ := map[reflect.Kind]string{
-			reflect.String: "string", reflect.Int64: "bigint", reflect.Int32: "int", reflect.Float64: "double",
+			reflect.String: "string", reflect.Int64: "bigint", reflect.Int32: "int", reflect.Float64: "double", reflect.Bool: "boolean",
 		}[f.Type.Kind()]
 		if typ == "" {
 			panic("archive: no Athena type for " + f.Type.String())

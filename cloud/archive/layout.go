@@ -7,13 +7,14 @@ import (
 
 // Datasets: the top-level directories (or S3 key prefixes) of the archive.
 const (
-	DatasetReadings = "readings"
-	DatasetAlerts   = "alerts"
-	DatasetAcks     = "acks"
+	DatasetReadings  = "readings"
+	DatasetAlerts    = "alerts"
+	DatasetAcks      = "acks"
+	DatasetIncidents = "incidents"
 )
 
 // Datasets lists every dataset, in a stable order.
-var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks}
+var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents}
 
 // Partition returns the partition path of an event at unixNS in dataset:
 // "readings/dt=2026-11-26/hour=01". Partitions follow event time, never

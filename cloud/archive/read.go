@@ -52,6 +52,12 @@ func ReadAcks(dir string) ([]Ack, error) {
 	return ReadAll[Ack](context.Background(), Dir{Root: dir}, DatasetAcks)
 }
 
+// ReadIncidents returns every archived incident state in the local
+// archive at dir.
+func ReadIncidents(dir string) ([]Incident, error) {
+	return ReadAll[Incident](context.Background(), Dir{Root: dir}, DatasetIncidents)
+}
+
 // ReadAll returns the rows of every Parquet object of dataset in st
 // (T Reading, Alert or Ack).
 func ReadAll[T any](ctx context.Context, st Store, dataset string) ([]T, error) {

@@ -51,6 +51,30 @@ type Ack struct {
 	Severity string `parquet:"severity,dict"`
 }
 
+// Incident is one state of an incident, archived at every change: one row
+// of incidents/, partitioned by the time of the change. The newest row of
+// an id is its current state.
+type Incident struct {
+	ID         string `parquet:"id"`
+	Truck      string `parquet:"truck,dict"`
+	Signal     string `parquet:"signal,dict"`
+	Kind       string `parquet:"kind,dict"`
+	Severity   string `parquet:"severity,dict"`
+	State      string `parquet:"state,dict"`
+	Sources    string `parquet:"sources,dict"` // comma-separated, sorted
+	StartNS    int64  `parquet:"start_ns"`
+	OpenedNS   int64  `parquet:"opened_ns"`
+	AckedBy    string `parquet:"acked_by,dict"`
+	AckedNS    int64  `parquet:"acked_ns"` // 0: not acknowledged
+	ResolvedBy string `parquet:"resolved_by,dict"`
+	ResolvedNS int64  `parquet:"resolved_ns"` // 0: not resolved
+	Escalated  bool   `parquet:"escalated"`
+	Notified   int32  `parquet:"notified"`
+	ChangedNS  int64  `parquet:"changed_ns"`
+	// HistoryJSON is the incident's history and notification log as JSON.
+	HistoryJSON string `parquet:"history_json"`
+}
+
 // ReadingRow converts a reading of truck to its archive row.
 func ReadingRow(truck string, r sensors.Reading) Reading {
 	return Reading{Truck: truck, Signal: r.Signal.String(), Seq: int64(r.Seq), TimeNS: r.Time, Value: r.Value, Flags: int32(r.Flags)}
@@ -72,10 +96,13 @@ func AckRow(a detect.Ack) Ack {
 
 // Batch is the rows of one flush, in any order.
 type Batch struct {
-	Readings []Reading
-	Alerts   []Alert
-	Acks     []Ack
+	Readings  []Reading
+	Alerts    []Alert
+	Acks      []Ack
+	Incidents []Incident
 }
 
 // Len returns the number of rows in b.
-func (b *Batch) Len() int { return len(b.Readings) + len(b.Alerts) + len(b.Acks) }
+func (b *Batch) Len() int {
+	return len(b.Readings) + len(b.Alerts) + len(b.Acks) + len(b.Incidents)
+}

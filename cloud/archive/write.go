@@ -39,6 +39,12 @@ func Write(ctx context.Context, st Store, first, last uint64, b *Batch) (Stats, 
 	if err := writeDataset(ctx, st, &s, DatasetAcks, first, last, b.Acks, func(r Ack) int64 { return r.TimeNS }); err != nil {
 		return s, err
 	}
+	slices.SortStableFunc(b.Incidents, func(x, y Incident) int {
+		return cmp.Or(cmp.Compare(x.ID, y.ID), cmp.Compare(x.ChangedNS, y.ChangedNS))
+	})
+	if err := writeDataset(ctx, st, &s, DatasetIncidents, first, last, b.Incidents, func(r Incident) int64 { return r.ChangedNS }); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

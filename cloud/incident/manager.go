@@ -57,8 +57,14 @@ type Manager struct {
 	current  map[string]*Incident // truck/signal -> latest incident
 	lastSeen map[string]time.Time
 	onChange func(Incident)
+	onTx     func(tx *bolt.Tx, inc *Incident) error
 	kick     chan struct{}
 }
+
+// OnChangeTx sets fn to be called, inside the transaction, with every
+// incident a transaction changes (for example to archive its new state).
+// Set it before use; fn must not keep inc.
+func (m *Manager) OnChangeTx(fn func(tx *bolt.Tx, inc *Incident) error) { m.onTx = fn }
 
 // Open loads the incidents kept in db (creating its buckets). Trucks in
 // known start as seen at now, so a restart pages nobody for silence.
@@ -222,6 +228,11 @@ func (c *change) finish() error {
 		}
 		if err := b.Put([]byte(inc.ID), v); err != nil {
 			return err
+		}
+		if c.m.onTx != nil {
+			if err := c.m.onTx(c.tx, inc); err != nil {
+				return err
+			}
 		}
 		copies = append(copies, inc.clone())
 	}

@@ -99,6 +99,17 @@ func (d *DB) Apply(c *Commit) error {
 	return nil
 }
 
+// StageTx appends one staged record inside tx, for packages that change
+// the database in their own transactions (incidents).
+func StageTx(tx *bolt.Tx, v []byte) error {
+	st := tx.Bucket(bucketStage)
+	id, err := st.NextSequence()
+	if err != nil {
+		return err
+	}
+	return st.Put(u64(id), v)
+}
+
 // Dedup returns the stored dedup state of truck (nil if none). The
 // returned slice is the caller's.
 func (d *DB) Dedup(truck string) ([]byte, error) { return d.get(bucketDedup, truck) }
