@@ -178,7 +178,8 @@ func (s *Server) SetClock(now func() time.Time) {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Ready returns a channel that is closed once Run listens; Addr is then
-// set.
+// set. If Run fails before it listens the channel stays open, so wait on
+// Run's result as well.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addr returns the address Run listens on, or "" before it listens.
