@@ -146,6 +146,10 @@ type Scenario struct {
 	// Seed makes the run deterministic; Config.Seed overrides it when
 	// non-zero.
 	Seed int64 `json:"seed,omitempty"`
+	// TimeOfDay, "HH:MM" UTC, fixes the time of day the physics starts at
+	// (sun, diurnal ambient), so a run's values depend only on the seed;
+	// default: the clock's time when each truck starts.
+	TimeOfDay string `json:"time_of_day,omitempty"`
 	// Default applies to every truck not named in Trucks.
 	Default TruckScenario `json:"default"`
 	// Trucks maps a truck id ("truck-01") to its settings.
@@ -206,6 +210,11 @@ func (s Scenario) Validate() error {
 		}
 		return nil
 	}
+	if s.TimeOfDay != "" {
+		if _, err := time.Parse("15:04", s.TimeOfDay); err != nil {
+			return fmt.Errorf("scenario: time_of_day %q: want HH:MM", s.TimeOfDay)
+		}
+	}
 	if err := check("default", s.Default); err != nil {
 		return err
 	}
@@ -256,4 +265,16 @@ func (s *Scenario) AddFaultFlag(kind FaultKind, spec string) error {
 	ts.Faults = append(ts.Faults, Fault{Kind: kind, At: Duration(d)})
 	s.Trucks[id] = ts
 	return s.Validate()
+}
+
+// physicsStart is the time the physics of a truck created at now starts at.
+func (s Scenario) physicsStart(now time.Time) time.Time {
+	if s.TimeOfDay == "" {
+		return now
+	}
+	tod, err := time.Parse("15:04", s.TimeOfDay)
+	if err != nil {
+		return now
+	}
+	return time.Date(2026, 6, 21, tod.Hour(), tod.Minute(), 0, 0, time.UTC)
 }

@@ -26,6 +26,9 @@ func TestParseScenarioExample(t *testing.T) {
 	if w := s.For("truck-03").Warm; w == nil || *w {
 		t.Fatalf("truck-03 warm = %v, want false", w)
 	}
+	if got := s.physicsStart(time.Now()); got.Hour() != 10 || got.Minute() != 0 {
+		t.Fatalf("time_of_day 10:00 gave physics start %v", got)
+	}
 	if w := s.For("truck-02").Warm; w == nil || !*w {
 		t.Fatalf("truck-02 should get the default (warm)")
 	}
@@ -37,6 +40,12 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"unknown kind", `{"trucks":{"truck-01":{"faults":[{"kind":"meltdown","at":"1s"}]}}}`, "unknown kind"},
 		{"bad duration", `{"default":{"faults":[{"kind":"overheat","at":"soon"}]}}`, "duration"},
 		{"negative", `{"default":{"faults":[{"kind":"overheat","at":-5}]}}`, "negative"},
+		{"bad time of day", `{"time_of_day":"25:00"}`, "time_of_day"},
+		{"bad signal", `{"default":{"faults":[{"kind":"sensor_stuck","signal":"oil"}]}}`, "unknown signal"},
+		{"bad mode", `{"default":{"faults":[{"kind":"sensor_dropout","mode":"gone"}]}}`, "mode"},
+		{"bad probability", `{"default":{"faults":[{"kind":"can_garbage","probability":2}]}}`, "probability"},
+		{"one-point route", `{"default":{"route":[[51,4]]}}`, "two points"},
+		{"bad probe", `{"default":{"cargo_probe":"wifi"}}`, "cargo_probe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseScenario([]byte(tc.json))

@@ -170,7 +170,7 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
 		t := &truck{
 			id: id, idx: i, iface: candumpInterface(id, i), scen: ts,
-			phys:   newPhysics(rng, i, warm, cfg.Now(), ts.Route, ts.Ambient),
+			phys:   newPhysics(rng, i, warm, cfg.Scenario.physicsStart(cfg.Now()), ts.Route, ts.Ambient),
 			faults: newFaultStates(ts.Faults),
 			nmea:   sensors.NewNMEAParser(), probeParser: sensors.NewProbeParser(),
 		}
