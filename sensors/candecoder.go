@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -145,6 +146,9 @@ func NewCANDecoder(dbcSource []byte) (*CANDecoder, error) {
 			if sd.Size == 0 || sd.Size > 64 || sd.StartBit+sd.Size > 8*md.Size && !sd.IsBigEndian {
 				return nil, fmt.Errorf("%w: %s: signal %s does not fit message %s", ErrDBC, sd.Pos, sd.Name, md.Name)
 			}
+			if u := normalizeUnit(sd.Unit); u != "" && u != s.Unit() {
+				return nil, fmt.Errorf("%w: %s: signal %s has unit %q, but %s is in %q", ErrDBC, sd.Pos, sd.Name, sd.Unit, s, s.Unit())
+			}
 			if sd.Factor == 0 {
 				return nil, fmt.Errorf("%w: %s: signal %s has factor 0", ErrDBC, sd.Pos, sd.Name)
 			}
@@ -209,6 +213,22 @@ func NewCANDecoder(dbcSource []byte) (*CANDecoder, error) {
 		return nil, fmt.Errorf("%w: no signal carries the %s attribute", ErrDBC, dbcSignalAttr)
 	}
 	return dec, nil
+}
+
+// normalizeUnit maps common DBC spellings to Signal.Unit() names; other
+// units pass through unchanged (and then must equal the signal's unit).
+func normalizeUnit(u string) string {
+	switch strings.ToLower(strings.TrimSpace(u)) {
+	case "", "-":
+		return ""
+	case "degc", "°c", "c", "deg c", "celsius", "degree celsius":
+		return "degC"
+	case "km/h", "kph", "kmh":
+		return "km/h"
+	case "deg", "°", "degree", "degrees":
+		return "deg"
+	}
+	return u
 }
 
 // physicalLimits are limits no real value can exceed, whatever the DBC says.

@@ -237,6 +237,8 @@ func TestNewCANDecoderErrors(t *testing.T) {
 		{"no mapped signals", "VERSION \"\"\nBO_ 2566843904 ET1: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" G\n"},
 		{"unknown signal name", "VERSION \"\"\nBO_ 2566843904 ET1: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" G\n" +
 			"BA_DEF_ SG_ \"TankguardSignal\" STRING ;\nBA_ \"TankguardSignal\" SG_ 2566843904 A \"nope\";\n"},
+		{"unit mismatch", "VERSION \"\"\nBO_ 2566843904 ET1: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"degF\" G\n" +
+			"BA_DEF_ SG_ \"TankguardSignal\" STRING ;\nBA_ \"TankguardSignal\" SG_ 2566843904 A \"coolant_temp\";\n"},
 		{"standard id", "VERSION \"\"\nBO_ 100 ET1: 8 E\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" G\n" +
 			"BA_DEF_ SG_ \"TankguardSignal\" STRING ;\nBA_ \"TankguardSignal\" SG_ 100 A \"coolant_temp\";\n"},
 	} {
@@ -301,4 +303,44 @@ func BenchmarkJ1939Decode(b *testing.B) {
 		out = d.Decode(frames[i%len(frames)], int64(i), out[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "j1939_decode_frames_per_s:frames/s")
+}
+
+// TestCANDecoderSignedBigEndian decodes a DBC with a Motorola-order signed
+// signal (not used by tankguard.dbc, but DBC files from vehicle makers
+// have them).
+func TestCANDecoderSignedBigEndian(t *testing.T) {
+	const src = `VERSION ""
+BO_ 2566879232 CTT: 8 P
+ SG_ T : 7|16@0- (0.1,0) [-3276.8|3276.7] "degC" G
+BA_DEF_ SG_ "TankguardSignal" STRING ;
+BA_ "TankguardSignal" SG_ 2566879232 T "cargo_temp";
+`
+	d, err := NewCANDecoder([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		b0, b1 byte
+		want   float64
+	}{
+		{"positive", 0x00, 0xD7, 21.5},
+		{"negative", 0xFF, 0x38, -20},
+		{"most negative", 0x80, 0x00, -3276.8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := d.Decode(frame(0x18FF7801, tc.b0, tc.b1, 0, 0, 0, 0, 0, 0), 1, nil)
+			if len(got) != 1 || math.Abs(got[0].Value-tc.want) > 1e-9 {
+				t.Fatalf("got %+v, want %v", got, tc.want)
+			}
+			// Encoding gives the same bytes back.
+			f, _ := d.NewFrame(65400, 1)
+			if err := d.EncodeSignal(&f.Data, CargoTemp, tc.want); err != nil {
+				t.Fatal(err)
+			}
+			if f.Data[0] != tc.b0 || f.Data[1] != tc.b1 {
+				t.Fatalf("encoded % X, want %02X %02X", f.Data[:2], tc.b0, tc.b1)
+			}
+		})
+	}
 }
