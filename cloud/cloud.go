@@ -63,6 +63,9 @@ func New(cfg Config, log *slog.Logger) (*Cloud, error) {
 		Stats:        func() any { return c.Stats() },
 		Incidents:    c,
 		OfflineAfter: max(cfg.Incidents.OfflineSilence, 0),
+		Config:       cfg.Console,
+		DataDir:      cfg.DataDir,
+		Detect:       cfg.Detect,
 	})
 	return c, nil
 }
@@ -276,6 +279,10 @@ func (c *Cloud) run(ctx context.Context) error {
 		return fmt.Errorf("cloud console listen: %w", err)
 	}
 	c.httpAddr = ln.Addr().String()
+	if err := c.console.Open(); err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)

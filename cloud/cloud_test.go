@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/cloud/console"
+	"github.com/abc4logistics/tankguard/cloud/console/auth"
 	"github.com/abc4logistics/tankguard/cloud/internal/s3test"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
@@ -50,6 +52,7 @@ func startCloud(t testing.TB, dataDir string, mod func(*Config)) *testCloud {
 		BrokerListen:  "127.0.0.1:0",
 		HTTPListen:    "127.0.0.1:0",
 		FlushInterval: 50 * time.Millisecond,
+		Console:       console.Config{Users: testUsers},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -298,9 +301,22 @@ func TestRedetectionRaisesOverheat(t *testing.T) {
 	}
 }
 
+// testToken is the console API token of testUsers' operator "alice".
+const testToken = "test-token-of-alice"
+
+var testUsers = []auth.User{{Name: "alice", Role: auth.RoleOperator, TokenSHA256: auth.HashToken(testToken)}}
+
+// authed returns a console request carrying alice's API token.
+func authed(method, url string, body io.Reader) *http.Request {
+	req, _ := http.NewRequest(method, url, body)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
 func getJSON(t testing.TB, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := http.DefaultClient.Do(authed("GET", url, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +423,7 @@ func TestArchiveToS3(t *testing.T) {
 	publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "S1", Readings: rs[20:]})
 	st := archive.S3{Client: client, Bucket: "fleet", Prefix: "tankguard"}
 	waitFor(t, "readings in S3", func() bool {
-		rows, err := archive.ReadAll[archive.Reading](context.Background(), st, archive.DatasetReadings)
+		rows, err := archive.ReadReadingsFrom(context.Background(), st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +455,7 @@ func TestLateReadingsLandInTheirDay(t *testing.T) {
 	if len(keys) != 1 || filepath.Join(c.ArchiveDir(), filepath.Dir(keys[0])) != want {
 		t.Fatalf("objects %q, want one under %s", keys, want)
 	}
-	rows, err := archive.ReadObject[archive.Reading](context.Background(), archive.Dir{Root: c.ArchiveDir()}, keys[0])
+	rows, err := archive.ReadReadingObject(context.Background(), archive.Dir{Root: c.ArchiveDir()}, keys[0])
 	if err != nil || len(rows) != 10 {
 		t.Fatalf("%d rows, %v", len(rows), err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/cloud/console"
 	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/uplink"
@@ -67,6 +68,9 @@ type Config struct {
 	// MaxBatchMessages is how many MQTT messages one database commit
 	// covers at most. Messages are acknowledged after their commit.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
+	// Console configures the fleet console: users file, sessions, map
+	// tiles, chart history (see console.Config).
+	Console console.Config `json:"console"`
 }
 
 // S3Config configures the archive's S3 client. Credentials come from the
@@ -311,6 +315,9 @@ func (c Config) Validate() error {
 	}
 	if c.S3.Endpoint != "" && !strings.Contains(c.S3.Endpoint, "://") {
 		return bad("s3.endpoint %q: want a URL such as http://127.0.0.1:7070", c.S3.Endpoint)
+	}
+	if err := c.Console.Validate(); err != nil {
+		return bad("console: %v", err)
 	}
 	if err := c.Detect.Validate(); err != nil {
 		return bad("detect: %v", err)

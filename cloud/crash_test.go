@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/cloud/console"
 	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/cloud/internal/s3test"
 	"github.com/abc4logistics/tankguard/sensors"
@@ -128,6 +129,7 @@ func TestSIGKILLMidStream(t *testing.T) {
 		DataDir:       dir,
 		BrokerListen:  s3test.FreeAddr(t),
 		HTTPListen:    s3test.FreeAddr(t),
+		Console:       console.Config{Users: testUsers},
 		FlushInterval: 100 * time.Millisecond,
 		Notify:        NotifyConfig{Webhooks: []WebhookConfig{{URL: hook.URL, Secret: "k"}}, RetryInitial: 50 * time.Millisecond},
 	}

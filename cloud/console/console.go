@@ -2,31 +2,35 @@ package console
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"net/http"
+	"math"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/abc4logistics/tankguard/cloud/console/auth"
 	"github.com/abc4logistics/tankguard/cloud/incident"
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
 )
 
-//go:embed assets
-var assets embed.FS
-
 // MaxAlerts is how many recent alert transitions the console keeps.
 const MaxAlerts = 500
+
+// Truck statuses, as served in Truck.Status and shown as map colours.
+const (
+	StatusNormal   = "normal"
+	StatusWarning  = "warning"
+	StatusCritical = "critical"
+	StatusOffline  = "offline"
+)
 
 // Truck is the console's view of one truck, as served by /api/trucks.
 // Pointer fields are nil until a value arrives.
@@ -41,13 +45,28 @@ type Truck struct {
 	Coolant  *float64  `json:"coolant_temp,omitempty"`
 	Cargo    *float64  `json:"cargo_temp,omitempty"`
 	Speed    *float64  `json:"speed,omitempty"`
+	// CoolantBand and CargoBand are the learned normal bands [low, high]
+	// including the detector's margin; nil until learned.
+	CoolantBand *[2]float64 `json:"coolant_band,omitempty"`
+	CargoBand   *[2]float64 `json:"cargo_band,omitempty"`
 	// OpenAlerts counts alerts raised and not cleared, per source.
 	OpenAlerts map[string]int `json:"open_alerts"`
 	// Severity is the worst open alert's severity ("none" if none).
 	Severity string `json:"severity"`
+	// Status is offline, critical, warning or normal (the map colour).
+	Status string `json:"status"`
 
 	open        map[string]detect.Severity // open alert key+source -> severity
 	shownSilent bool
+	det         *detect.Detector
+	hist        *history
+	vals        [5]float64 // what Lat, Lon, Coolant, Cargo, Speed point at
+}
+
+// set points *p at the truck's own storage i holding v (no allocation).
+func (t *Truck) set(p **float64, i int, v float64) {
+	t.vals[i] = v
+	*p = &t.vals[i]
 }
 
 // Alert is one alert transition as served by /api/alerts.
@@ -69,15 +88,38 @@ type event struct {
 	data []byte
 }
 
-// IncidentAPI is what the console needs from the incident store.
+// IncidentAPI is what the console needs from the incident store. by is
+// the signed-in user's name. If it also has a method
+// Snooze(id, by string, until time.Time) (incident.Incident, error), the
+// console's snooze action calls it; otherwise the console keeps snoozes
+// itself (in memory: they hide an incident's alarm in the console only).
 type IncidentAPI interface {
 	List() []incident.Incident
 	Acknowledge(id, by string) (incident.Incident, error)
 	Resolve(id, by string) (incident.Incident, error)
 }
 
+type snoozer interface {
+	Snooze(id, by string, until time.Time) (incident.Incident, error)
+}
+
+// Snooze is a console-side snooze of an incident: who, when, until when.
+type Snooze struct {
+	By    string    `json:"by"`
+	At    time.Time `json:"at"`
+	Until time.Time `json:"until"`
+}
+
 // Options configure a Console.
 type Options struct {
+	// Config is the operator's console configuration.
+	Config Config
+	// DataDir is where the default users file is created
+	// (DataDir/users.json) when Config names none.
+	DataDir string
+	// Detect configures the per-truck detectors whose learned bands the
+	// charts show (zero: detect.DefaultConfig()).
+	Detect detect.Config
 	// Incidents serves /api/incidents and its actions; nil disables them.
 	Incidents IncidentAPI
 	// OfflineAfter shows a truck offline when unheard of this long
@@ -88,49 +130,102 @@ type Options struct {
 	// Tick is how often changed trucks are pushed to live clients
 	// (default 250ms).
 	Tick time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Console holds the fleet view and serves it. All methods are safe for
-// concurrent use.
+// concurrent use. Call Open before serving Handler.
 type Console struct {
 	log  *slog.Logger
 	opts Options
+	auth atomic.Pointer[auth.Authenticator]
 
-	mu     sync.Mutex
-	trucks map[string]*Truck
-	alerts []Alert
-	dirty  map[string]bool
-	subs   map[chan event]struct{}
+	mu      sync.Mutex
+	trucks  map[string]*Truck
+	alerts  []Alert
+	dirty   map[string]bool
+	subs    map[chan event]struct{}
+	snoozes map[string]Snooze
 
 	done        chan struct{}
 	dropped     atomic.Uint64
 	badRequests atomic.Uint64
+	detectErrs  atomic.Uint64
 }
 
-// New returns an empty console.
+// New returns an empty console. It does no I/O.
 func New(log *slog.Logger, opts Options) *Console {
 	if opts.Tick <= 0 {
 		opts.Tick = 250 * time.Millisecond
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if reflect.ValueOf(opts.Detect).IsZero() {
+		opts.Detect = detect.DefaultConfig()
+	}
+	opts.Config.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Console{
 		log: log, opts: opts,
 		trucks: map[string]*Truck{}, dirty: map[string]bool{}, subs: map[chan event]struct{}{},
-		done: make(chan struct{}),
+		snoozes: map[string]Snooze{}, done: make(chan struct{}),
 	}
+}
+
+// Open loads the users (Config.Users, else the users file, creating
+// DataDir/users.json with a random admin password if no file is named and
+// none exists) and readies sign-in. Until Open succeeds every request but
+// the sign-in page gets 503.
+func (c *Console) Open() error {
+	if err := c.opts.Config.Validate(); err != nil {
+		return fmt.Errorf("console config: %w", err)
+	}
+	users := c.opts.Config.Users
+	if len(users) == 0 {
+		path := c.opts.Config.UsersFile
+		if path == "" {
+			if c.opts.DataDir == "" {
+				return fmt.Errorf("console users: no users, no users_file and no data dir")
+			}
+			path = filepath.Join(c.opts.DataDir, UsersFileName)
+		}
+		var err error
+		if users, err = auth.Bootstrap(path, c.log); err != nil {
+			return fmt.Errorf("console users: %w", err)
+		}
+	}
+	a, err := auth.New(users, c.opts.Config.Auth, c.log, c.opts.Now)
+	if err != nil {
+		return fmt.Errorf("console users: %w", err)
+	}
+	c.auth.Store(a)
+	return nil
 }
 
 func (c *Console) truck(id string) *Truck {
 	t := c.trucks[id]
 	if t == nil {
 		t = &Truck{ID: id, OpenAlerts: map[string]int{}, Severity: "none", open: map[string]detect.Severity{}}
+		t.hist = &history{step: uint32(max(c.opts.Config.HistoryStep/time.Second, 1)),
+			max: int(max(c.opts.Config.History/max(c.opts.Config.HistoryStep, time.Second), 1))}
+		if d, err := detect.New(id, c.opts.Detect); err == nil {
+			t.det = d
+		} else {
+			c.detectErrs.Add(1)
+		}
 		c.trucks[id] = t
 	}
 	c.dirty[id] = true
 	return t
 }
 
-// Readings folds a truck's newly accepted readings into its view; now is
-// when the cloud received them.
+// Readings folds a truck's newly accepted readings into its view, its
+// chart history and its learned bands; now is when the cloud received
+// them.
 func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -141,28 +236,78 @@ func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 	if !t.DataTime.IsZero() {
 		newest = t.DataTime.UnixNano()
 	}
+	var last *point
+	var lastSec int64 = -1
 	for _, r := range rs {
+		switch r.Signal {
+		case sensors.CoolantTemp, sensors.CargoTemp, sensors.WheelSpeed:
+			if t.det != nil && r.Signal != sensors.WheelSpeed {
+				t.det.Observe(r)
+			}
+			if sec := r.Time / 1e9; sec != lastSec || last == nil {
+				last, lastSec = t.hist.at(sec), sec
+			}
+			if last != nil {
+				v := float32(r.Value)
+				switch r.Signal {
+				case sensors.CoolantTemp:
+					last.coolant = maxNaN(last.coolant, v)
+				case sensors.CargoTemp:
+					last.cargo = maxNaN(last.cargo, v)
+				case sensors.WheelSpeed:
+					last.speed = v
+				}
+			}
+		}
 		if r.Time < newest {
 			continue // late data must not overwrite the current view
 		}
 		newest = r.Time
-		v := r.Value
 		switch r.Signal {
 		case sensors.GNSSLatitude, sensors.VPLatitude:
-			t.Lat = &v
+			t.set(&t.Lat, 0, r.Value)
 		case sensors.GNSSLongitude, sensors.VPLongitude:
-			t.Lon = &v
+			t.set(&t.Lon, 1, r.Value)
 		case sensors.CoolantTemp:
-			t.Coolant = &v
+			t.set(&t.Coolant, 2, r.Value)
 		case sensors.CargoTemp:
-			t.Cargo = &v
+			t.set(&t.Cargo, 3, r.Value)
 		case sensors.WheelSpeed:
-			t.Speed = &v
+			t.set(&t.Speed, 4, r.Value)
 		}
 	}
 	if newest != 0 {
 		t.DataTime = time.Unix(0, newest).UTC()
 	}
+	if t.det != nil {
+		t.CoolantBand = band(t.det, sensors.CoolantTemp, t.CoolantBand)
+		t.CargoBand = band(t.det, sensors.CargoTemp, t.CargoBand)
+		if p := t.hist.at(newest / 1e9); p != nil {
+			if b := t.CoolantBand; b != nil {
+				p.coolLo, p.coolHi = float32(b[0]), float32(b[1])
+			}
+			if b := t.CargoBand; b != nil {
+				p.cargoLo, p.cargoHi = float32(b[0]), float32(b[1])
+			}
+		}
+	}
+}
+
+// band returns sig's learned band with margin, reusing buf's storage.
+func band(d *detect.Detector, sig sensors.Signal, buf *[2]float64) *[2]float64 {
+	b, ok := d.Band(sig)
+	if !ok || !b.Ready || math.IsNaN(b.Low) || math.IsNaN(b.High) {
+		return nil
+	}
+	m := b.Margin
+	if math.IsNaN(m) {
+		m = 0
+	}
+	if buf == nil {
+		buf = new([2]float64)
+	}
+	*buf = [2]float64{b.Low - m, b.High + m}
+	return buf
 }
 
 // Status records a truck's online/offline status message.
@@ -226,7 +371,7 @@ func (c *Console) Trucks() []Truck {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Truck, 0, len(c.trucks))
-	now := time.Now()
+	now := c.opts.Now()
 	for _, t := range c.trucks {
 		out = append(out, c.view(t, now))
 	}
@@ -235,11 +380,21 @@ func (c *Console) Trucks() []Truck {
 }
 
 // view returns a copy of t with Online also false after OfflineAfter of
-// silence.
+// silence, and its Status.
 func (c *Console) view(t *Truck, now time.Time) Truck {
 	v := t.copy()
 	if c.opts.OfflineAfter > 0 && now.Sub(t.LastSeen) >= c.opts.OfflineAfter {
 		v.Online = false
+	}
+	switch {
+	case !v.Online:
+		v.Status = StatusOffline
+	case v.Severity == detect.SeverityCritical.String():
+		v.Status = StatusCritical
+	case v.Severity == detect.SeverityWarning.String():
+		v.Status = StatusWarning
+	default:
+		v.Status = StatusNormal
 	}
 	return v
 }
@@ -247,7 +402,21 @@ func (c *Console) view(t *Truck, now time.Time) Truck {
 func (t *Truck) copy() Truck {
 	cp := *t
 	cp.OpenAlerts = maps.Clone(t.OpenAlerts)
-	cp.open = nil
+	cp.open, cp.det, cp.hist = nil, nil, nil
+	for _, p := range []**float64{&cp.Lat, &cp.Lon, &cp.Coolant, &cp.Cargo, &cp.Speed} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	if t.CoolantBand != nil {
+		b := *t.CoolantBand
+		cp.CoolantBand = &b
+	}
+	if t.CargoBand != nil {
+		b := *t.CargoBand
+		cp.CargoBand = &b
+	}
 	return cp
 }
 
@@ -281,11 +450,12 @@ func (c *Console) Run(ctx context.Context) error {
 func (c *Console) pushDirty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.dirty) == 0 {
+	if len(c.dirty) == 0 || len(c.subs) == 0 {
+		clear(c.dirty)
 		return
 	}
 	batch := make([]Truck, 0, len(c.dirty))
-	now := time.Now()
+	now := c.opts.Now()
 	for id := range c.dirty {
 		batch = append(batch, c.view(c.trucks[id], now))
 	}
@@ -305,7 +475,7 @@ func (c *Console) markSilent() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
+	now := c.opts.Now()
 	for id, t := range c.trucks {
 		if silent := now.Sub(t.LastSeen) >= c.opts.OfflineAfter; silent && !t.shownSilent {
 			t.shownSilent = true
@@ -316,9 +486,26 @@ func (c *Console) markSilent() {
 	}
 }
 
+// IncidentView is an incident as the console serves it: the store's
+// incident plus the console's snooze, if any.
+type IncidentView struct {
+	incident.Incident
+	Snooze *Snooze `json:"snooze,omitempty"`
+}
+
+func (c *Console) incidentView(inc incident.Incident) IncidentView {
+	v := IncidentView{Incident: inc}
+	c.mu.Lock()
+	if s, ok := c.snoozes[inc.ID]; ok && c.opts.Now().Before(s.Until) && inc.State != incident.StateResolved {
+		v.Snooze = &s
+	}
+	c.mu.Unlock()
+	return v
+}
+
 // IncidentChanged pushes a changed incident to live clients.
 func (c *Console) IncidentChanged(inc incident.Incident) {
-	data, err := json.Marshal(inc)
+	data, err := json.Marshal(c.incidentView(inc))
 	if err != nil {
 		return
 	}
@@ -344,129 +531,13 @@ func (c *Console) broadcastLocked(e event) {
 // DroppedClients returns how many live clients were cut off for being slow.
 func (c *Console) DroppedClients() uint64 { return c.dropped.Load() }
 
-// Handler returns the console's HTTP handler.
-func (c *Console) Handler() http.Handler {
-	mux := http.NewServeMux()
-	static, _ := fs.Sub(assets, "assets")
-	mux.Handle("GET /", http.FileServerFS(static))
-	mux.HandleFunc("GET /api/trucks", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Trucks()) })
-	mux.HandleFunc("GET /api/alerts", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Alerts()) })
-	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
-		if c.opts.Stats == nil {
-			writeJSON(w, struct{}{})
-			return
-		}
-		writeJSON(w, c.opts.Stats())
-	})
-	mux.HandleFunc("GET /api/events", c.serveEvents)
-	mux.HandleFunc("GET /api/incidents", func(w http.ResponseWriter, r *http.Request) {
-		if c.opts.Incidents == nil {
-			writeJSON(w, []incident.Incident{})
-			return
-		}
-		writeJSON(w, c.opts.Incidents.List())
-	})
-	mux.HandleFunc("POST /api/incidents/{id}/{action}", c.serveIncidentAction)
-	return mux
-}
-
-// actionRequest is the body of POST /api/incidents/{id}/{ack|resolve}.
-type actionRequest struct {
-	By string `json:"by"`
-}
-
-func (c *Console) serveIncidentAction(w http.ResponseWriter, r *http.Request) {
-	if c.opts.Incidents == nil {
-		http.Error(w, "incidents disabled", http.StatusNotFound)
-		return
-	}
-	var req actionRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		c.badRequests.Add(1)
-		http.Error(w, "bad request body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if req.By == "" || len(req.By) > 128 || !utf8.ValidString(req.By) {
-		c.badRequests.Add(1)
-		http.Error(w, `"by" must be 1-128 bytes of UTF-8`, http.StatusBadRequest)
-		return
-	}
-	id := r.PathValue("id")
-	var inc incident.Incident
-	var err error
-	switch r.PathValue("action") {
-	case "ack":
-		inc, err = c.opts.Incidents.Acknowledge(id, req.By)
-	case "resolve":
-		inc, err = c.opts.Incidents.Resolve(id, req.By)
-	default:
-		c.badRequests.Add(1)
-		http.Error(w, "unknown action "+r.PathValue("action"), http.StatusNotFound)
-		return
-	}
-	switch {
-	case errors.Is(err, incident.ErrNotFound):
-		http.Error(w, err.Error(), http.StatusNotFound)
-	case errors.Is(err, incident.ErrState):
-		http.Error(w, err.Error(), http.StatusConflict)
-	case err != nil:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-	default:
-		writeJSON(w, inc)
-	}
-}
-
 // BadRequests returns how many malformed API requests were rejected.
 func (c *Console) BadRequests() uint64 { return c.badRequests.Load() }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+// AuthCounters returns the sign-in counters (zero before Open).
+func (c *Console) AuthCounters() auth.Counters {
+	if a := c.auth.Load(); a != nil {
+		return a.Counters()
 	}
-}
-
-func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
-	ch := make(chan event, 256)
-	c.mu.Lock()
-	c.subs[ch] = struct{}{}
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if _, ok := c.subs[ch]; ok {
-			delete(c.subs, ch)
-		}
-		c.mu.Unlock()
-	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprint(w, "retry: 1000\n: hello\n\n")
-	fl.Flush()
-	keep := time.NewTicker(15 * time.Second)
-	defer keep.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-c.done:
-			return
-		case <-keep.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-			fl.Flush()
-		case e, ok := <-ch:
-			if !ok {
-				return
-			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.name, e.data)
-			fl.Flush()
-		}
-	}
+	return auth.Counters{}
 }

@@ -3,6 +3,8 @@
 //
 //	cloud [flags]              run until SIGINT/SIGTERM
 //	cloud -config cloud.json   the same, with settings from a JSON file (flags win)
+//	cloud hash-password [-alg bcrypt|argon2id] [-name N -role R] < password
+//	                           print a password hash (or a users-file entry) for the console
 //	cloud athena-ddl -archive s3://bucket/prefix [-database tankguard]
 //	                           print CREATE EXTERNAL TABLE statements (partition projection)
 //
@@ -54,6 +56,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "hash-password" {
+		return hashPassword(args[1:], os.Stdin, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "athena-ddl" {
 		return athenaDDL(args[1:], stdout, stderr)
 	}
@@ -78,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		snsEndpoint   = fs.String("sns-endpoint", "", "SNS endpoint override URL")
 		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
 		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password logged once")
+		tileURL       = fs.String("tiles", "", "console map tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, a graticule)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -132,6 +139,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	apply("sns-topic", func() { cfg.Notify.SNSTopicARN = *snsTopic })
 	apply("sns-endpoint", func() { cfg.Notify.SNSEndpoint = *snsEndpoint })
+	apply("users", func() { cfg.Console.UsersFile = *usersFile })
+	apply("tiles", func() { cfg.Console.TileURL = *tileURL })
 	if cfg.BrokerURL != "" && !set["broker-listen"] {
 		cfg.BrokerListen = ""
 	}

@@ -1,0 +1,188 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func mustHash(t testing.TB, pw string) string {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func TestHashPasswordAlgorithms(t *testing.T) {
+	for _, alg := range []string{AlgBcrypt, AlgArgon2id} {
+		t.Run(alg, func(t *testing.T) {
+			h, err := HashPassword("correct horse", alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(h, map[string]string{AlgBcrypt: "$2a$", AlgArgon2id: "$argon2id$v=19$"}[alg]) {
+				t.Fatalf("hash %q", h)
+			}
+			p, err := parseHash(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.check("correct horse") || p.check("correct horsf") || p.check("") {
+				t.Fatal("check accepts the wrong password or refuses the right one")
+			}
+		})
+	}
+	if _, err := HashPassword("short", AlgBcrypt); err == nil {
+		t.Error("7-byte password accepted")
+	}
+	if _, err := HashPassword("long enough", "md5"); err == nil {
+		t.Error("md5 accepted")
+	}
+}
+
+func TestParseUsers(t *testing.T) {
+	good := mustHash(t, "password1")
+	tok := HashToken("tok")
+	for _, tc := range []struct {
+		name, in, wantErr string
+	}{
+		{"ok", `{"users":[{"name":"ann","role":"admin","password_hash":"` + good + `"},{"name":"bot","role":"viewer","token_sha256":"` + tok + `"}]}`, ""},
+		{"no users", `{"users":[]}`, "no users"},
+		{"unknown field", `{"users":[{"name":"ann","role":"admin","password":"x"}]}`, `unknown field "password"`},
+		{"bad role", `{"users":[{"name":"ann","role":"root","password_hash":"` + good + `"}]}`, `role "root"`},
+		{"duplicate", `{"users":[{"name":"a","role":"admin","password_hash":"` + good + `"},{"name":"a","role":"viewer","password_hash":"` + good + `"}]}`, "duplicate"},
+		{"no secret", `{"users":[{"name":"ann","role":"admin"}]}`, "needs password_hash or token_sha256"},
+		{"plain password as hash", `{"users":[{"name":"ann","role":"admin","password_hash":"hunter2"}]}`, "password_hash"},
+		{"bad argon2 params", `{"users":[{"name":"ann","role":"admin","password_hash":"$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}]}`, "parameters"},
+		{"bad token", `{"users":[{"name":"ann","role":"admin","token_sha256":"abc"}]}`, "64 hex digits"},
+		{"space in name", `{"users":[{"name":"a b","role":"admin","password_hash":"` + good + `"}]}`, "name"},
+		{"two values", `{"users":[{"name":"ann","role":"admin","password_hash":"` + good + `"}]}{}`, "more than one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseUsers([]byte(tc.in))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrUsers)):
+				t.Fatalf("err %v, want ErrUsers containing %q", err, tc.wantErr)
+			case err != nil && strings.Contains(err.Error(), "$2a$"):
+				t.Fatalf("error echoes a hash: %v", err)
+			}
+		})
+	}
+}
+
+func FuzzParseUsers(f *testing.F) {
+	f.Add([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"$2a$04$abcdefghijklmnopqrstuuJ0i8ZxQoOZ2cQ1zq9YvQ9W3x6a4yq1e"}]}`))
+	f.Add([]byte(`{"users":[{"name":"bot","role":"viewer","token_sha256":"` + HashToken("x") + `"}]}`))
+	f.Add([]byte(`{"users":[{"name":"a","role":"admin","password_hash":"$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		us, err := ParseUsers(data)
+		if err == nil && ValidateUsers(us) != nil {
+			t.Fatal("ParseUsers returned users that do not validate")
+		}
+	})
+}
+
+func TestSessionsExpire(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, err := New([]User{{Name: "ann", Role: RoleOperator, PasswordHash: mustHash(t, "password1")}},
+		Config{SessionTTL: time.Hour, IdleTimeout: 10 * time.Minute}, nil, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(tok string) *http.Request {
+		r := httptest.NewRequest("GET", "/api/me", nil)
+		r.AddCookie(&http.Cookie{Name: CookieName, Value: tok})
+		return r
+	}
+	if _, _, err := a.Login("ann", "password2"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, _, err := a.Login("bob", "password1"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	tok, s, err := a.Login("ann", "password1")
+	if err != nil || s.User != "ann" || s.Role != RoleOperator || s.CSRF == "" || !s.Expires.Equal(now.Add(time.Hour)) {
+		t.Fatalf("login: %+v %v", s, err)
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		want    bool
+	}{
+		{"fresh", 0, true},
+		{"used within idle timeout", 9 * time.Minute, true},
+		{"used again", 9 * time.Minute, true},
+		{"idle too long", 10 * time.Minute, false},
+	} {
+		now = now.Add(step.advance)
+		if _, ok := a.Authenticate(req(tok)); ok != step.want {
+			t.Fatalf("%s: authenticated %v, want %v", step.name, ok, step.want)
+		}
+	}
+	// Absolute lifetime: keep using it every 5 minutes; it ends after 1 h.
+	tok, _, _ = a.Login("ann", "password1")
+	start := now
+	for now.Sub(start) < time.Hour {
+		if _, ok := a.Authenticate(req(tok)); !ok {
+			t.Fatalf("ended early, after %v", now.Sub(start))
+		}
+		now = now.Add(5 * time.Minute)
+	}
+	if _, ok := a.Authenticate(req(tok)); ok {
+		t.Fatal("session outlived its TTL")
+	}
+	if c := a.Counters(); c.Logins != 2 || c.LoginsFailed != 2 || c.Sessions != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestBootstrapCreatesAdminOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	us, err := Bootstrap(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := logBuf.String()
+	_, after, ok := strings.Cut(line, " password=")
+	if !ok || len(us) != 1 || us[0].Name != "admin" || us[0].Role != RoleAdmin {
+		t.Fatalf("users %+v, log %q", us, line)
+	}
+	password, _, _ := strings.Cut(after, " ")
+	if len(password) != 20 {
+		t.Fatalf("password %q", password)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("users file mode %v %v", st.Mode(), err)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte(password)) {
+		t.Fatal("users file holds the password in clear")
+	}
+	a, err := New(us, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Login("admin", password); err != nil {
+		t.Fatalf("the logged password does not sign in: %v", err)
+	}
+	logBuf.Reset()
+	again, err := Bootstrap(path, log)
+	if err != nil || len(again) != 1 || again[0].PasswordHash != us[0].PasswordHash || logBuf.Len() != 0 {
+		t.Fatalf("second start: %+v %v, log %q", again, err, logBuf.String())
+	}
+}

@@ -1,0 +1,15 @@
+package auth
+
+import "errors"
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrUsers reports an invalid users file or user; the wrapping error
+	// names the user and field.
+	ErrUsers = errors.New("auth: invalid users")
+	// ErrBadCredentials reports a failed sign-in (unknown user or wrong
+	// password: deliberately not told apart).
+	ErrBadCredentials = errors.New("auth: wrong user name or password")
+	// ErrHash reports a password hash in a format this package cannot check.
+	ErrHash = errors.New("auth: unsupported password hash")
+)
