@@ -389,7 +389,7 @@ func (s *Sim) step(t *truck, now time.Time) {
 			s.truth.write(t.id, t.readings)
 		}
 	}
-	if t.probe != nil && phase%perSecond == 0 && e.dropout[sensors.CargoTemp] != "missing" && !e.canSilent {
+	if t.probe != nil && phase%perSecond == 0 && e.dropout[sensors.CargoTemp] != "missing" {
 		line := t.probeLine(t.sensorValue(sensors.CargoTemp, elapsed, &e), e.dropout[sensors.CargoTemp])
 		if t.probe.send(line) {
 			t.readings, _ = t.probeParser.Parse(string(line), ns, t.readings[:0])
