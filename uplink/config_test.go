@@ -48,7 +48,7 @@ func TestConfigValidate(t *testing.T) {
 
 // runSession runs one publisher session over a fake client until the test
 // ends.
-func runSession(t *testing.T, cfg Config) (*buffer.Queue, *fakeClient) {
+func runSession(t *testing.T, cfg Config) (*buffer.Queue, *fakeClient, *Publisher) {
 	t.Helper()
 	q := openQueue(t)
 	cfg.BrokerURL, cfg.Truck = "tcp://127.0.0.1:1", "T"
@@ -65,12 +65,12 @@ func runSession(t *testing.T, cfg Config) (*buffer.Queue, *fakeClient) {
 	// The session starts by catching up with what is stored (nothing);
 	// after that, readings are live.
 	time.Sleep(50 * time.Millisecond)
-	return q, c
+	return q, c, p
 }
 
 func TestLiveTelemetryWaitsForBatchDelay(t *testing.T) {
 	const delay = 300 * time.Millisecond
-	q, c := runSession(t, Config{BatchDelay: delay, MaxBatchReadings: 1000})
+	q, c, _ := runSession(t, Config{BatchDelay: delay, MaxBatchReadings: 1000})
 	start := time.Now()
 	if err := q.Append(testReadings(10, 1e18), nil, nil); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestLiveTelemetryWaitsForBatchDelay(t *testing.T) {
 }
 
 func TestFullTelemetryBatchDoesNotWait(t *testing.T) {
-	q, c := runSession(t, Config{BatchDelay: time.Hour, MaxBatchReadings: 1000})
+	q, c, _ := runSession(t, Config{BatchDelay: time.Hour, MaxBatchReadings: 1000})
 	if err := q.Append(testReadings(10, 1e18), nil, nil); err != nil {
 		t.Fatal(err)
 	}

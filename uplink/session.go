@@ -217,7 +217,11 @@ func (p *Publisher) encodeSplit(b Batch, out [][]byte) ([][]byte, int, error) {
 		return append(out, pl), 0, nil
 	}
 	if n == 1 {
-		p.log.Error("uplink: dropping a record that cannot be sent", "error", err, "bytes", len(pl), "readings", len(b.Readings), "alerts", len(b.Alerts), "acks", len(b.Acks))
+		if err == nil {
+			err = fmt.Errorf("%d bytes > %d", len(pl), p.cfg.MaxPayload)
+		}
+		p.log.Error("uplink: dropping a record that cannot be sent", "error", fmt.Errorf("%w: %v", ErrRecordTooLarge, err),
+			"readings", len(b.Readings), "alerts", len(b.Alerts), "acks", len(b.Acks))
 		return out, 1, nil
 	}
 	lo, hi := splitBatch(b)

@@ -144,3 +144,25 @@ func TestBackoffGrowsWithJitterWithinBounds(t *testing.T) {
 		})
 	}
 }
+
+func TestUnsendableRecordIsDroppedCountedAndDoesNotBlockTheLane(t *testing.T) {
+	q, c, p := runSession(t, Config{BatchDelay: time.Millisecond, MaxBatchReadings: 100})
+	rs := testReadings(50, 1e18)
+	rs[20].Signal = 200 // unknown: the wire format refuses it
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "publishes", func() bool { return len(c.snapshot()) > 0 })
+	var got int
+	for _, pub := range c.snapshot() {
+		close(pub.tok.done)
+		got += len(pub.batch.Readings)
+	}
+	if got != 49 {
+		t.Fatalf("published %d readings, want the 49 valid ones", got)
+	}
+	waitFor(t, 10*time.Second, "queue drained", func() bool { return q.Stats().Readings == 0 })
+	if d := p.State().Dropped; d != 1 {
+		t.Fatalf("State().Dropped = %d, want 1", d)
+	}
+}
