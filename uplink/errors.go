@@ -28,9 +28,11 @@ var (
 	ErrInvalidBatch = errors.New("uplink: invalid batch")
 	// ErrBadCommand reports a command payload that is malformed or invalid.
 	ErrBadCommand = errors.New("uplink: bad command")
-	// ErrRecordTooLarge reports a single record that cannot fit in any
-	// payload; the publisher counts and drops it rather than block the lane.
-	ErrRecordTooLarge = errors.New("uplink: record too large for one payload")
+	// ErrUnsendable reports a single record that the wire format refuses
+	// (for example an unknown signal) or that cannot fit in one payload;
+	// the publisher logs, counts (State.Dropped) and drops it rather than
+	// block its lane.
+	ErrUnsendable = errors.New("uplink: record cannot be sent")
 )
 
 // DecodeError is the error Decode returns: which field was wrong, where,

@@ -48,7 +48,7 @@ type State struct {
 	Batches         uint64 // batches acknowledged by the broker
 	Records         uint64 // records acknowledged by the broker
 	Bytes           uint64 // payload bytes acknowledged by the broker
-	Dropped         uint64 // records dropped because they cannot be encoded (ErrRecordTooLarge)
+	Dropped         uint64 // records dropped because they cannot be encoded (ErrUnsendable)
 
 	CommandsReceived  uint64 // valid commands passed to Commands()
 	CommandsRejected  uint64 // command payloads that failed DecodeCommand

@@ -220,7 +220,7 @@ func (p *Publisher) encodeSplit(b Batch, out [][]byte) ([][]byte, int, error) {
 		if err == nil {
 			err = fmt.Errorf("%d bytes > %d", len(pl), p.cfg.MaxPayload)
 		}
-		p.log.Error("uplink: dropping a record that cannot be sent", "error", fmt.Errorf("%w: %v", ErrRecordTooLarge, err),
+		p.log.Error("uplink: dropping a record that cannot be sent", "error", fmt.Errorf("%w: %v", ErrUnsendable, err),
 			"readings", len(b.Readings), "alerts", len(b.Alerts), "acks", len(b.Acks))
 		return out, 1, nil
 	}
