@@ -44,6 +44,7 @@ type DecodeError struct {
 	Err    error // ErrTooLarge, ErrVersion, ErrFormat or ErrInvalidBatch
 }
 
+// Error names the field, offset, detail and sentinel.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("uplink decode: %s at byte %d: %s: %v", e.Field, e.Offset, e.Detail, e.Err)
 }
