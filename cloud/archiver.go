@@ -20,6 +20,11 @@ import (
 // were checked against Config.Limits on the way in.
 var stagedLimits = uplink.Limits{MaxPayload: 1 << 30, MaxRecords: 1 << 30}
 
+// maxFlushBytes bounds the staged bytes one flush covers (about four
+// million readings in the binary wire format), and so the archiver's
+// memory, whatever Config.FlushBytes says.
+const maxFlushBytes = 8 << 20
+
 // archiver moves staged records from the database to the archive. Its run
 // loop is the only goroutine flushing.
 type archiver struct {
@@ -30,6 +35,7 @@ type archiver struct {
 	cnt     *counters
 	kick    chan struct{}
 	pending int // staged bytes since the last flush; owned by the ingest goroutine via staged
+	rows    []archive.Reading // reused between flushes; owned by the flushing goroutine
 }
 
 func newArchiver(cfg Config, log *slog.Logger, db *store.DB, st archive.Store, cnt *counters) *archiver {
@@ -40,7 +46,7 @@ func newArchiver(cfg Config, log *slog.Logger, db *store.DB, st archive.Store, c
 // it starts a flush once FlushBytes have accumulated.
 func (a *archiver) staged(n int) {
 	a.pending += n
-	if a.pending >= a.cfg.FlushBytes {
+	if a.pending >= min(a.cfg.FlushBytes, maxFlushBytes) {
 		a.pending = 0
 		select {
 		case a.kick <- struct{}{}:
@@ -81,11 +87,12 @@ func (a *archiver) flushAll(ctx context.Context) error {
 // flushOne archives one range of staged records. A range begun before a
 // crash is redone with the same object names, overwriting partial work.
 func (a *archiver) flushOne(ctx context.Context) (bool, error) {
-	first, last, ok, err := a.db.BeginFlush(a.cfg.FlushBytes)
+	first, last, ok, err := a.db.BeginFlush(min(a.cfg.FlushBytes, maxFlushBytes))
 	if err != nil || !ok {
 		return false, err
 	}
-	var b archive.Batch
+	b := archive.Batch{Readings: a.rows[:0]}
+	defer func() { a.rows = b.Readings[:0] }()
 	err = a.db.Staged(first, last, func(id uint64, v []byte) error {
 		if len(v) == 0 {
 			a.corrupt(id, fmt.Errorf("empty record"))

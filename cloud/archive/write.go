@@ -59,22 +59,35 @@ func writeReadings(ctx context.Context, st Store, s *Stats, first, last uint64, 
 		hour          int64
 		truck, signal string
 	}
-	groups := map[groupKey][]Reading{}
-	for _, r := range rows {
-		k := groupKey{floorDiv(r.TimeNS, hourNS), r.Truck, r.Signal}
-		groups[k] = append(groups[k], r)
+	// Counting pass, then one array holding the groups contiguously in
+	// key order: no per-group slices to grow.
+	count := map[groupKey]int{}
+	for i := range rows {
+		count[groupKey{floorDiv(rows[i].TimeNS, hourNS), rows[i].Truck, rows[i].Signal}]++
 	}
-	keys := make([]groupKey, 0, len(groups))
-	for k := range groups {
+	keys := make([]groupKey, 0, len(count))
+	for k := range count {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(x, y groupKey) int {
 		return cmp.Or(cmp.Compare(x.hour, y.hour), cmp.Compare(x.truck, y.truck), cmp.Compare(x.signal, y.signal))
 	})
+	next := make(map[groupKey]int, len(keys))
+	bounds := make([]int, len(keys)+1)
+	for i, k := range keys {
+		next[k] = bounds[i]
+		bounds[i+1] = bounds[i] + count[k]
+	}
+	grouped := make([]Reading, len(rows))
+	for i := range rows {
+		k := groupKey{floorDiv(rows[i].TimeNS, hourNS), rows[i].Truck, rows[i].Signal}
+		grouped[next[k]] = rows[i]
+		next[k]++
+	}
 	bySeq := func(x, y Reading) int { return cmp.Compare(x.Seq, y.Seq) }
 	out := make([]readingRecord, 0, len(rows))
 	for i, k := range keys {
-		g := groups[k]
+		g := grouped[bounds[i]:bounds[i+1]]
 		if !slices.IsSortedFunc(g, bySeq) {
 			slices.SortFunc(g, bySeq)
 		}
