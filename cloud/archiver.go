@@ -34,7 +34,7 @@ type archiver struct {
 	st      archive.Store
 	cnt     *counters
 	kick    chan struct{}
-	pending int // staged bytes since the last flush; owned by the ingest goroutine via staged
+	pending int               // staged bytes since the last flush; owned by the ingest goroutine via staged
 	rows    []archive.Reading // reused between flushes; owned by the flushing goroutine
 }
 
