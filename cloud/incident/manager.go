@@ -500,8 +500,11 @@ func (m *Manager) operate(id string, now time.Time, fn func(*change, *Incident) 
 }
 
 // Tick applies the timers at now: repeats, escalations, and truck-offline
-// incidents.
+// incidents. It writes (and syncs) the database only when one is due.
 func (m *Manager) Tick(now time.Time) error {
+	if !m.due(now.UTC()) {
+		return nil
+	}
 	return m.db.Update(func(tx *bolt.Tx) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -546,6 +549,35 @@ func (m *Manager) Tick(now time.Time) error {
 		}
 		return c.finish()
 	})
+}
+
+// due reports whether Tick has anything to do at now. The answer is
+// rechecked inside Tick's transaction.
+func (m *Manager) due(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, inc := range m.byID {
+		if inc.State != StateOpen {
+			continue
+		}
+		if m.cfg.EscalateAfter > 0 && !inc.Escalated && now.Sub(inc.OpenedAt) >= m.cfg.EscalateAfter {
+			return true
+		}
+		if m.cfg.RepeatInterval > 0 && now.Sub(inc.LastNotifiedAt) >= m.cfg.RepeatInterval {
+			return true
+		}
+	}
+	if m.cfg.OfflineSilence > 0 {
+		for truck, seen := range m.lastSeen {
+			if now.Sub(seen) < m.cfg.OfflineSilence+m.cfg.OfflineGrace {
+				continue
+			}
+			if cur := m.current[key(truck, "")]; cur == nil || cur.State == StateResolved {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Offline reports whether truck has been silent for OfflineSilence at now.
