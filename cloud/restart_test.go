@@ -1,0 +1,57 @@
+package cloud
+
+import (
+	"testing"
+	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// TestDetectorStateSurvivesRestart raises a cloud alert, restarts the
+// cloud, and sends normal readings: the restored detector clears the
+// alert it had open (a fresh one would still be learning and say nothing).
+func TestDetectorStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	val := func(i int) float64 {
+		if i >= 60 && i < 90 {
+			return 118
+		}
+		return 88
+	}
+	all := series(sensors.CoolantTemp, 1, 120, t0, val)
+
+	c := startCloud(t, dir, nil)
+	cl := dial(t, c.BrokerAddr(), "sim-1")
+	for i := 0; i < 90; i += 30 {
+		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "R1", Readings: all[i : i+30]})
+	}
+	waitFor(t, "cloud alert", func() bool { return c.Stats().CloudAlerts == 1 })
+	cl.Disconnect(100)
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	c2 := startCloud(t, dir, nil)
+	cl2 := dial(t, c2.BrokerAddr(), "sim-2")
+	publishBatch(t, cl2, uplink.KindTelemetry, uplink.Batch{Truck: "R1", Readings: all[90:]})
+	waitFor(t, "cloud clears after restart", func() bool { return c2.Stats().CloudAlerts == 1 })
+	if err := c2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := archive.ReadAlerts(c2.ArchiveDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	for _, a := range alerts {
+		if a.Source == archive.SourceCloud && a.Truck == "R1" {
+			phases = append(phases, a.Phase)
+		}
+	}
+	if len(phases) != 2 || phases[0] != "raised" || phases[1] != "cleared" {
+		t.Fatalf("cloud alert phases %v, want [raised cleared]", phases)
+	}
+}
