@@ -1,8 +1,12 @@
 package firmwaresim
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.einride.tech/can"
@@ -281,4 +285,51 @@ func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
 		b = append(b, '\n')
 	}
 	s.faultsOut.write(b)
+}
+
+// FaultWindow is one line of the fault ground-truth file.
+type FaultWindow struct {
+	Truck string
+	Kind  FaultKind
+	// Signal is the affected signal's name, empty for faults of a whole
+	// bus or the GNSS receiver.
+	Signal string
+	// Start and End are Unix ns; End is 0 when the fault lasts to the end.
+	Start, End int64
+	// Hazard is true when the fault must raise an alert.
+	Hazard bool
+}
+
+// ReadFaults parses a fault ground-truth CSV (Config.FaultsPath).
+func ReadFaults(r io.Reader) ([]FaultWindow, error) {
+	sc := bufio.NewScanner(r)
+	var out []FaultWindow
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if line == 1 && text == FaultsHeader {
+			continue
+		}
+		f := strings.Split(text, ",")
+		if len(f) != 6 {
+			return nil, fmt.Errorf("faults line %d: want 6 fields, got %q", line, text)
+		}
+		w := FaultWindow{Truck: f[0], Kind: FaultKind(f[1]), Signal: f[2]}
+		var err error
+		if w.Start, err = strconv.ParseInt(f[3], 10, 64); err != nil {
+			return nil, fmt.Errorf("faults line %d: start: %w", line, err)
+		}
+		if f[4] != "" {
+			if w.End, err = strconv.ParseInt(f[4], 10, 64); err != nil {
+				return nil, fmt.Errorf("faults line %d: end: %w", line, err)
+			}
+		}
+		if w.Hazard, err = strconv.ParseBool(f[5]); err != nil {
+			return nil, fmt.Errorf("faults line %d: hazard: %w", line, err)
+		}
+		out = append(out, w)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read faults: %w", err)
+	}
+	return out, nil
 }

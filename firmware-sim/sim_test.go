@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,15 +195,27 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 			}
 		}
 	}
-	faults, err := os.ReadFile(cfg.FaultsPath)
+	ff, err := os.Open(cfg.FaultsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(faults)), "\n")
-	sort.Strings(lines[1:]) // trucks start in any order
-	if len(lines) != 5 || lines[0] != FaultsHeader ||
-		!strings.HasPrefix(lines[1], "truck-01,clock_jump,,") || !strings.HasPrefix(lines[4], "truck-02,overheat,coolant_temp,") || !strings.HasSuffix(lines[4], ",,true") {
-		t.Errorf("faults file:\n%s", faults)
+	windows, err := ReadFaults(ff)
+	ff.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[FaultKind]FaultWindow{}
+	for _, w := range windows {
+		byKind[w.Kind] = w
+	}
+	if len(windows) != 4 || byKind[FaultClockJump].Truck != "truck-01" || byKind[FaultClockJump].Signal != "" ||
+		byKind[FaultOverheat].Truck != "truck-02" || !byKind[FaultOverheat].Hazard || byKind[FaultOverheat].End != 0 ||
+		byKind[FaultOverheat].Signal != "coolant_temp" || byKind[FaultCANGarbage].Hazard {
+		t.Errorf("fault windows %+v", windows)
+	}
+	// The overheat starts an hour after truck-02 started.
+	if first := truthTime(t, cfg.TruthPath, "truck-02"); byKind[FaultOverheat].Start-first < int64(59*time.Minute) || byKind[FaultOverheat].Start-first > int64(61*time.Minute) {
+		t.Errorf("overheat window starts %v after the truck's first value", time.Duration(byKind[FaultOverheat].Start-first))
 	}
 
 	signals := map[sensors.Signal]bool{}
@@ -243,6 +253,27 @@ func TestLoopbackEveryTruthValueArrives(t *testing.T) {
 			t.Errorf("warm coolant %v outside 80..100", v)
 		}
 	}
+}
+
+// truthTime returns the time of the truck's first truth record.
+func truthTime(t *testing.T, path, truck string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := ReadTruth(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Truck == truck {
+			return r.Time
+		}
+	}
+	t.Fatalf("no truth for %s", truck)
+	return 0
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
