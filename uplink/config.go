@@ -45,6 +45,11 @@ type Config struct {
 	// Window is the most telemetry batches published and not yet
 	// acknowledged. Alerts are sent regardless. Default 8.
 	Window int
+	// MinPublishInterval spaces telemetry publishes at least this far
+	// apart (0: no limit). AWS IoT Core accepts at most 100 publishes per
+	// second per connection; 12 ms stays under it while draining a
+	// backlog. Alerts are not delayed.
+	MinPublishInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the exponential reconnect
 	// backoff; each wait is drawn at random from [d/2, d]. Defaults 500 ms
 	// and 30 s.
@@ -118,7 +123,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("uplink config: truck %q: must be 1-64 letters, digits, '-' or '_'", c.Truck)
 	case len(c.ClientID) > 128:
 		return fmt.Errorf("uplink config: client_id longer than 128 bytes")
-	case c.ConnectTimeout < 0, c.PublishTimeout < 0, c.KeepAlive < 0, c.BatchDelay < 0:
+	case c.ConnectTimeout < 0, c.PublishTimeout < 0, c.KeepAlive < 0, c.BatchDelay < 0, c.MinPublishInterval < 0:
 		return fmt.Errorf("uplink config: timeouts must be positive")
 	case c.MaxBatchReadings < 1 || c.MaxBatchReadings > MaxBatchRecords:
 		return fmt.Errorf("uplink config: max_batch_readings must be in 1..%d, got %d", MaxBatchRecords, c.MaxBatchReadings)

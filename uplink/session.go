@@ -36,6 +36,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 		cursor   [2]uint64
 		inflight []*flight
 		waitFrom time.Time // when a partial telemetry batch was first seen
+		lastTel  time.Time // when the last telemetry batch was published
 		// catchingUp: the telemetry lane held a backlog (session start,
 		// or the last batch was full), so a partial batch is its tail
 		// and goes at once instead of waiting BatchDelay.
@@ -72,47 +73,58 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 			cursor[buffer.Priority] = ch.Last + 1
 			inflight = append(inflight, f)
 		}
-		// 2. Telemetry while the window has room.
-		for telemetryInflight() < p.cfg.Window {
+		// 2. One telemetry batch if the window has room; then back to the
+		// priority lane, so an alert never waits behind a whole window of
+		// batches being read and encoded.
+		sent := false
+		if wait := p.cfg.MinPublishInterval - p.cfg.Now().Sub(lastTel); wait > 0 {
+			resetTimer(telAfter, wait)
+		} else if telemetryInflight() < p.cfg.Window {
 			ch, err := p.q.Read(buffer.Telemetry, cursor[buffer.Telemetry], p.cfg.MaxBatchReadings)
 			if err != nil {
 				return fmt.Errorf("uplink read telemetry: %w", err)
 			}
-			if ch.Len() == 0 && ch.Skipped == 0 {
+			now := p.cfg.Now()
+			full := ch.Len() >= p.cfg.MaxBatchReadings
+			switch {
+			case ch.Len() == 0 && ch.Skipped == 0:
 				// Caught up: from now on readings are live.
 				waitFrom = time.Time{}
 				catchingUp = false
-				break
-			}
-			now := p.cfg.Now()
-			full := ch.Len() >= p.cfg.MaxBatchReadings
-			if !full && !catchingUp {
-				if waitFrom.IsZero() {
-					waitFrom = now
+			case !full && !catchingUp && waitFrom.IsZero():
+				waitFrom = now
+				fallthrough
+			case !full && !catchingUp && p.cfg.BatchDelay-now.Sub(waitFrom) > 0:
+				resetTimer(telAfter, p.cfg.BatchDelay-now.Sub(waitFrom))
+			default:
+				f, err := p.publish(c, ch)
+				if err != nil {
+					return err
 				}
-				if wait := p.cfg.BatchDelay - now.Sub(waitFrom); wait > 0 {
-					resetTimer(telAfter, wait)
-					break
-				}
+				cursor[buffer.Telemetry] = ch.Last + 1
+				inflight = append(inflight, f)
+				waitFrom = time.Time{}
+				catchingUp = full
+				sent = true
+				lastTel = now
 			}
-			f, err := p.publish(c, ch)
-			if err != nil {
-				return err
-			}
-			cursor[buffer.Telemetry] = ch.Last + 1
-			inflight = append(inflight, f)
-			waitFrom = time.Time{}
-			catchingUp = full
 		}
-		// 3. Wait for something to do.
+		var err error
+		if inflight, err = p.retire(inflight); err != nil {
+			return err
+		}
+		if sent {
+			continue
+		}
+		// 3. Wait for something to do. Keep watching the queue even with
+		// a full window: a new alert must go out without waiting for
+		// telemetry PUBACKs.
 		var oldest <-chan struct{}
 		if len(inflight) > 0 {
 			f := inflight[0]
 			oldest = f.toks[0].Done()
 			resetTimer(ackTimer, p.cfg.PublishTimeout-p.cfg.Now().Sub(f.sent))
 		}
-		// Keep watching the queue even with a full window: a new alert
-		// must go out without waiting for telemetry PUBACKs.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -120,33 +132,39 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 			return fmt.Errorf("uplink: connection lost: %w", lost.err)
 		case <-changed:
 		case <-telAfter.C:
+		case <-oldest:
 		case <-ackTimer.C:
 			return fmt.Errorf("uplink publish %s %d..%d: %w", inflight[0].lane, inflight[0].first, inflight[0].last, errPublishTimeout)
-		case <-oldest:
-			// Retire every leading flight whose PUBACKs have all arrived.
-			for len(inflight) > 0 {
-				f := inflight[0]
-				for len(f.toks) > 0 && isDone(f.toks[0]) {
-					if err := f.toks[0].Error(); err != nil {
-						return fmt.Errorf("uplink publish %s %d..%d: %w", f.lane, f.first, f.last, err)
-					}
-					f.toks = f.toks[1:]
-				}
-				if len(f.toks) > 0 {
-					break
-				}
-				if err := p.q.Delete(f.lane, f.first, f.last); err != nil {
-					return fmt.Errorf("uplink: delete acknowledged %s %d..%d: %w", f.lane, f.first, f.last, err)
-				}
-				p.mu.Lock()
-				p.st.Batches++
-				p.st.Records += uint64(f.records)
-				p.st.Bytes += uint64(f.bytes)
-				p.mu.Unlock()
-				inflight = inflight[1:]
-			}
 		}
 	}
+}
+
+// retire deletes, oldest first, every flight whose PUBACKs have all
+// arrived, and returns the flights still waiting. A failed publish ends
+// the session.
+func (p *Publisher) retire(inflight []*flight) ([]*flight, error) {
+	for len(inflight) > 0 {
+		f := inflight[0]
+		for len(f.toks) > 0 && isDone(f.toks[0]) {
+			if err := f.toks[0].Error(); err != nil {
+				return inflight, fmt.Errorf("uplink publish %s %d..%d: %w", f.lane, f.first, f.last, err)
+			}
+			f.toks = f.toks[1:]
+		}
+		if len(f.toks) > 0 {
+			break
+		}
+		if err := p.q.Delete(f.lane, f.first, f.last); err != nil {
+			return inflight, fmt.Errorf("uplink: delete acknowledged %s %d..%d: %w", f.lane, f.first, f.last, err)
+		}
+		p.mu.Lock()
+		p.st.Batches++
+		p.st.Records += uint64(f.records)
+		p.st.Bytes += uint64(f.bytes)
+		p.mu.Unlock()
+		inflight = inflight[1:]
+	}
+	return inflight, nil
 }
 
 func isDone(t mqtt.Token) bool {

@@ -35,6 +35,7 @@ type fakePub struct {
 	topic string
 	batch Batch
 	tok   *manualToken
+	at    time.Time
 }
 
 func (c *fakeClient) Publish(topic string, _ byte, _ bool, payload any) mqtt.Token {
@@ -44,7 +45,7 @@ func (c *fakeClient) Publish(topic string, _ byte, _ bool, payload any) mqtt.Tok
 	}
 	tok := &manualToken{done: make(chan struct{})}
 	c.mu.Lock()
-	c.pubs = append(c.pubs, fakePub{topic, b, tok})
+	c.pubs = append(c.pubs, fakePub{topic, b, tok, time.Now()})
 	c.mu.Unlock()
 	select {
 	case c.published <- struct{}{}:
@@ -164,5 +165,25 @@ func TestUnsendableRecordIsDroppedCountedAndDoesNotBlockTheLane(t *testing.T) {
 	waitFor(t, 10*time.Second, "queue drained", func() bool { return q.Stats().Readings == 0 })
 	if d := p.State().Dropped; d != 1 {
 		t.Fatalf("State().Dropped = %d, want 1", d)
+	}
+}
+
+func TestMinPublishIntervalSpacesTelemetry(t *testing.T) {
+	const gap = 100 * time.Millisecond
+	q, c, _ := runSession(t, Config{MaxBatchReadings: 100, MinPublishInterval: gap, Window: 100})
+	for i := range 5 { // one block per commit, one batch per block
+		if err := q.Append(testReadings(100, 1e18+int64(i)*1e12), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "five batches", func() bool { return len(c.snapshot()) >= 5 })
+	pubs := c.snapshot()
+	for i := 1; i < len(pubs); i++ {
+		if d := pubs[i].at.Sub(pubs[i-1].at); d < gap-time.Millisecond {
+			t.Fatalf("publishes %d and %d only %v apart, want %v", i-1, i, d, gap)
+		}
 	}
 }
