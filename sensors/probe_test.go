@@ -100,3 +100,14 @@ func TestProbeSourceFromPTY(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func BenchmarkProbeParse(b *testing.B) {
+	p := NewProbeParser()
+	line := probeCases[0].line
+	out := make([]Reading, 0, 4)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		out, _ = p.Parse(line, 1, out[:0])
+	}
+}

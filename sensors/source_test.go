@@ -284,3 +284,17 @@ func TestCANSourcesShareDecoder(t *testing.T) {
 		t.Fatalf("decoder stats %+v", s)
 	}
 }
+
+// TestCANSourceMissingInterface: a SocketCAN interface that does not exist
+// (no vcan on this machine) is retried, never fatal.
+func TestCANSourceMissingInterface(t *testing.T) {
+	src := &CANSource{Addr: "tgnone0", Decoder: mustDecoder(t), MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func([]Reading) {}) }()
+	waitFor(t, "dial errors", func() bool { return src.Stats().DialErrors >= 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
