@@ -141,7 +141,7 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	st, err := archive.Write(ctx, a.st, first, last, &b)
+	st, err := archive.Write(ctx, a.st, archive.Stem(a.db.Instance(), first, last), &b)
 	if err != nil {
 		return false, fmt.Errorf("archive flush %d-%d: %w", first, last, err)
 	}

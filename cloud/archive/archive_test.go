@@ -43,7 +43,7 @@ func TestWriteReadLocal(t *testing.T) {
 		Acks:   []Ack{{Truck: "A", Signal: "coolant_temp", Seq: 7, TimeNS: next, By: "driver", Severity: "critical"}},
 	}
 	want := slices.Clone(b.Readings)
-	s, err := Write(context.Background(), st, 1, 9, &b)
+	s, err := Write(context.Background(), st, Stem("0123456789abcdef", 1, 9), &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +52,17 @@ func TestWriteReadLocal(t *testing.T) {
 	}
 	keys, _ := st.List(context.Background(), "")
 	wantKeys := []string{
-		"acks/dt=2026-11-26/hour=00/part-00000000000000000001-00000000000000000009.parquet",
-		"alerts/dt=2026-11-25/hour=23/part-00000000000000000001-00000000000000000009.parquet",
-		"readings/dt=2026-11-25/hour=23/part-00000000000000000001-00000000000000000009.parquet",
-		"readings/dt=2026-11-26/hour=00/part-00000000000000000001-00000000000000000009.parquet",
+		"acks/dt=2026-11-26/hour=00/part-0123456789abcdef-00000000000000000001-00000000000000000009.parquet",
+		"alerts/dt=2026-11-25/hour=23/part-0123456789abcdef-00000000000000000001-00000000000000000009.parquet",
+		"readings/dt=2026-11-25/hour=23/part-0123456789abcdef-00000000000000000001-00000000000000000009.parquet",
+		"readings/dt=2026-11-26/hour=00/part-0123456789abcdef-00000000000000000001-00000000000000000009.parquet",
 	}
 	if !slices.Equal(keys, wantKeys) {
 		t.Fatalf("keys %q\nwant %q", keys, wantKeys)
 	}
 	// Writing the same range again overwrites: still one copy of each row.
 	b2 := Batch{Readings: slices.Clone(want)}
-	if _, err := Write(context.Background(), st, 1, 9, &b2); err != nil {
+	if _, err := Write(context.Background(), st, Stem("0123456789abcdef", 1, 9), &b2); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadReadings(dir)

@@ -24,10 +24,17 @@ func Partition(dataset string, unixNS int64) string {
 	return fmt.Sprintf("%s/dt=%s/hour=%02d", dataset, t.Format("2006-01-02"), t.Hour())
 }
 
-// ObjectKey returns the key of the object holding the rows of dataset at
-// partition part that came from staged records first..last:
-// "readings/dt=2026-11-26/hour=01/part-00000000000000000001-00000000000000000042.parquet".
-// The same inputs always give the same key.
-func ObjectKey(partition string, first, last uint64) string {
-	return fmt.Sprintf("%s/part-%020d-%020d.parquet", partition, first, last)
+// Stem names the objects written from staged records first..last of the
+// database instance (see store.DB.Instance): "3f9c0a1b2c3d4e5f-00000000000000000001-00000000000000000042".
+// The same inputs always give the same stem, so a flush redone after a
+// crash overwrites its own objects; another database (a rebuilt or second
+// cloud) never collides with them.
+func Stem(instance string, first, last uint64) string {
+	return fmt.Sprintf("%s-%020d-%020d", instance, first, last)
+}
+
+// ObjectKey returns the key of the object holding a partition's rows of
+// one flush: "readings/dt=2026-11-26/hour=01/part-<stem>.parquet".
+func ObjectKey(partition, stem string) string {
+	return partition + "/part-" + stem + ".parquet"
 }

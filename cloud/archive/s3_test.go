@@ -29,7 +29,7 @@ func TestS3Versity(t *testing.T) {
 	rows := syntheticReadings(3, 20)
 	for range 2 { // the second write of the same range must overwrite
 		b := Batch{Readings: slices.Clone(rows)}
-		if _, err := Write(ctx, st, 5, 7, &b); err != nil {
+		if _, err := Write(ctx, st, Stem("feedfacefeedface", 5, 7), &b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,7 +37,7 @@ func TestS3Versity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys[0] != "readings/dt=2026-11-26/hour=01/part-00000000000000000005-00000000000000000007.parquet" {
+	if len(keys) != 1 || keys[0] != "readings/dt=2026-11-26/hour=01/part-feedfacefeedface-00000000000000000005-00000000000000000007.parquet" {
 		t.Fatalf("keys %q", keys)
 	}
 	got, err := ReadReadingsFrom(ctx, st)

@@ -19,10 +19,10 @@ type Stats struct {
 }
 
 // Write stores the rows of b, one object per dataset and event-time hour,
-// named from the staged range first..last (see ObjectKey). Rows are sorted
+// named ObjectKey(partition, stem). Rows are sorted
 // (by truck, signal, seq) so that equal input gives byte-identical objects.
 // It may reorder b's slices. Write is safe for concurrent use if st is.
-func Write(ctx context.Context, st Store, first, last uint64, b *Batch) (Stats, error) {
+func Write(ctx context.Context, st Store, stem string, b *Batch) (Stats, error) {
 	var s Stats
 	slices.SortFunc(b.Alerts, func(x, y Alert) int {
 		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.TimeNS, y.TimeNS), cmp.Compare(x.Source, y.Source), cmp.Compare(x.Signal, y.Signal), cmp.Compare(x.Seq, y.Seq))
@@ -30,19 +30,19 @@ func Write(ctx context.Context, st Store, first, last uint64, b *Batch) (Stats, 
 	slices.SortFunc(b.Acks, func(x, y Ack) int {
 		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.Seq, y.Seq), cmp.Compare(x.TimeNS, y.TimeNS))
 	})
-	if err := writeReadings(ctx, st, &s, first, last, b.Readings); err != nil {
+	if err := writeReadings(ctx, st, &s, stem, b.Readings); err != nil {
 		return s, err
 	}
-	if err := writeDataset(ctx, st, &s, DatasetAlerts, first, last, b.Alerts, func(r Alert) int64 { return r.TimeNS }); err != nil {
+	if err := writeDataset(ctx, st, &s, DatasetAlerts, stem, b.Alerts, func(r Alert) int64 { return r.TimeNS }); err != nil {
 		return s, err
 	}
-	if err := writeDataset(ctx, st, &s, DatasetAcks, first, last, b.Acks, func(r Ack) int64 { return r.TimeNS }); err != nil {
+	if err := writeDataset(ctx, st, &s, DatasetAcks, stem, b.Acks, func(r Ack) int64 { return r.TimeNS }); err != nil {
 		return s, err
 	}
 	slices.SortStableFunc(b.Incidents, func(x, y Incident) int {
 		return cmp.Or(cmp.Compare(x.ID, y.ID), cmp.Compare(x.ChangedNS, y.ChangedNS))
 	})
-	if err := writeDataset(ctx, st, &s, DatasetIncidents, first, last, b.Incidents, func(r Incident) int64 { return r.ChangedNS }); err != nil {
+	if err := writeDataset(ctx, st, &s, DatasetIncidents, stem, b.Incidents, func(r Incident) int64 { return r.ChangedNS }); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -54,7 +54,7 @@ const hourNS = int64(time.Hour)
 // rows by (hour, truck, signal) with one map lookup per row and sorts only
 // the group keys, and within a group only by seq when needed (staged
 // records usually arrive in seq order).
-func writeReadings(ctx context.Context, st Store, s *Stats, first, last uint64, rows []Reading) error {
+func writeReadings(ctx context.Context, st Store, s *Stats, stem string, rows []Reading) error {
 	type groupKey struct {
 		hour          int64
 		truck, signal string
@@ -100,7 +100,7 @@ func writeReadings(ctx context.Context, st Store, s *Stats, first, last uint64, 
 		if err != nil {
 			return fmt.Errorf("archive write %s: %w", part, err)
 		}
-		if err := st.Put(ctx, ObjectKey(part, first, last), body); err != nil {
+		if err := st.Put(ctx, ObjectKey(part, stem), body); err != nil {
 			return err
 		}
 		s.Objects++
@@ -119,7 +119,7 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func writeDataset[T any](ctx context.Context, st Store, s *Stats, dataset string, first, last uint64, rows []T, at func(T) int64) error {
+func writeDataset[T any](ctx context.Context, st Store, s *Stats, dataset, stem string, rows []T, at func(T) int64) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -138,7 +138,7 @@ func writeDataset[T any](ctx context.Context, st Store, s *Stats, dataset string
 		if err != nil {
 			return fmt.Errorf("archive write %s: %w", p, err)
 		}
-		key := ObjectKey(p, first, last)
+		key := ObjectKey(p, stem)
 		if err := st.Put(ctx, key, body); err != nil {
 			return err
 		}

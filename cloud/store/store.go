@@ -1,7 +1,9 @@
 package store
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -15,13 +17,17 @@ var (
 	bucketDetector = []byte("detector")
 	bucketMeta     = []byte("meta")
 	keyFlush       = []byte("flush")
+	keyInstance    = []byte("instance")
 )
 
 // ErrCorrupt reports a database record that cannot be decoded.
 var ErrCorrupt = errors.New("store: corrupt record")
 
 // DB is the cloud's database. It is safe for concurrent use.
-type DB struct{ db *bolt.DB }
+type DB struct {
+	db       *bolt.DB
+	instance string
+}
 
 // Open opens (creating if needed) the database file at path.
 func Open(path string) (*DB, error) {
@@ -29,20 +35,36 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store open %s: %w", path, err)
 	}
+	var instance string
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketStage, bucketDedup, bucketDetector, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyInstance); v != nil {
+			instance = string(v)
+			return nil
+		}
+		var r [8]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return err
+		}
+		instance = hex.EncodeToString(r[:])
+		return meta.Put(keyInstance, []byte(instance))
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store open %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, instance: instance}, nil
 }
+
+// Instance returns the database's random id, made when the file was
+// created: archive object names include it, so that objects of a rebuilt
+// database never overwrite older ones.
+func (d *DB) Instance() string { return d.instance }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }

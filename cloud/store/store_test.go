@@ -23,6 +23,7 @@ func TestFlushRangeSurvivesReopen(t *testing.T) {
 	if err := db.Apply(&Commit{Staged: [][]byte{[]byte("dd")}}); err != nil {
 		t.Fatal(err)
 	}
+	inst := db.Instance()
 	db.Close()
 
 	db, err = Open(path)
@@ -30,6 +31,9 @@ func TestFlushRangeSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	if db.Instance() != inst || len(inst) != 16 {
+		t.Fatalf("instance %q after reopen, was %q", db.Instance(), inst)
+	}
 	f2, l2, ok, err := db.BeginFlush(1 << 20)
 	if err != nil || !ok || f2 != 1 || l2 != 2 {
 		t.Fatalf("after reopen BeginFlush = %d %d %v %v, want the same range 1-2", f2, l2, ok, err)
