@@ -116,3 +116,31 @@ func TestEvictionOrderAndCounters(t *testing.T) {
 		t.Fatalf("stored %d > budget", st2.StoredBytes)
 	}
 }
+
+func TestCommitLargerThanBudgetDropsOldestIncomingReadings(t *testing.T) {
+	const budget = 64 << 10
+	q := openTest(t, Options{MaxBytes: budget, BlockReadings: 256, SyncInterval: time.Hour})
+	al := []detect.Transition{{Truck: "T", Signal: sensors.CargoTemp, Kind: detect.KindDeviation, Severity: detect.SeverityWarning, Phase: detect.Raised}}
+	if err := q.Append(nil, al, nil); err != nil {
+		t.Fatal(err)
+	}
+	rs := noisyReadings(50_000, 1e18)
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st := q.Stats()
+	tel, _ := readAll(t, q, Telemetry, 1<<20)
+	if st.StoredBytes > budget || st.DroppedAlerts != 0 || st.Alerts != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if uint64(len(tel.Readings))+st.DroppedReadings != uint64(len(rs)) || len(tel.Readings) == 0 {
+		t.Fatalf("kept %d + dropped %d != %d", len(tel.Readings), st.DroppedReadings, len(rs))
+	}
+	// What is kept is the newest: the last reading appended survives.
+	if last := tel.Readings[len(tel.Readings)-1]; last.Seq != rs[len(rs)-1].Seq {
+		t.Fatalf("newest reading %d not kept (last kept %d)", rs[len(rs)-1].Seq, last.Seq)
+	}
+}
