@@ -115,6 +115,19 @@ func TestEvictionOrderAndCounters(t *testing.T) {
 	if st2.StoredBytes > budget {
 		t.Fatalf("stored %d > budget", st2.StoredBytes)
 	}
+	// The running accounts match a fresh scan of the file.
+	path := q.Path()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q2, err := Open(path, Options{MaxBytes: budget}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	if s := q2.Stats(); s.StoredBytes != st2.StoredBytes || s.Readings != st2.Readings || s.Alerts != st2.Alerts || s.Acks != st2.Acks {
+		t.Fatalf("running accounts %d bytes %d/%d/%d, scan %d bytes %d/%d/%d", st2.StoredBytes, st2.Readings, st2.Alerts, st2.Acks, s.StoredBytes, s.Readings, s.Alerts, s.Acks)
+	}
 }
 
 func TestCommitLargerThanBudgetDropsOldestIncomingReadings(t *testing.T) {
