@@ -203,7 +203,7 @@ func TestGroupCommitIsDurableWithinInterval(t *testing.T) {
 	}
 }
 
-func TestConcurrentAppendReadDelete(t *testing.T) {
+func TestConcurrentAppendReadDeleteCompact(t *testing.T) {
 	q := openTest(t, Options{SyncInterval: 5 * time.Millisecond, BlockReadings: 64})
 	const writers, per = 4, 2000
 	var wg sync.WaitGroup
@@ -253,11 +253,34 @@ func TestConcurrentAppendReadDelete(t *testing.T) {
 			}
 		}
 	}()
+	// Compact now and then while all this goes on.
+	stopCompact := make(chan struct{})
+	compacted := make(chan int)
+	go func() {
+		n := 0
+		defer func() { compacted <- n }()
+		for {
+			select {
+			case <-stopCompact:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			if err := q.Compact(); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
 	wg.Wait()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("reader stuck")
+	}
+	close(stopCompact)
+	if n := <-compacted; n == 0 {
+		t.Error("no compaction ran during the test")
 	}
 	if readErr != nil {
 		t.Fatal(readErr)
