@@ -68,6 +68,7 @@ func run() error {
 		dbcFile     = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
 		verbose     = flag.Bool("v", false, "debug logging")
 		metricsAddr = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
+		batchDelay  = flag.Duration("batch-delay", 0, "longest a reading waits to be batched with later ones while online (default 10s; larger compresses better)")
 	)
 	flag.Var(&can, "can", "CAN bus: interface name (can0) or tcp://127.0.0.1:PORT; repeatable or comma-separated")
 	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
@@ -117,6 +118,9 @@ func run() error {
 	}
 	if b := pick(*broker, fc.Broker); b != "" {
 		cfg.Uplink.BrokerURL = b
+	}
+	if *batchDelay > 0 {
+		cfg.Uplink.BatchDelay = *batchDelay
 	}
 	if c := pick(*cabListen, fc.Cab); c != "" {
 		cfg.Cab.Listen = c
