@@ -60,7 +60,10 @@
 // (typically after a long backlog drained), the queue copies the live
 // records into a new file and swaps it in. If the file cannot be opened
 // as a database, it is moved aside to path.corrupt-<time>, an error is
-// logged, and a fresh queue starts with sequence numbers restarted from
-// the clock in microseconds (so they do not collide with numbers the cloud
-// has already seen).
+// logged, and a fresh queue starts. Its sequence numbers jump above every
+// number the damaged file may have used, so they do not collide with
+// numbers the cloud has already seen: a side file, path.seq, always holds
+// a number above every one assigned (rewritten, with fsync, once per
+// 2^20 records), and the fresh queue starts above it, or above the clock
+// in microseconds if that is higher.
 package buffer

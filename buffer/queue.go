@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -126,6 +127,7 @@ type Queue struct {
 	st           Stats
 	oldest       [numLanes]int64 // measurement time of the first record per lane, 0 if empty
 	lastEvictLog time.Time
+	reserved     uint64 // the side file's number: every seq assigned is below it
 	// damaged holds keys of records found undecodable, so re-reading them
 	// (the uplink re-reads a partial batch) counts and logs them once.
 	damaged  map[[2]uint64]bool
@@ -158,6 +160,7 @@ func Open(path string, opts Options, log *slog.Logger) (*Queue, error) {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	q.reserved = readReserved(q.seqPath())
 	if err := q.openDB(); err != nil {
 		return nil, err
 	}
@@ -219,20 +222,82 @@ func (q *Queue) openDB() error {
 	if err != nil {
 		return fmt.Errorf("buffer open %s after moving damaged file aside: %w", q.path, err)
 	}
-	// The damaged file's sequence numbers are lost; restart from the
-	// clock in microseconds so new records do not reuse (truck, seq)
-	// pairs the cloud already has and would drop as duplicates.
+	// The damaged file's sequence numbers are lost. New records must not
+	// reuse (truck, seq) pairs the cloud already has (it would drop them
+	// as duplicates): continue above the reservation in the side file,
+	// or the clock in microseconds if that is higher (or the side file
+	// is gone).
 	q.st = Stats{RecoveredFrom: aside}
 	q.oldest = [numLanes]int64{}
 	if err := q.load(db); err != nil {
 		db.Close()
 		return fmt.Errorf("buffer open %s fresh: %w", q.path, err)
 	}
-	if base := uint64(q.opts.Now().UnixMicro()); base > q.lastSeq {
+	base := max(readReserved(q.seqPath()), uint64(q.opts.Now().UnixMicro()))
+	if base > q.lastSeq {
 		q.lastSeq, q.synced = base, base
+		err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySeq0, seqKey(base)) })
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("buffer open %s fresh: store seq: %w", q.path, err)
+		}
 	}
+	q.log.Error("buffer: sequence numbers continue after the damaged file's", "next_seq", q.lastSeq+1)
 	q.db = db
 	return nil
+}
+
+// seqReserve is how far ahead the side file reserves sequence numbers.
+const seqReserve = 1 << 20
+
+// seqPath names the side file holding a number above every sequence
+// number assigned so far. It is only read when the database was damaged.
+func (q *Queue) seqPath() string { return q.path + ".seq" }
+
+// readReserved returns the side file's number, 0 if there is none.
+func readReserved(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 8 {
+		return 0
+	}
+	return keySeq(b)
+}
+
+// writeReserved durably replaces the side file's number with v.
+func writeReserved(path string, v uint64) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(seqKey(v)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// reserveLocked makes sure the side file covers sequence numbers up to
+// top. q.mu is held; it fsyncs about once per seqReserve records.
+func (q *Queue) reserveLocked(top uint64) {
+	if top < q.reserved {
+		return
+	}
+	q.reserved = top + seqReserve
+	if err := writeReserved(q.seqPath(), q.reserved); err != nil {
+		q.log.Error("buffer: cannot write the sequence reservation; after a damaged database, numbers may restart from the clock", "path", q.seqPath(), "error", err)
+	}
 }
 
 // load creates the buckets and scans the stored records to rebuild the
@@ -354,6 +419,7 @@ func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, a
 		q.mu.Unlock()
 		return fmt.Errorf("buffer append: previous commit failed: %w", err)
 	}
+	q.reserveLocked(q.lastSeq + uint64(len(readings)+len(alerts)+len(acks)))
 	for i := range readings {
 		q.lastSeq++
 		readings[i].Seq = q.lastSeq

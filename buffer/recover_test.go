@@ -29,6 +29,7 @@ func TestCorruptFileMovedAsideAndQueueStartsFresh(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "q.db")
 			tc.spoil(t, path)
+			reserved := readReserved(path + ".seq")
 			orig, _ := os.ReadFile(path)
 			var logs bytes.Buffer
 			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -51,8 +52,8 @@ func TestCorruptFileMovedAsideAndQueueStartsFresh(t *testing.T) {
 			if err := q.Append(rs, nil, nil); err != nil {
 				t.Fatal(err)
 			}
-			if rs[0].Seq != uint64(now.UnixMicro())+1 {
-				t.Fatalf("fresh queue seq %d, want clock-based %d", rs[0].Seq, now.UnixMicro()+1)
+			if want := max(reserved, uint64(now.UnixMicro())) + 1; rs[0].Seq != want {
+				t.Fatalf("fresh queue seq %d, want %d", rs[0].Seq, want)
 			}
 		})
 	}
@@ -70,6 +71,47 @@ func writeSome(t *testing.T, path string) {
 	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeqsAfterDamageStayAboveOldOnesWithoutAClock: a gateway with no
+// real-time clock (1970 at boot) whose database is damaged must still not
+// reuse sequence numbers the cloud has seen, even if it dies again before
+// its first commit.
+func TestSeqsAfterDamageStayAboveOldOnesWithoutAClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	epoch := func() time.Time { return time.Unix(5, 0) }
+	q, err := Open(path, Options{Now: epoch}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := mkReadings(1000, 0)
+	if err := q.Append(old, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("damaged"), 0o600)
+	q, err = Open(path, Options{Now: epoch}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); st.RecoveredFrom == "" || st.LastSeq <= old[len(old)-1].Seq {
+		t.Fatalf("after damage: %+v", st)
+	}
+	q.Close() // dies before any append
+	q, err = Open(path, Options{Now: epoch}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	rs := mkReadings(1, 0)
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Seq <= old[len(old)-1].Seq {
+		t.Fatalf("new seq %d reuses the damaged file's numbers (up to %d)", rs[0].Seq, old[len(old)-1].Seq)
 	}
 }
 
