@@ -237,15 +237,16 @@ func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 		newest = t.DataTime.UnixNano()
 	}
 	var last *point
-	var lastSec int64 = -1
+	lastStep, step := int64(-1), int64(t.hist.step)
 	for _, r := range rs {
 		switch r.Signal {
 		case sensors.CoolantTemp, sensors.CargoTemp, sensors.WheelSpeed:
 			if t.det != nil && r.Signal != sensors.WheelSpeed {
 				t.det.Observe(r)
 			}
-			if sec := r.Time / 1e9; sec != lastSec || last == nil {
-				last, lastSec = t.hist.at(sec), sec
+			if s := r.Time / 1e9 / step; s != lastStep {
+				t.bandInto(last) // before at(), which may move the points
+				last, lastStep = t.hist.at(r.Time/1e9), s
 			}
 			if last != nil {
 				v := float32(r.Value)
@@ -279,34 +280,50 @@ func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 	if newest != 0 {
 		t.DataTime = time.Unix(0, newest).UTC()
 	}
+	t.bandInto(last)
 	if t.det != nil {
 		t.CoolantBand = band(t.det, sensors.CoolantTemp, t.CoolantBand)
 		t.CargoBand = band(t.det, sensors.CargoTemp, t.CargoBand)
-		if p := t.hist.at(newest / 1e9); p != nil {
-			if b := t.CoolantBand; b != nil {
-				p.coolLo, p.coolHi = float32(b[0]), float32(b[1])
-			}
-			if b := t.CargoBand; b != nil {
-				p.cargoLo, p.cargoHi = float32(b[0]), float32(b[1])
-			}
-		}
 	}
 }
 
-// band returns sig's learned band with margin, reusing buf's storage.
-func band(d *detect.Detector, sig sensors.Signal, buf *[2]float64) *[2]float64 {
+// bandInto records the learned bands as they are now in history point p.
+func (t *Truck) bandInto(p *point) {
+	if p == nil || t.det == nil {
+		return
+	}
+	if lo, hi, ok := bandEdges(t.det, sensors.CoolantTemp); ok {
+		p.coolLo, p.coolHi = float32(lo), float32(hi)
+	}
+	if lo, hi, ok := bandEdges(t.det, sensors.CargoTemp); ok {
+		p.cargoLo, p.cargoHi = float32(lo), float32(hi)
+	}
+}
+
+// bandEdges returns the edges of sig's learned normal band, widened by
+// the detector's margin: readings beyond them count as away from normal.
+func bandEdges(d *detect.Detector, sig sensors.Signal) (lo, hi float64, ok bool) {
 	b, ok := d.Band(sig)
 	if !ok || !b.Ready || math.IsNaN(b.Low) || math.IsNaN(b.High) {
-		return nil
+		return 0, 0, false
 	}
 	m := b.Margin
 	if math.IsNaN(m) {
 		m = 0
 	}
+	return b.Low - m, b.High + m, true
+}
+
+// band returns sig's band edges, reusing buf's storage; nil if none.
+func band(d *detect.Detector, sig sensors.Signal, buf *[2]float64) *[2]float64 {
+	lo, hi, ok := bandEdges(d, sig)
+	if !ok {
+		return nil
+	}
 	if buf == nil {
 		buf = new([2]float64)
 	}
-	*buf = [2]float64{b.Low - m, b.High + m}
+	*buf = [2]float64{lo, hi}
 	return buf
 }
 

@@ -25,8 +25,9 @@ const S = {
   me: null, cfg: {}, trucks: new Map(), incidents: new Map(), openByTruck: new Map(),
   sort: { key: "status", dir: -1 }, filter: "", status: "", rows: [], route: { view: "fleet" },
   dirty: { map: false, list: false, feed: false, counts: false, truck: false }, rendered: 0,
+  shownAt: {}, renderMs: 0, maxRenderMs: 0, events: 0,
 };
-window.tankguard = S; // for tests and debugging
+window.tankguard = S; // for tests and debugging (S.map is the map)
 
 // ---- API ----
 async function api(path, opts = {}) {
@@ -49,6 +50,7 @@ function invalidate(...parts) {
   frameQueued = true;
   requestAnimationFrame(() => {
     frameQueued = false;
+    const t0 = performance.now();
     const d = S.dirty;
     S.dirty = { map: false, list: false, feed: false, counts: false, truck: false };
     if (S.route.view === "fleet") {
@@ -59,6 +61,8 @@ function invalidate(...parts) {
       renderTruck(d.truck);
     }
     if (d.counts) renderCounts();
+    const ms = performance.now() - t0;
+    S.renderMs += ms; S.maxRenderMs = Math.max(S.maxRenderMs, ms);
     S.rendered++;
     document.body.dataset.rendered = S.rendered;
   });
@@ -183,8 +187,21 @@ const map = {
       c.font = "11px system-ui, sans-serif"; c.fillStyle = "#1d2b36";
       for (const [, x, y, t] of list) c.fillText(t.id, x + r + 4, y + 4);
     }
+    this.drawScale();
     this.drawn = list.length;
     this.canvas.dataset.drawn = list.length;
+  },
+  drawScale() { // a scale bar, bottom left
+    const c = this.ctx, lat = this.unproject(this.cx, this.cy)[0];
+    const mpp = 40075016.686 * Math.cos(lat * Math.PI / 180) / this.scale();
+    let m = Math.pow(10, Math.floor(Math.log10(mpp * 120)));
+    for (const k of [5, 2, 1]) if (k * m / mpp <= 120) { m *= k; break; }
+    const px = m / mpp, x = 14, y = this.h - 26;
+    c.fillStyle = "rgba(255,255,255,.8)"; c.fillRect(x - 4, y - 14, px + 8, 20);
+    c.strokeStyle = "#1d2b36"; c.lineWidth = 1.5;
+    c.beginPath(); c.moveTo(x, y - 4); c.lineTo(x, y); c.lineTo(x + px, y); c.lineTo(x + px, y - 4); c.stroke();
+    c.fillStyle = "#1d2b36"; c.font = "10px system-ui, sans-serif";
+    c.fillText(m >= 1000 ? m / 1000 + " km" : m + " m", x + 3, y - 4);
   },
   drawGraticule() {
     const c = this.ctx;
@@ -362,6 +379,8 @@ function renderFeed() {
   const open = [...S.incidents.values()].filter((i) => i.state !== "resolved").length;
   $("#icount").textContent = `(${open} open)`;
   $("#feed").innerHTML = l.length ? l.map((i) => incidentHTML(i)).join("") : `<li class="muted">No open incidents.</li>`;
+  const now = Date.now();
+  for (const i of l) if (!S.shownAt[i.id]) S.shownAt[i.id] = now;
 }
 document.addEventListener("toggle", (e) => {
   const d = e.target;
@@ -500,10 +519,15 @@ function renderTruck(full) {
   drawChart($("#c-speed"), series("speed"), { color: "#2b7a78", zero: true });
   const incs = sortedIncidents(T.id);
   $("#t-feed").innerHTML = incs.length ? incs.map((i) => incidentHTML(i, false)).join("") : `<li class="muted">No incidents.</li>`;
+  // Who acknowledged, when (the acknowledgement's own time: a driver's
+  // may reach the cloud much later, after a coverage gap).
   const acks = [];
-  for (const i of incs) for (const h of i.history || []) if (h.type === "acknowledged") acks.push({ at: h.at, by: h.by || "?", inc: i });
+  for (const i of incs) {
+    const hs = (i.history || []).filter((h) => h.type === "acknowledged");
+    hs.forEach((h, k) => acks.push({ at: k === hs.length - 1 && i.acked_at && h.by === i.acked_by ? i.acked_at : h.at, by: h.by || "?", inc: i }));
+  }
   acks.sort((a, b) => (a.at < b.at ? 1 : -1));
-  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${a.by === "driver" ? "🚚 driver" : esc(a.by)}</td><td>${esc(a.inc.signal || "")} ${esc(a.inc.kind)} (${esc(a.inc.severity)})</td></tr>`).join("")
+  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${a.by === "driver" ? "driver (cab)" : esc(a.by) + " (console)"}</td><td>${esc(a.inc.signal || "")} ${esc(a.inc.kind)}, ${esc(a.inc.severity)}</td></tr>`).join("")
     : `<tr><td colspan="3" class="muted">No acknowledgements yet.</td></tr>`;
 }
 document.getElementById("ranges").addEventListener("click", (e) => {
@@ -551,6 +575,7 @@ function connect() {
   };
   es.addEventListener("auth", () => { es.close(); toLogin(); });
   es.addEventListener("trucks", (e) => {
+    S.events++;
     for (const t of JSON.parse(e.data)) { S.trucks.set(t.id, t); if (t.id === T.id) liveAppend(t); }
     if (!S.firstData && S.trucks.size) { S.firstData = performance.now(); document.body.dataset.firstData = Math.round(S.firstData); }
     invalidate("map", "list", "counts", "truck");
@@ -590,6 +615,7 @@ async function main() {
     });
   }
   document.querySelector('#listhead [data-sort="status"]').classList.add("desc");
+  S.map = map;
   map.init();
   route();
   connect();
