@@ -25,6 +25,16 @@ type Config struct {
 	CAN []string `json:"can,omitempty"`
 	// Serial lists NMEA 0183 serial ports (GNSS receivers).
 	Serial []string `json:"serial,omitempty"`
+	// Probe lists serial cargo-tank temperature probes (the $PTGCT line
+	// protocol in sensors/PROTOCOLS.md), an alternative to the CAN PGN.
+	Probe []string `json:"probe,omitempty"`
+	// Replay lists can-utils candump log files to feed through the CAN
+	// decoder instead of (or besides) live buses: recordings from real
+	// trucks, or firmware-sim's -candump output. Readings keep the log's
+	// timestamps.
+	Replay []string `json:"replay,omitempty"`
+	// ReplaySpeed paces replays: 0 as fast as possible, 1 real time.
+	ReplaySpeed float64 `json:"replay_speed,omitempty"`
 	// DBC is the DBC file's text; nil means the repository's
 	// sensors.DefaultDBC.
 	DBC []byte `json:"-"`
@@ -53,6 +63,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// clockPlausibleAfter: a system clock before this is taken as unset.
+var clockPlausibleAfter = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // CabOff is the Cab.Listen value that disables the in-cab display.
 const CabOff = "off"
 
@@ -67,8 +80,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway config: truck %q: want 1-64 letters, digits, '-' or '_'", c.Truck)
 	case c.DataDir == "":
 		return errors.New("gateway config: data_dir is required")
-	case len(c.CAN) == 0 && len(c.Serial) == 0:
-		return errors.New("gateway config: no sensors: give at least one can bus or serial port")
+	case len(c.CAN) == 0 && len(c.Serial) == 0 && len(c.Probe) == 0 && len(c.Replay) == 0:
+		return errors.New("gateway config: no sensors: give at least one can bus, serial port, probe or replay file")
+	case c.ReplaySpeed < 0:
+		return fmt.Errorf("gateway config: replay_speed %v is negative", c.ReplaySpeed)
 	case c.AdvanceInterval < 0:
 		return fmt.Errorf("gateway config: advance_interval %v is negative", c.AdvanceInterval)
 	}
@@ -77,9 +92,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("gateway config: can[%d] is empty", i)
 		}
 	}
-	for i, p := range c.Serial {
-		if p == "" {
-			return fmt.Errorf("gateway config: serial[%d] is empty", i)
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"serial", c.Serial}, {"probe", c.Probe}, {"replay", c.Replay}} {
+		for i, p := range l.list {
+			if p == "" {
+				return fmt.Errorf("gateway config: %s[%d] is empty", l.name, i)
+			}
 		}
 	}
 	if err := c.Detect.Validate(); err != nil {

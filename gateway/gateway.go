@@ -26,12 +26,17 @@ type Gateway struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
-	clock *clock
+	clock *sensors.Clock
 	queue *buffer.Queue
 	pub   *uplink.Publisher
 	cab   *cab.Server // nil when disabled
 	can   []*sensors.CANSource
 	nmea  []*sensors.NMEASource
+	probe []*sensors.ProbeSource
+
+	replay      []*sensors.CandumpReplay
+	replayFiles []*os.File
+	replayDone  sync.WaitGroup
 
 	// mu serialises the detect stage: sources emit from their own
 	// goroutines, the detector is single-owner.
@@ -80,7 +85,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		q.Close()
 		return nil, fmt.Errorf("gateway uplink: %w", err)
 	}
-	clk := newClock(time.Now)
+	// A box without a real-time clock boots in 1970: until the system
+	// clock looks set or GNSS confirms it, readings carry ClockUntrusted.
+	clk := sensors.NewClock(sensors.ClockConfig{Trusted: !time.Now().Before(clockPlausibleAfter)})
 	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
@@ -89,9 +96,23 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway cab: %w", err)
 		}
 		g.cab.OnAck(g.driverAck)
+		g.cab.SetClock(clk.Now)
 	}
 	for _, addr := range cfg.CAN {
 		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: clk.Now, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr)})
+	}
+	for _, port := range cfg.Probe {
+		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: clk.Now, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
+	}
+	for _, path := range cfg.Replay {
+		f, err := os.Open(path)
+		if err != nil {
+			q.Close()
+			g.closeReplays()
+			return nil, fmt.Errorf("gateway replay: %w", err)
+		}
+		g.replayFiles = append(g.replayFiles, f)
+		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: dec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
 	}
 	for _, port := range cfg.Serial {
 		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: clk.Now, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
@@ -126,6 +147,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, s := range g.nmea {
 		grp.Go(func() error { return s.Run(ctx, g.observe) })
 	}
+	for _, s := range g.probe {
+		grp.Go(func() error { return s.Run(ctx, g.observe) })
+	}
+	defer g.closeReplays()
+	for _, r := range g.replay {
+		g.replayDone.Add(1)
+		grp.Go(func() error {
+			defer g.replayDone.Done()
+			if err := r.Run(ctx, g.observe); err != nil {
+				return fmt.Errorf("gateway replay: %w", err)
+			}
+			g.log.Info("replay finished", "stats", fmt.Sprintf("%+v", r.Stats()))
+			return nil
+		})
+	}
 	grp.Go(func() error { return g.pub.Run(ctx) })
 	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {
@@ -141,6 +177,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.log.Error("gateway final sync", "err", err)
 	}
 	return err
+}
+
+// ReplaysDone returns a channel closed when every candump replay has
+// been read to its end (at once when there are none). The gateway keeps
+// running: the uplink still drains.
+func (g *Gateway) ReplaysDone() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { g.replayDone.Wait(); close(ch) }()
+	return ch
+}
+
+func (g *Gateway) closeReplays() {
+	for _, f := range g.replayFiles {
+		f.Close()
+	}
+	g.replayFiles = nil
 }
 
 // observe is the detect stage: every batch a source emits passes here. The

@@ -44,6 +44,8 @@ type fileConfig struct {
 	DataDir string          `json:"data_dir"`
 	CAN     []string        `json:"can"`
 	Serial  []string        `json:"serial"`
+	Probe   []string        `json:"probe"`
+	Replay  []string        `json:"replay"`
 	Broker  string          `json:"broker"`
 	Cab     string          `json:"cab_listen"`
 	DBC     string          `json:"dbc_file"`
@@ -59,18 +61,23 @@ func main() {
 
 func run() error {
 	var (
-		can, serial listFlag
-		cfgFile     = flag.String("config", "", "JSON config file")
-		truck       = flag.String("truck", "", "truck id, e.g. truck-01")
-		dataDir     = flag.String("data", "", "data directory for the store-and-forward queue")
-		broker      = flag.String("broker", "", "MQTT broker URL (default tcp://127.0.0.1:1883)")
-		cabListen   = flag.String("cab", "", `cab display listen address (default 127.0.0.1:8081; "off" disables)`)
-		dbcFile     = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
-		verbose     = flag.Bool("v", false, "debug logging")
-		metricsAddr = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
-		batchDelay  = flag.Duration("batch-delay", 0, "longest a reading waits to be batched with later ones while online (default 10s; larger compresses better)")
+		can, serial    listFlag
+		probe, replay  listFlag
+		cfgReplaySpeed float64
+		cfgFile        = flag.String("config", "", "JSON config file")
+		truck          = flag.String("truck", "", "truck id, e.g. truck-01")
+		dataDir        = flag.String("data", "", "data directory for the store-and-forward queue")
+		broker         = flag.String("broker", "", "MQTT broker URL (default tcp://127.0.0.1:1883)")
+		cabListen      = flag.String("cab", "", `cab display listen address (default 127.0.0.1:8081; "off" disables)`)
+		dbcFile        = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
+		verbose        = flag.Bool("v", false, "debug logging")
+		metricsAddr    = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
+		batchDelay     = flag.Duration("batch-delay", 0, "longest a reading waits to be batched with later ones while online (default 10s; larger compresses better)")
 	)
 	flag.Var(&can, "can", "CAN bus: interface name (can0) or tcp://127.0.0.1:PORT; repeatable or comma-separated")
+	flag.Var(&probe, "probe", "serial cargo-tank probe port ($PTGCT lines, see sensors/PROTOCOLS.md); repeatable")
+	flag.Var(&replay, "replay", "candump log file to replay through the CAN decoder; repeatable")
+	flag.Float64Var(&cfgReplaySpeed, "replay-speed", 0, "replay pace: 0 as fast as possible, 1 real time")
 	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -116,6 +123,15 @@ func run() error {
 	if len(serial) > 0 {
 		cfg.Serial = serial
 	}
+	cfg.Probe = append([]string(nil), fc.Probe...)
+	if len(probe) > 0 {
+		cfg.Probe = probe
+	}
+	cfg.Replay = append([]string(nil), fc.Replay...)
+	if len(replay) > 0 {
+		cfg.Replay = replay
+	}
+	cfg.ReplaySpeed = cfgReplaySpeed
 	if b := pick(*broker, fc.Broker); b != "" {
 		cfg.Uplink.BrokerURL = b
 	}
