@@ -156,14 +156,15 @@ func (n *notifier) deliver(ctx context.Context, id string, g []incident.Pending)
 		if r.err != nil {
 			d.Result = r.err.Error()
 			dead = append(dead, incident.DeadLetter{Notification: note, Channel: r.s.Name(), Attempts: r.attempts, Error: r.err.Error(), At: now})
-			n.cnt.notifyDead.Add(1)
 			n.log.Error("notification dead-lettered", "incident", id, "channel", r.s.Name(), "attempts", r.attempts, "err", r.err)
-		} else {
-			n.cnt.notifySent.Add(1)
 		}
 		ds = append(ds, d)
 	}
 	if err := n.mgr.Delivered(id, seqs, ds, dead); err != nil {
 		n.log.Error("recording notification outcome", "incident", id, "err", err)
+		return
 	}
+	// Counted once recorded, so a reader of the counters finds the records.
+	n.cnt.notifyDead.Add(uint64(len(dead)))
+	n.cnt.notifySent.Add(uint64(len(ds) - len(dead)))
 }
