@@ -112,6 +112,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway replay: %w", err)
 		}
 		g.replayFiles = append(g.replayFiles, f)
+		g.replayDone.Add(1) // Done when Run has read it to the end
 		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: dec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
 	}
 	for _, port := range cfg.Serial {
@@ -152,7 +153,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	defer g.closeReplays()
 	for _, r := range g.replay {
-		g.replayDone.Add(1)
 		grp.Go(func() error {
 			defer g.replayDone.Done()
 			if err := r.Run(ctx, g.observe); err != nil {
