@@ -88,6 +88,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	// A box without a real-time clock boots in 1970: until the system
 	// clock looks set or GNSS confirms it, readings carry ClockUntrusted.
 	clk := sensors.NewClock(sensors.ClockConfig{Trusted: !time.Now().Before(clockPlausibleAfter)})
+	// Readings are stamped to the millisecond: frame arrival jitter is of
+	// that order anyway, and whole milliseconds delta-encode to ~1.7 bytes
+	// per reading on the uplink instead of ~5 (uplink bench).
+	stamp := func() time.Time { return clk.Now().Truncate(time.Millisecond) }
 	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
@@ -99,10 +103,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cab.SetClock(clk.Now)
 	}
 	for _, addr := range cfg.CAN {
-		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: clk.Now, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr)})
+		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr)})
 	}
 	for _, port := range cfg.Probe {
-		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: clk.Now, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
+		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
 	}
 	for _, path := range cfg.Replay {
 		f, err := os.Open(path)
@@ -116,7 +120,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: dec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
 	}
 	for _, port := range cfg.Serial {
-		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: clk.Now, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
+		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: stamp, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
 	}
 	return g, nil
 }
