@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,6 +37,54 @@ type archiver struct {
 	kick    chan struct{}
 	pending int               // staged bytes since the last flush; owned by the ingest goroutine via staged
 	rows    []archive.Reading // reused between flushes; owned by the flushing goroutine
+
+	mu        sync.Mutex
+	memo      map[uint64]stagedBatch // decoded staged records, by id (see remember)
+	memoCount int                    // records (readings, alerts, acks) in memo
+}
+
+// maxMemo bounds the records kept decoded for the next flush.
+const maxMemo = 4 << 20
+
+// remember keeps a committed staged record decoded for the next flush,
+// saving the decode (while memory allows; otherwise flush decodes).
+func (a *archiver) remember(id uint64, kind byte, b uplink.Batch) {
+	n := len(b.Readings) + len(b.Alerts) + len(b.Acks)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.memoCount+n > maxMemo {
+		return
+	}
+	if a.memo == nil {
+		a.memo = map[uint64]stagedBatch{}
+	}
+	a.memo[id] = stagedBatch{kind, b}
+	a.memoCount += n
+}
+
+// forget drops remembered records with ids up to last: those a flush read
+// from the database because remember came after it.
+func (a *archiver) forget(last uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, sb := range a.memo {
+		if id <= last {
+			delete(a.memo, id)
+			a.memoCount -= len(sb.b.Readings) + len(sb.b.Alerts) + len(sb.b.Acks)
+		}
+	}
+}
+
+// recall returns and forgets the decoded record id, if remembered.
+func (a *archiver) recall(id uint64) (stagedBatch, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sb, ok := a.memo[id]
+	if ok {
+		delete(a.memo, id)
+		a.memoCount -= len(sb.b.Readings) + len(sb.b.Alerts) + len(sb.b.Acks)
+	}
+	return sb, ok
 }
 
 func newArchiver(cfg Config, log *slog.Logger, db *store.DB, st archive.Store, cnt *counters) *archiver {
@@ -94,6 +143,10 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 	b := archive.Batch{Readings: a.rows[:0]}
 	defer func() { a.rows = b.Readings[:0] }()
 	err = a.db.Staged(first, last, func(id uint64, v []byte) error {
+		if sb, ok := a.recall(id); ok {
+			a.addRows(&b, sb.kind, sb.b, id)
+			return nil
+		}
 		if len(v) == 0 {
 			a.corrupt(id, fmt.Errorf("empty record"))
 			return nil
@@ -112,30 +165,7 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 			a.corrupt(id, err)
 			return nil
 		}
-		switch v[0] {
-		case stagedEdge:
-			for _, r := range batch.Readings {
-				b.Readings = append(b.Readings, archive.ReadingRow(batch.Truck, r))
-			}
-			for _, t := range batch.Alerts {
-				if t.Truck == "" {
-					t.Truck = batch.Truck
-				}
-				b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceEdge, t))
-			}
-			for _, k := range batch.Acks {
-				if k.Truck == "" {
-					k.Truck = batch.Truck
-				}
-				b.Acks = append(b.Acks, archive.AckRow(k))
-			}
-		case stagedCloud:
-			for _, t := range batch.Alerts {
-				b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceCloud, t))
-			}
-		default:
-			a.corrupt(id, fmt.Errorf("unknown kind %q", v[0]))
-		}
+		a.addRows(&b, v[0], batch, id)
 		return nil
 	})
 	if err != nil {
@@ -148,11 +178,40 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 	if err := a.db.FinishFlush(first, last); err != nil {
 		return false, err
 	}
+	a.forget(last)
 	a.cnt.archiveObjects.Add(uint64(st.Objects))
 	a.cnt.archiveRows.Add(uint64(st.Rows))
 	a.cnt.archiveBytes.Add(uint64(st.Bytes))
 	a.log.Debug("archived", "first", first, "last", last, "objects", st.Objects, "rows", st.Rows, "bytes", st.Bytes)
 	return true, nil
+}
+
+// addRows appends the archive rows of one staged record to b.
+func (a *archiver) addRows(b *archive.Batch, kind byte, batch uplink.Batch, id uint64) {
+	switch kind {
+	case stagedEdge:
+		for _, r := range batch.Readings {
+			b.Readings = append(b.Readings, archive.ReadingRow(batch.Truck, r))
+		}
+		for _, t := range batch.Alerts {
+			if t.Truck == "" {
+				t.Truck = batch.Truck
+			}
+			b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceEdge, t))
+		}
+		for _, k := range batch.Acks {
+			if k.Truck == "" {
+				k.Truck = batch.Truck
+			}
+			b.Acks = append(b.Acks, archive.AckRow(k))
+		}
+	case stagedCloud:
+		for _, t := range batch.Alerts {
+			b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceCloud, t))
+		}
+	default:
+		a.corrupt(id, fmt.Errorf("unknown kind %q", kind))
+	}
 }
 
 // stageIncident stages inc's new state for the archive, inside the

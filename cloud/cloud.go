@@ -249,6 +249,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	arch := newArchiver(c.cfg, log.With("component", "archive"), db, st, &c.cnt)
 	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
 	in.inc = c.inc
+	in.remember = arch.remember
 
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {

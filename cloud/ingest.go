@@ -52,6 +52,12 @@ func (m *hookMessage) Topic() string   { return m.topic }
 func (m *hookMessage) Payload() []byte { return m.payload }
 func (m *hookMessage) Ack()            { close(m.done) }
 
+// stagedBatch is a staged record before encoding.
+type stagedBatch struct {
+	kind byte
+	b    uplink.Batch
+}
+
 // truckState is what ingest keeps per truck. Owned by the ingest goroutine.
 type truckState struct {
 	seen *dedup.Set
@@ -70,18 +76,21 @@ type accepted struct {
 // ingester turns MQTT messages into durable staged records. Its run loop
 // is the only goroutine touching trucks.
 type ingester struct {
-	cfg     Config
-	log     *slog.Logger
-	db      *store.DB
-	cnt     *counters
-	thr     *throttle
-	sink    sink
-	msgs    chan message
-	stop    chan struct{}
-	inc     *incident.Manager // nil: no incidents
-	trucks  map[string]*truckState
-	staged  func(bytes int) // told how many bytes each commit staged
-	nowFunc func() time.Time
+	cfg    Config
+	log    *slog.Logger
+	db     *store.DB
+	cnt    *counters
+	thr    *throttle
+	sink   sink
+	msgs   chan message
+	stop   chan struct{}
+	inc    *incident.Manager // nil: no incidents
+	trucks map[string]*truckState
+	staged func(bytes int) // told how many bytes each commit staged
+	// remember, if set, is given each committed staged record decoded, so
+	// the archiver need not decode it again.
+	remember func(id uint64, kind byte, b uplink.Batch)
+	nowFunc  func() time.Time
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -163,6 +172,7 @@ func (in *ingester) step(msgs []message) error {
 	var statuses []func()
 	var edges, clouds []detect.Transition
 	var acks []detect.Ack
+	var decoded []stagedBatch // aligned with commit.Staged
 	seen := map[string]bool{}
 	stagedBytes := 0
 	for _, m := range msgs {
@@ -213,6 +223,7 @@ func (in *ingester) step(msgs []message) error {
 			rec = append([]byte{stagedEdge}, enc...)
 		}
 		commit.Staged = append(commit.Staged, rec)
+		decoded = append(decoded, stagedBatch{stagedEdge, uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks}})
 		stagedBytes += len(rec)
 		commit.Dedup[truck] = nil // changed: encoded below
 		if len(out.readings) > 0 {
@@ -223,6 +234,7 @@ func (in *ingester) step(msgs []message) error {
 					return fmt.Errorf("ingest encode cloud alerts %s: %w", truck, err)
 				}
 				commit.Staged = append(commit.Staged, append([]byte{stagedCloud}, enc...))
+				decoded = append(decoded, stagedBatch{stagedCloud, uplink.Batch{Truck: truck, Alerts: out.cloud}})
 				stagedBytes += len(enc) + 1
 			}
 			if m, ok := any(st.det).(encoding.BinaryMarshaler); ok {
@@ -260,6 +272,11 @@ func (in *ingester) step(msgs []message) error {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		in.cnt.commits.Add(1)
+		if in.remember != nil {
+			for i, id := range commit.StagedIDs {
+				in.remember(id, decoded[i].kind, decoded[i].b)
+			}
+		}
 	}
 	for _, m := range msgs {
 		m.Ack()

@@ -84,12 +84,16 @@ type Commit struct {
 	// Extra, if set, runs last inside the same transaction (for packages
 	// keeping their own buckets in this file, such as incidents).
 	Extra func(tx *bolt.Tx) error
+	// StagedIDs is set by Apply: the id given to each of Staged.
+	StagedIDs []uint64
 }
 
 // Apply writes c in one durable transaction.
 func (d *DB) Apply(c *Commit) error {
+	c.StagedIDs = c.StagedIDs[:0]
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketStage)
+		c.StagedIDs = c.StagedIDs[:0] // a retried transaction starts over
 		for _, v := range c.Staged {
 			id, err := st.NextSequence()
 			if err != nil {
@@ -98,6 +102,7 @@ func (d *DB) Apply(c *Commit) error {
 			if err := st.Put(u64(id), v); err != nil {
 				return err
 			}
+			c.StagedIDs = append(c.StagedIDs, id)
 		}
 		for _, m := range []struct {
 			b []byte
