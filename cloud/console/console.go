@@ -130,6 +130,9 @@ type Options struct {
 	// Tick is how often changed trucks are pushed to live clients
 	// (default 250ms).
 	Tick time.Duration
+	// KeepAlive is how often a live stream sends a comment and checks
+	// that its session is still valid (default 15s).
+	KeepAlive time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -161,6 +164,9 @@ func New(log *slog.Logger, opts Options) *Console {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
 	}
 	if reflect.ValueOf(opts.Detect).IsZero() {
 		opts.Detect = detect.DefaultConfig()

@@ -124,7 +124,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if cfg.Users == nil {
 		cfg.Users = testUsers(t)
 	}
-	c := New(slog.New(slog.DiscardHandler), Options{Config: cfg, Incidents: inc, Tick: 10 * time.Millisecond, Now: clock,
+	c := New(slog.New(slog.DiscardHandler), Options{Config: cfg, Incidents: inc, Tick: 10 * time.Millisecond, Now: clock, KeepAlive: 20 * time.Millisecond,
 		Stats: func() any { return map[string]int{"readings": 3} }})
 	if err := c.Open(); err != nil {
 		t.Fatal(err)
@@ -344,6 +344,38 @@ func TestAuthHTTP(t *testing.T) {
 		}
 		if code, _, _ := c.do("GET", "/api/me", ""); code != 401 {
 			t.Fatalf("after logout %d", code)
+		}
+	})
+
+	t.Run("live stream ends when its session expires", func(t *testing.T) {
+		c := f.client(t)
+		c.login("vera", "vera-password")
+		req, _ := http.NewRequest("GET", f.srv.URL+"/api/events", nil)
+		res, err := c.hc.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("events: %v %v", err, res.Status)
+		}
+		defer res.Body.Close()
+		got := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(res.Body)
+			var evs []string
+			for sc.Scan() {
+				if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+					evs = append(evs, ev)
+				}
+			}
+			got <- strings.Join(evs, ",")
+		}()
+		time.Sleep(60 * time.Millisecond) // keepalives pass while the session is good
+		f.advance(2 * time.Hour)          // beyond the session's lifetime
+		select {
+		case evs := <-got:
+			if !strings.HasSuffix(evs, "auth") {
+				t.Fatalf("stream events %q, want it to end with auth", evs)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream outlived its session")
 		}
 	})
 

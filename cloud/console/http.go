@@ -364,7 +364,7 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprint(w, "retry: 1000\n: hello\n\n")
 	fl.Flush()
-	keep := time.NewTicker(15 * time.Second)
+	keep := time.NewTicker(c.opts.KeepAlive)
 	defer keep.Stop()
 	for {
 		select {

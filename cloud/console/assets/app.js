@@ -25,7 +25,7 @@ const S = {
   me: null, cfg: {}, trucks: new Map(), incidents: new Map(), openByTruck: new Map(),
   sort: { key: "status", dir: -1 }, filter: "", status: "", rows: [], route: { view: "fleet" },
   dirty: { map: false, list: false, feed: false, counts: false, truck: false }, rendered: 0,
-  shownAt: {}, renderMs: 0, maxRenderMs: 0, events: 0,
+  shownAt: {}, renderMs: 0, maxRenderMs: 0, events: 0, marks: {},
 };
 window.tankguard = S; // for tests and debugging (S.map is the map)
 
@@ -158,6 +158,7 @@ const map = {
     return true;
   },
   draw() {
+    if (!this.ctx) return;
     if (!this.w) this.resize();
     if (!this.fitted && this.fit()) this.fitted = true;
     const c = this.ctx, s = this.scale();
@@ -188,6 +189,7 @@ const map = {
       for (const [, x, y, t] of list) c.fillText(t.id, x + r + 4, y + 4);
     }
     this.drawScale();
+    if (list.length && !S.marks.firstDraw) S.marks.firstDraw = performance.now();
     this.drawn = list.length;
     this.canvas.dataset.drawn = list.length;
   },
@@ -231,7 +233,7 @@ const map = {
     const ts = this.scale() / n; // tile size on screen
     const x0 = Math.floor((this.cx - this.w / 2 / this.scale()) * n), x1 = Math.floor((this.cx + this.w / 2 / this.scale()) * n);
     const y0 = Math.max(0, Math.floor((this.cy - this.h / 2 / this.scale()) * n)), y1 = Math.min(n - 1, Math.floor((this.cy + this.h / 2 / this.scale()) * n));
-    let missing = false;
+    let missing = false, drawn = 0;
     for (let x = x0; x <= x1; x++) for (let y = y0; y <= y1; y++) {
       const xx = ((x % n) + n) % n, key = z + "/" + xx + "/" + y;
       let img = this.tiles.get(key);
@@ -244,9 +246,9 @@ const map = {
         if (this.tiles.size > 600) this.tiles.delete(this.tiles.keys().next().value);
       }
       const [sx, sy] = this.toScreen(x / n, y / n);
-      if (img.complete && !img.failed && img.naturalWidth) c.drawImage(img, sx, sy, ts + 0.5, ts + 0.5);
-      else missing = true;
+      if (img.complete && !img.failed && img.naturalWidth) { c.drawImage(img, sx, sy, ts + 0.5, ts + 0.5); drawn++; } else missing = true;
     }
+    this.canvas.dataset.tiles = drawn;
     if (missing) this.drawGraticule();
     $("#attrib").textContent = S.cfg.tile_attribution || "";
   },
@@ -282,20 +284,21 @@ function sortValue(t, key) {
     default: return t[key] ?? -Infinity;
   }
 }
+const collator = new Intl.Collator(undefined, { numeric: true });
 function computeRows() {
   const f = S.filter.toLowerCase(), st = S.status, { key, dir } = S.sort;
-  const rows = [];
+  const keyed = []; // [sort value, truck]: each value computed once
   for (const t of S.trucks.values()) {
     if (f && !t.id.toLowerCase().includes(f)) continue;
     if (st && status(t) !== st) continue;
-    rows.push(t);
+    keyed.push([sortValue(t, key), t]);
   }
-  rows.sort((a, b) => {
-    const va = sortValue(a, key), vb = sortValue(b, key);
-    const c = typeof va === "string" ? va.localeCompare(vb) : va - vb;
-    return (c || a.id.localeCompare(b.id, undefined, { numeric: true })) * (c ? dir : 1);
+  const str = key === "id";
+  keyed.sort((a, b) => {
+    const c = str ? collator.compare(a[0], b[0]) : a[0] - b[0];
+    return c ? c * dir : collator.compare(a[1].id, b[1].id);
   });
-  S.rows = rows;
+  S.rows = keyed.map((k) => k[1]);
 }
 function renderList() {
   computeRows();
@@ -363,22 +366,56 @@ function incidentHTML(i, withTruck = true) {
   }
   const notes = (i.notifications || []).map((d) => `<tr><td>${clock(d.at)}</td><td>${esc(d.event)}</td><td>${esc(d.channel)}</td><td>${d.attempts}</td><td class="${d.result === "ok" ? "ok" : "bad"}">${esc(d.result)}</td></tr>`).join("");
   const hist = (i.history || []).map((h) => `<tr><td>${clock(h.at)}</td><td>${esc(h.type)}</td><td>${esc(h.source || "")}</td><td>${esc(h.by || "")}</td><td>${esc(h.detail || "")}</td></tr>`).join("");
-  const open = expanded.has(i.id) ? " open" : "";
-  return `<li class="inc ${esc(i.state)} ${esc(i.severity)}${snoozed ? " snoozed" : ""}" data-incident="${esc(i.id)}">
-<div class="l1"><span class="badge ${esc(i.severity)}">${esc(i.severity)}</span>${withTruck ? ` <a href="#/truck/${encodeURIComponent(i.truck)}"><b>${esc(i.truck)}</b></a>` : ""}
+  return {
+    cls: `inc ${i.state} ${i.severity}${snoozed ? " snoozed" : ""}`,
+    main: `<div class="l1"><span class="badge ${esc(i.severity)}">${esc(i.severity)}</span>${withTruck ? ` <a href="#/truck/${encodeURIComponent(i.truck)}"><b>${esc(i.truck)}</b></a>` : ""}
  ${esc((i.signal || "").replace("_temp", ""))} ${esc(i.kind)} <span class="state">${esc(i.state)}</span> ${srcs}</div>
 <div class="l2">since ${clock(i.start)}${who.length ? " · " + who.join(" · ") : ""}</div>
-${btns ? `<div class="btns">${btns}</div>` : ""}
-<details${open} data-id="${esc(i.id)}"><summary>history · ${(i.notifications || []).length} notifications</summary>
+${btns ? `<div class="btns">${btns}</div>` : ""}`,
+    details: `<summary>history · ${(i.notifications || []).length} notifications</summary>
 <table><thead><tr><th>time</th><th>event</th><th>source</th><th>by</th><th>detail</th></tr></thead><tbody>${hist}</tbody></table>
-${notes ? `<table><thead><tr><th>time</th><th>notified</th><th>channel</th><th>tries</th><th>result</th></tr></thead><tbody>${notes}</tbody></table>` : "<p class=\"muted\">no notifications sent</p>"}
-</details></li>`;
+${notes ? `<table><thead><tr><th>time</th><th>notified</th><th>channel</th><th>tries</th><th>result</th></tr></thead><tbody>${notes}</tbody></table>` : "<p class=\"muted\">no notifications sent</p>"}`,
+  };
+}
+// renderInto shows incidents in list ol, keyed by id: an incident's
+// element is reused and only the part that changed is rewritten, so a
+// button does not vanish under the pointer when a notification is logged.
+function renderInto(ol, l, withTruck, empty) {
+  const cache = ol._items || (ol._items = new Map());
+  const keep = new Set();
+  let prev = null;
+  for (const i of l) {
+    keep.add(i.id);
+    const h = incidentHTML(i, withTruck);
+    let it = cache.get(i.id);
+    if (!it) {
+      const li = document.createElement("li");
+      li.dataset.incident = i.id;
+      const main = document.createElement("div"), det = document.createElement("details");
+      det.dataset.id = i.id;
+      det.open = expanded.has(i.id);
+      li.append(main, det);
+      it = { li, main, det, h: {} };
+      cache.set(i.id, it);
+    }
+    if (it.h.cls !== h.cls) it.li.className = h.cls;
+    if (it.h.main !== h.main) it.main.innerHTML = h.main;
+    if (it.h.details !== h.details) it.det.innerHTML = h.details;
+    it.h = h;
+    const want = prev ? prev.nextSibling : ol.firstChild;
+    if (want !== it.li) ol.insertBefore(it.li, want);
+    prev = it.li;
+  }
+  for (const [id, it] of cache) if (!keep.has(id)) { it.li.remove(); cache.delete(id); }
+  let e = ol.querySelector(":scope > li.muted");
+  if (!l.length && !e) { e = document.createElement("li"); e.className = "muted"; e.textContent = empty; ol.appendChild(e); }
+  if (l.length && e) e.remove();
 }
 function renderFeed() {
   const l = sortedIncidents();
   const open = [...S.incidents.values()].filter((i) => i.state !== "resolved").length;
   $("#icount").textContent = `(${open} open)`;
-  $("#feed").innerHTML = l.length ? l.map((i) => incidentHTML(i)).join("") : `<li class="muted">No open incidents.</li>`;
+  renderInto($("#feed"), l, true, "No open incidents.");
   const now = Date.now();
   for (const i of l) if (!S.shownAt[i.id]) S.shownAt[i.id] = now;
 }
@@ -518,7 +555,7 @@ function renderTruck(full) {
     { v: lim("cargo_temp").warn_high, color: "#d08700", label: "warning" }, { v: lim("cargo_temp").crit_high, color: "#d7263d", label: "critical" }] });
   drawChart($("#c-speed"), series("speed"), { color: "#2b7a78", zero: true });
   const incs = sortedIncidents(T.id);
-  $("#t-feed").innerHTML = incs.length ? incs.map((i) => incidentHTML(i, false)).join("") : `<li class="muted">No incidents.</li>`;
+  renderInto($("#t-feed"), incs, false, "No incidents.");
   // Who acknowledged, when (the acknowledgement's own time: a driver's
   // may reach the cloud much later, after a coverage gap).
   const acks = [];
@@ -558,17 +595,23 @@ window.addEventListener("hashchange", route);
 // ---- live data ----
 async function snapshot() {
   const [ts, is] = await Promise.all([api("/api/trucks").then((r) => r.json()), api("/api/incidents").then((r) => r.json())]);
-  S.trucks.clear();
-  for (const t of ts) S.trucks.set(t.id, t);
-  S.incidents.clear();
-  for (const i of is || []) S.incidents.set(i.id, i);
+  for (const t of ts) { const have = S.trucks.get(t.id); if (!have || have.last_seen <= t.last_seen) S.trucks.set(t.id, t); }
+  for (const i of is || []) { // keep a newer copy that came live
+    const have = S.incidents.get(i.id);
+    if (!have || (have.history || []).length <= (i.history || []).length) S.incidents.set(i.id, i);
+  }
   recountOpen();
   if (!S.firstData && ts.length) { S.firstData = performance.now(); document.body.dataset.firstData = Math.round(S.firstData); }
   invalidate("map", "list", "feed", "counts", "truck");
 }
 function connect() {
   const es = new EventSource("/api/events");
-  es.onopen = () => { $("#conn").textContent = "live"; $("#conn").className = "conn ok"; document.body.dataset.conn = "up"; snapshot().catch(() => {}); };
+  let first = true;
+  es.onopen = () => {
+    $("#conn").textContent = "live"; $("#conn").className = "conn ok"; document.body.dataset.conn = "up";
+    if (!first) snapshot().catch(() => {}); // after a reconnect: catch up on what was missed
+    first = false;
+  };
   es.onerror = () => {
     $("#conn").textContent = "reconnecting…"; $("#conn").className = "conn bad"; document.body.dataset.conn = "down";
     fetch("/api/me", { credentials: "same-origin" }).then((r) => { if (r.status === 401) { es.close(); toLogin(); } }).catch(() => {});
@@ -589,11 +632,12 @@ function connect() {
 }
 
 async function main() {
-  const r = await api("/api/me");
-  S.me = await r.json();
+  S.marks.start = performance.now();
+  connect(); // first, so nothing between the snapshot and the stream is missed
+  const [me, cfg] = await Promise.all([api("/api/me").then((r) => r.json()), api("/api/config").then((r) => r.json()), snapshot()]);
+  S.me = me; S.cfg = cfg; S.marks.ready = performance.now();
   $("#me").innerHTML = `${esc(S.me.user)} <span class="role">${esc(S.me.role)}</span>`;
   document.body.dataset.role = S.me.role;
-  S.cfg = await (await api("/api/config")).json();
   $("#logout").onclick = async () => { await fetch("/api/logout", { method: "POST", credentials: "same-origin" }); location.replace("/login"); };
   $("#filter").addEventListener("input", (e) => { S.filter = e.target.value; $("#list").scrollTop = 0; invalidate("list"); });
   $("#statusf").addEventListener("change", (e) => { S.status = e.target.value; $("#list").scrollTop = 0; invalidate("list"); });
@@ -618,7 +662,6 @@ async function main() {
   S.map = map;
   map.init();
   route();
-  connect();
   setInterval(() => invalidate("list", "truck"), 1000); // "x s ago" and moving chart window
   setInterval(() => { if (T.id) loadTruck(T.id); }, 120000);
 }

@@ -38,8 +38,9 @@ type fleet struct {
 	byID   map[string]*simTruck
 }
 
-// area is where trucks start: centre and spread in degrees.
-type area struct{ lat, lon, spread float64 }
+// area is where trucks start: centre and spread in degrees of latitude
+// (longitude: 1.6 times that, or wide times if set).
+type area struct{ lat, lon, spread, wide float64 }
 
 func newFleet(brokerAddr string, n int, a area, seed uint64) (*fleet, error) {
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID(fmt.Sprintf("e2e-fleet-%d", seed)).
@@ -50,6 +51,9 @@ func newFleet(brokerAddr string, n int, a area, seed uint64) (*fleet, error) {
 	}
 	f := &fleet{cl: cl, byID: map[string]*simTruck{}}
 	rng := rand.New(rand.NewPCG(seed, 7))
+	if a.wide == 0 {
+		a.wide = 1.6
+	}
 	for i := range n {
 		id := fmt.Sprintf("truck-%03d", i+1)
 		if n > 999 {
@@ -60,7 +64,7 @@ func newFleet(brokerAddr string, n int, a area, seed uint64) (*fleet, error) {
 			return nil, err
 		}
 		t := &simTruck{
-			id: id, lat: a.lat + (rng.Float64()-0.5)*a.spread, lon: a.lon + (rng.Float64()-0.5)*a.spread*1.6,
+			id: id, lat: a.lat + (rng.Float64()-0.5)*a.spread, lon: a.lon + (rng.Float64()-0.5)*a.spread*a.wide,
 			heading: rng.Float64() * 2 * math.Pi, speed: 40 + rng.Float64()*40, cruise: 62 + rng.Float64()*26,
 			coolant: 86 + rng.Float64()*4, cargo: 14 + rng.Float64()*6,
 			rng: rand.New(rand.NewPCG(seed, uint64(i))), det: det,
