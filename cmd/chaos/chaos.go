@@ -631,15 +631,22 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 		if !hazard[t.ID] {
 			continue
 		}
-		switch {
-		case len(coolant) == 0:
+		if len(coolant) == 0 {
 			rep.problem("%s: overheat injected but no coolant incident notified", t.ID)
-		case len(coolant) > 1:
-			rep.problem("%s: one overheat notified as %d incidents", t.ID, len(coolant))
-		default:
-			rep.HazardsDetected++
-			if coolant[0].State == incident.StateResolved {
-				rep.problem("%s: overheat lasted to the end but its incident %s is resolved", t.ID, coolant[0].ID)
+			continue
+		}
+		rep.HazardsDetected++
+		if len(coolant) > 1 {
+			ids := make([]string, len(coolant))
+			for i, s := range coolant {
+				ids[i] = s.ID + "(" + strings.Join(s.Sources, "+") + ")"
+			}
+			slices.Sort(ids)
+			rep.problem("%s: one overheat notified as %d incidents: %s", t.ID, len(coolant), strings.Join(ids, " "))
+		}
+		for _, s := range coolant {
+			if s.State == incident.StateResolved {
+				rep.problem("%s: overheat lasted to the end but its incident %s is resolved", t.ID, s.ID)
 			}
 		}
 	}
