@@ -173,7 +173,7 @@ func BenchmarkEncodeReadings(b *testing.B) {
 	b.ReportAllocs()
 	var size int
 	for b.Loop() {
-		body, err := Encode(toRecords(nil, rows))
+		body, err := Encode(toRecords(make([]readingRecord, 0, len(rows)), rows))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -54,13 +54,25 @@ func exact(v, div float64) (int64, bool) {
 }
 
 // divisorFor returns the mode (see readingRecord) with the smallest scale
-// that represents every value of rs exactly, or 0.
+// that represents every value of rs exactly, or 0. Values that made a
+// candidate fail are tried first on the next ones, so a group is scanned
+// in full only by candidates that already pass those.
 func divisorFor(rs []Reading) float64 {
+	var witnesses []float64
+	fits := func(v, div float64) bool { _, ok := exact(v, div); return ok }
 	for _, sc := range divisors {
 	modes:
 		for _, div := range [2]float64{sc, -sc} {
+			for _, w := range witnesses {
+				if !fits(w, div) {
+					continue modes
+				}
+			}
 			for i := range rs {
-				if _, ok := exact(rs[i].Value, div); !ok {
+				if !fits(rs[i].Value, div) {
+					if len(witnesses) < 16 {
+						witnesses = append(witnesses, rs[i].Value)
+					}
 					continue modes
 				}
 			}
