@@ -223,14 +223,22 @@ func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) (bool, str
 		return true, id
 	case err != nil:
 		return false, id
-	case !write:
-		return topic == uplink.Topic(id, uplink.KindCommand), id
+	}
+	return truckMay(id, topic, write), id
+}
+
+// truckMay reports whether truck id may publish to (write) or subscribe
+// with (read) topic: its own up/telemetry, up/alerts and status topics,
+// and exactly its own cmd topic.
+func truckMay(id, topic string, write bool) bool {
+	if !write {
+		return topic == uplink.Topic(id, uplink.KindCommand)
 	}
 	switch topic {
 	case uplink.Topic(id, uplink.KindTelemetry), uplink.Topic(id, uplink.KindAlerts), uplink.Topic(id, uplink.KindStatus):
-		return true, id
+		return true
 	}
-	return false, id
+	return false
 }
 
 // warn logs a refusal, at most once per second per kind.
