@@ -134,6 +134,9 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 		case <-telAfter.C:
 		case <-oldest:
 		case <-ackTimer.C:
+			if len(inflight) == 0 {
+				continue // armed for a flight since retired: nothing is late
+			}
 			return fmt.Errorf("uplink publish %s %d..%d: %w", inflight[0].lane, inflight[0].first, inflight[0].last, errPublishTimeout)
 		}
 	}
