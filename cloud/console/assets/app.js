@@ -268,7 +268,7 @@ const map = {
     this.canvas.classList.add("pointer");
     tip.hidden = false;
     tip.innerHTML = `<b>${esc(t.id)}</b> <span class="badge ${status(t)}">${status(t)}</span><br>engine ${fmt(t.coolant_temp)} °C · cargo ${fmt(t.cargo_temp)} °C · ${fmt(t.speed, 0)} km/h<br><small>seen ${ago(t.last_seen)}</small>`;
-    tip.style.left = Math.min(px + 14, this.w - 220) + "px"; tip.style.top = py + 14 + "px";
+    tip.style.left = Math.min(px + 14, this.w - 270) + "px"; tip.style.top = py + 14 + "px";
   },
 };
 

@@ -422,6 +422,13 @@ func TestScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
+	// Hover over truck-090 for its tooltip.
+	xy := eval[[2]float64](t, ctx, `(() => { const S = window.tankguard, t = S.trucks.get('truck-090'), r = document.getElementById('map').getBoundingClientRect();
+		const p = S.map.toScreen(...S.map.project(t.lat, t.lon)); return [r.left + p[0], r.top + p[1]]; })()`)
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(chromedp.MouseMoved, xy[0], xy[1])); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
 	shot(t, ctx, filepath.Join(dir, "console-map.png"))
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/#/truck/"+featured)); err != nil {
