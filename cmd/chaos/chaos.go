@@ -44,6 +44,10 @@ type Config struct {
 	Hazards int
 	// Seed drives the fault schedule and the simulator.
 	Seed int64
+	// TLS runs the broker with mutual TLS and per-truck identity: a fleet
+	// CA and certificates are made with the tankguard-ca binary, and each
+	// gateway connects with its own truck certificate.
+	TLS bool
 	// BinDir holds the cloud and gateway binaries; WorkDir receives every
 	// process's data and logs.
 	BinDir, WorkDir string
@@ -192,9 +196,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	bin := func(n string) string { return filepath.Join(cfg.BinDir, n) }
-	for _, n := range []string{"cloud", "gateway"} {
+	bins := []string{"cloud", "gateway"}
+	if cfg.TLS {
+		bins = append(bins, "tankguard-ca")
+	}
+	for _, n := range bins {
 		if _, err := os.Stat(bin(n)); err != nil {
-			return nil, fmt.Errorf("binary %s: %w (go build -o %s ./cmd/cloud ./cmd/gateway)", n, err, cfg.BinDir)
+			return nil, fmt.Errorf("binary %s: %w (go build -o %s ./cmd/cloud ./cmd/gateway ./cmd/tankguard-ca)", n, err, cfg.BinDir)
+		}
+	}
+	pki := filepath.Join(dir, "pki")
+	if cfg.TLS {
+		for _, args := range [][]string{{"init"}, {"broker", "-host", "127.0.0.1"}} {
+			if out, err := exec.CommandContext(ctx, bin("tankguard-ca"), append(args, "-dir", pki)...).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("tankguard-ca %s: %v\n%s", args[0], err, out)
+			}
 		}
 	}
 
@@ -218,10 +234,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	cloudDir := filepath.Join(dir, "cloud")
+	cloudArgs := []string{"-data", cloudDir,
+		"-broker-listen", brokerAddr, "-http", httpAddr, "-flush-interval", "500ms",
+		"-webhook", "http://" + hl.Addr().String() + "/", "-webhook-secret", "chaos-secret", "-log-level", "warn"}
+	brokerURL := "tcp://" + brokerAddr
+	if cfg.TLS {
+		cf := filepath.Join(dir, "cloud.json")
+		b, _ := json.Marshal(map[string]any{"data_dir": cloudDir, "broker_tls": map[string]string{
+			"cert_file": filepath.Join(pki, "broker.pem"), "key_file": filepath.Join(pki, "broker-key.pem"), "client_ca_file": filepath.Join(pki, "ca.pem")}})
+		if err := os.WriteFile(cf, b, 0o644); err != nil {
+			return nil, err
+		}
+		cloudArgs = append(cloudArgs, "-config", cf)
+		brokerURL = "ssl://" + brokerAddr
+	}
 	startCloud := func() (*proc, error) {
-		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), "-data", cloudDir,
-			"-broker-listen", brokerAddr, "-http", httpAddr, "-flush-interval", "500ms",
-			"-webhook", "http://"+hl.Addr().String()+"/", "-webhook-secret", "chaos-secret", "-log-level", "warn")
+		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), cloudArgs...)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cloudP.stop(20 * time.Second)
 		}
 	}()
-	say("cloud up: broker %s", brokerAddr)
+	say("cloud up: broker %s", brokerURL)
 
 	// Simulated trucks; the first Hazards overheat.
 	warm := true
@@ -295,10 +323,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Gateways.
 	gws := make([]*proc, len(man.Trucks))
 	gwDir := func(i int) string { return filepath.Join(dir, "gw", man.Trucks[i].ID) }
+	if cfg.TLS {
+		args := []string{"truck", "-dir", pki}
+		for _, t := range man.Trucks {
+			args = append(args, t.ID)
+		}
+		if out, err := exec.CommandContext(ctx, bin("tankguard-ca"), args...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("tankguard-ca truck: %v\n%s", err, out)
+		}
+	}
 	startGW := func(i int) error {
 		t := man.Trucks[i]
-		p, err := startProc(filepath.Join(dir, "logs", t.ID+".log"), bin("gateway"),
-			"-truck", t.ID, "-data", gwDir(i), "-can", t.CAN, "-broker", "tcp://"+brokerAddr, "-cab", "off")
+		args := []string{"-truck", t.ID, "-data", gwDir(i), "-can", t.CAN, "-broker", brokerURL, "-cab", "off"}
+		if cfg.TLS {
+			args = append(args, "-tls-cert", filepath.Join(pki, t.ID+".pem"), "-tls-key", filepath.Join(pki, t.ID+"-key.pem"), "-tls-ca", filepath.Join(pki, "ca.pem"))
+		}
+		p, err := startProc(filepath.Join(dir, "logs", t.ID+".log"), bin("gateway"), args...)
 		if err != nil {
 			return err
 		}

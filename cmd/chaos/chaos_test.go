@@ -12,14 +12,15 @@ import (
 // TestChaos runs the chaos scenario with real gateway and cloud processes
 // and fails on any problem it finds (see Run). The short variant (make
 // test) runs 3 trucks for 40 s; CHAOS=long (make chaos) runs 20 trucks
-// for 4 minutes with a 40 s cloud outage.
+// for 4 minutes with a 40 s cloud outage. Both run the broker with mutual
+// TLS, every gateway holding its own truck certificate.
 func TestChaos(t *testing.T) {
 	cfg := Config{Trucks: 3, Duration: 40 * time.Second, KillEvery: 1500 * time.Millisecond,
-		CloudOutage: 5 * time.Second, Hazards: 1, Seed: 1}
+		CloudOutage: 5 * time.Second, Hazards: 1, Seed: 1, TLS: true}
 	timeout := 4 * time.Minute
 	if os.Getenv("CHAOS") == "long" {
 		cfg = Config{Trucks: 20, Duration: 4 * time.Minute, KillEvery: time.Second,
-			CloudOutage: 40 * time.Second, Hazards: 5, Seed: 1}
+			CloudOutage: 40 * time.Second, Hazards: 5, Seed: 1, TLS: true}
 		timeout = 15 * time.Minute
 	} else if testing.Short() {
 		t.Skip("chaos run builds and runs the cloud and gateway binaries")
@@ -29,7 +30,7 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 	cfg.BinDir = filepath.Join(dir, "bin")
 	cfg.WorkDir = filepath.Join(dir, "run")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", cfg.BinDir+"/", "../cloud", "../gateway").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", cfg.BinDir+"/", "../cloud", "../gateway", "../tankguard-ca").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	if testing.Verbose() {

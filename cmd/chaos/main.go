@@ -42,6 +42,7 @@ func main() {
 	flag.DurationVar(&cfg.KillEvery, "kill-every", time.Second, "mean interval between gateway SIGKILLs")
 	flag.DurationVar(&cfg.CloudOutage, "cloud-outage", 40*time.Second, "how long the cloud (and broker) stays down after its SIGKILL; longer than the gateways' 30 s reconnect backoff ceiling")
 	flag.IntVar(&cfg.Hazards, "overheats", 5, "trucks given an engine overheat")
+	flag.BoolVar(&cfg.TLS, "tls", true, "mutual TLS with per-truck certificates (needs the tankguard-ca binary)")
 	flag.Int64Var(&cfg.Seed, "seed", 1, "random seed for the fault schedule and the simulator")
 	flag.StringVar(&cfg.BinDir, "bin", "", "directory holding the cloud and gateway binaries (default: beside this one)")
 	flag.StringVar(&cfg.WorkDir, "dir", "", "working directory (default: a new temporary directory, removed on success)")

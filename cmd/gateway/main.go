@@ -23,6 +23,7 @@ import (
 
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/gateway"
+	"github.com/abc4logistics/tankguard/uplink"
 )
 
 type listFlag []string
@@ -47,6 +48,9 @@ type fileConfig struct {
 	Probe   []string        `json:"probe"`
 	Replay  []string        `json:"replay"`
 	Broker  string          `json:"broker"`
+	TLSCert string          `json:"tls_cert"`
+	TLSKey  string          `json:"tls_key"`
+	TLSCA   string          `json:"tls_ca"`
 	Cab     string          `json:"cab_listen"`
 	DBC     string          `json:"dbc_file"`
 	Detect  json.RawMessage `json:"detect"`
@@ -72,6 +76,9 @@ func run() error {
 		dbcFile        = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
 		verbose        = flag.Bool("v", false, "debug logging")
 		metricsAddr    = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
+		tlsCert        = flag.String("tls-cert", "", "client certificate (PEM) for mutual TLS with an ssl:// broker (tankguard-ca truck)")
+		tlsKey         = flag.String("tls-key", "", "client key (PEM) for -tls-cert")
+		tlsCA          = flag.String("tls-ca", "", "CA certificate (PEM) that signs the broker's certificate (default: system roots)")
 		batchDelay     = flag.Duration("batch-delay", 0, "longest a reading waits to be batched with later ones while online (default 10s; larger compresses better)")
 	)
 	flag.Var(&can, "can", "CAN bus: interface name (can0) or tcp://127.0.0.1:PORT; repeatable or comma-separated")
@@ -137,6 +144,24 @@ func run() error {
 	}
 	if *batchDelay > 0 {
 		cfg.Uplink.BatchDelay = *batchDelay
+	}
+	if cert, key, ca := pick(*tlsCert, fc.TLSCert), pick(*tlsKey, fc.TLSKey), pick(*tlsCA, fc.TLSCA); cert+key+ca != "" {
+		var pems [3][]byte
+		for i, f := range []string{cert, key, ca} {
+			if f == "" {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("read tls file: %w", err)
+			}
+			pems[i] = b
+		}
+		tc, err := uplink.TLSConfig(pems[0], pems[1], pems[2], "")
+		if err != nil {
+			return err
+		}
+		cfg.Uplink.TLS = tc
 	}
 	if c := pick(*cabListen, fc.Cab); c != "" {
 		cfg.Cab.Listen = c
