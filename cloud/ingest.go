@@ -349,6 +349,8 @@ func (in *ingester) truck(truck string) (*truckState, error) {
 // seen. fresh reports whether anything is left; dropped whether anything
 // was removed.
 func (in *ingester) filter(st *truckState, b uplink.Batch) (out accepted, fresh, dropped bool) {
+	forgot := st.seen.Forgotten()
+	defer func() { in.cnt.dedupForgotten.Add(st.seen.Forgotten() - forgot) }()
 	out.truck = b.Truck
 	out.readings = b.Readings[:0:0]
 	for _, r := range b.Readings {

@@ -75,6 +75,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr(mcRejected, s.DuplicateReadings, "duplicate_reading")
 	ctr(mcRejected, s.DuplicateRecords, "duplicate_record")
 	ctr(mcRejected, s.StagedCorrupt, "staged_corrupt")
+	ctr(mcRejected, s.DedupForgotten, "dedup_forgotten")
 	ctr(mcRejected, s.ConsoleBadRequests, "console_bad_request")
 	ctr(mcAlerts, s.EdgeAlerts, "edge")
 	ctr(mcAlerts, s.CloudAlerts, "cloud")

@@ -27,6 +27,7 @@ type Stats struct {
 	ArchiveBytes       uint64 `json:"archive_bytes"`        // bytes written to the archive
 	ArchiveErrors      uint64 `json:"archive_errors"`       // failed archive flushes (retried)
 	StagedCorrupt      uint64 `json:"staged_corrupt"`       // staged records that could not be decoded (skipped)
+	DedupForgotten     uint64 `json:"dedup_forgotten"`      // seqs given up on by the dedup window (a later arrival counts as duplicate)
 	NotifySent         uint64 `json:"notify_sent"`          // notifications accepted by a channel
 	NotifyDead         uint64 `json:"notify_dead"`          // notifications dead-lettered after the last retry
 	Commands           uint64 `json:"commands"`             // downlink commands published
@@ -37,7 +38,7 @@ type Stats struct {
 type counters struct {
 	messages, statusMessages, badPayloads, invalidRecords, readings, duplicateReadings,
 	duplicateRecords, edgeAlerts, cloudAlerts, acks, commits, archiveObjects, archiveRows,
-	archiveBytes, archiveErrors, stagedCorrupt, notifySent, notifyDead, commands, commandErrors atomic.Uint64
+	archiveBytes, archiveErrors, stagedCorrupt, dedupForgotten, notifySent, notifyDead, commands, commandErrors atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -47,7 +48,7 @@ func (c *counters) snapshot() Stats {
 		DuplicateRecords: c.duplicateRecords.Load(), EdgeAlerts: c.edgeAlerts.Load(), CloudAlerts: c.cloudAlerts.Load(),
 		Acks: c.acks.Load(), Commits: c.commits.Load(), ArchiveObjects: c.archiveObjects.Load(),
 		ArchiveRows: c.archiveRows.Load(), ArchiveBytes: c.archiveBytes.Load(), ArchiveErrors: c.archiveErrors.Load(),
-		StagedCorrupt: c.stagedCorrupt.Load(), NotifySent: c.notifySent.Load(), NotifyDead: c.notifyDead.Load(),
+		StagedCorrupt: c.stagedCorrupt.Load(), DedupForgotten: c.dedupForgotten.Load(), NotifySent: c.notifySent.Load(), NotifyDead: c.notifyDead.Load(),
 		Commands: c.commands.Load(), CommandErrors: c.commandErrors.Load(),
 	}
 }
