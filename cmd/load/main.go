@@ -274,6 +274,7 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	gw0 := gatewayTotals(metrics)
+	load0 := loadAvg()
 	t0 := time.Now()
 	say("measuring for %s ...", o.duration)
 	tick := time.NewTicker(time.Second)
@@ -316,9 +317,12 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 	// Report.
 	machine := fmt.Sprintf("%d CPUs, %s, %s", runtime.NumCPU(), cpuModel(), runtime.Version())
 	say("")
-	fmt.Fprintf(out, "LOAD trucks %d, window %.0f s, machine: %s\n", len(gws), window, machine)
+	fmt.Fprintf(out, "LOAD trucks %d, window %.0f s, machine: %s; load average %s at start, %s at end\n", len(gws), window, machine, load0, loadAvg())
 	fmt.Fprintf(out, "LOAD readings_per_s_end_to_end %.0f (cloud: new readings accepted)\n", (cloud1["tankguard_cloud_readings_total"]-cloud0["tankguard_cloud_readings_total"])/window)
 	fmt.Fprintf(out, "LOAD readings_per_s_gateways %.0f (decoded by the gateways)\n", (gw1.readings-gw0.readings)/window)
+	rate := func(k string) float64 { return (cloud1[k] - cloud0[k]) / window }
+	fmt.Fprintf(out, "LOAD cloud messages/s %.1f, ingest commits/s %.1f, archive rows/s %.0f\n",
+		rate(`tankguard_cloud_messages_total{lane="data"}`), rate("tankguard_cloud_ingest_commits_total"), rate("tankguard_cloud_archive_rows_total"))
 	fmt.Fprintf(out, "LOAD cloud_duplicates_per_s %.1f, cloud_rejected_payloads %.0f\n",
 		(cloud1[`tankguard_cloud_rejected_total{cause="duplicate_reading"}`]-cloud0[`tankguard_cloud_rejected_total{cause="duplicate_reading"}`])/window,
 		cloud1[`tankguard_cloud_rejected_total{cause="bad_payload"}`])
@@ -494,6 +498,20 @@ func percentile(v []float64, p float64) float64 {
 
 func median(v []float64) float64 { return percentile(v, 50) }
 
+// loadAvg is the 1-minute load average, for context: other work on the
+// machine shows up in the latencies.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
 func cpuModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
@@ -541,7 +559,9 @@ type proc struct {
 
 func startProc(bin string, args ...string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (a Ctrl-C reaches load, which stops the children
+	// in order); Pdeathsig ends them if load dies without stopping them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
