@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -585,4 +587,59 @@ func BenchmarkReadings1000Trucks(b *testing.B) {
 		c.Readings(id, batch, time.Now())
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/14, "ns/reading")
+}
+
+// FuzzIncidentAction posts arbitrary bodies to the incident actions: the
+// answer is never a server error, and nothing but a well-formed body acts.
+func FuzzIncidentAction(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"note":"called the driver"}`, `{"minutes":30}`, `{"by":"x"}`, `{"note":`, `{}{}`, `[1]`, `{"minutes":1e99}`} {
+		f.Add("ack", s)
+		f.Add("snooze", s)
+	}
+	users := []auth.User{{Name: "op", Role: auth.RoleOperator, TokenSHA256: auth.HashToken("tok")}}
+	f.Fuzz(func(t *testing.T, action, body string) {
+		inc := newFakeIncidents(time.Now, incident.Incident{ID: "inc-1", Truck: "T1", State: incident.StateOpen})
+		c := New(nil, Options{Config: Config{Users: users}, Incidents: inc})
+		if err := c.Open(); err != nil {
+			t.Fatal(err)
+		}
+		h := c.Handler()
+		req := httptest.NewRequest("POST", "/api/incidents/inc-1/"+url.PathEscape(action), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%s %q: %d %s", action, body, w.Code, w.Body)
+		}
+		if w.Code == 200 && !json.Valid([]byte(strings.TrimSpace(body))) && strings.TrimSpace(body) != "" {
+			t.Fatalf("%s %q acted on a malformed body", action, body)
+		}
+	})
+}
+
+// BenchmarkHistoryMemory fills 1,000 trucks' chart history (the default
+// 6 h at 20 s) and reports the heap it takes per truck.
+func BenchmarkHistoryMemory(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		c := New(nil, Options{})
+		start := time.Now().Add(-DefaultHistory)
+		for i := range 1000 {
+			id := fmt.Sprintf("truck-%04d", i)
+			var rs []sensors.Reading
+			for s := time.Duration(0); s < DefaultHistory; s += DefaultHistoryStep {
+				at := start.Add(s).UnixNano()
+				rs = append(rs, sensors.Reading{Time: at, Signal: sensors.CoolantTemp, Value: 88},
+					sensors.Reading{Time: at, Signal: sensors.CargoTemp, Value: 18}, sensors.Reading{Time: at, Signal: sensors.WheelSpeed, Value: 70})
+			}
+			c.Readings(id, rs, time.Now())
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/1000/1024, "KiB/truck")
+		runtime.KeepAlive(c)
+	}
 }

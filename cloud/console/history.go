@@ -46,6 +46,11 @@ func (h *history) at(sec int64) *point {
 		if n >= h.max {
 			h.pts = slices.Delete(h.pts, 0, n-h.max+1)
 		}
+		if len(h.pts) == cap(h.pts) { // grow by doubling, but never past max
+			grown := make([]point, len(h.pts), min(max(2*cap(h.pts), 64), h.max))
+			copy(grown, h.pts)
+			h.pts = grown
+		}
 		h.pts = append(h.pts, newPoint(t))
 		// Drop what fell out of the window (after a long silence).
 		newest := t

@@ -253,7 +253,7 @@ func (c *Console) serveIncidentAction(w http.ResponseWriter, r *http.Request) {
 			c.badRequest(w, http.StatusBadRequest, "action body: %v", err)
 			return
 		}
-		if dec.More() {
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			c.badRequest(w, http.StatusBadRequest, "action body: more than one JSON value")
 			return
 		}

@@ -84,6 +84,27 @@ type session struct {
 	created, used time.Time
 }
 
+// failures are a name's failed sign-ins in a row.
+type failures struct {
+	n    int
+	last time.Time
+}
+
+// Sign-in throttling: after FreeFailures failed sign-ins in a row for a
+// name, each further try must wait 1 s, doubling per failure up to
+// MaxThrottle. A success clears it; so does MaxThrottle without tries.
+const (
+	FreeFailures = 5
+	MaxThrottle  = time.Minute
+)
+
+func (f failures) wait() time.Duration {
+	if f.n < FreeFailures {
+		return 0
+	}
+	return min(time.Second<<min(f.n-FreeFailures, 10), MaxThrottle)
+}
+
 type account struct {
 	User
 	hash hash
@@ -95,6 +116,7 @@ type Counters struct {
 	LoginsFailed uint64 `json:"logins_failed"`
 	Unauthorized uint64 `json:"unauthorized"` // requests refused with 401
 	Forbidden    uint64 `json:"forbidden"`    // requests refused with 403 (role or CSRF)
+	Throttled    uint64 `json:"throttled"`    // sign-ins refused for too many failures
 	Sessions     int    `json:"sessions"`
 }
 
@@ -110,8 +132,9 @@ type Authenticator struct {
 	users    map[string]account
 	tokens   map[string]account  // by TokenSHA256
 	sessions map[string]*session // by HashToken(cookie value)
+	fails    map[string]failures // by user name tried, known or not
 
-	logins, failed, unauthorized, forbidden atomic.Uint64
+	logins, failed, unauthorized, forbidden, throttled atomic.Uint64
 }
 
 // New returns an Authenticator for users (checked with ValidateUsers).
@@ -130,7 +153,8 @@ func New(users []User, cfg Config, log *slog.Logger, now func() time.Time) (*Aut
 	if now == nil {
 		now = time.Now
 	}
-	a := &Authenticator{cfg: cfg, log: log, now: now, users: map[string]account{}, tokens: map[string]account{}, sessions: map[string]*session{}}
+	a := &Authenticator{cfg: cfg, log: log, now: now, users: map[string]account{}, tokens: map[string]account{},
+		sessions: map[string]*session{}, fails: map[string]failures{}}
 	// A fixed valid hash of a random password, at the default cost.
 	a.dummy, _ = parseHash("$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy")
 	for _, u := range users {
@@ -151,14 +175,29 @@ func (a *Authenticator) Counters() Counters {
 	a.mu.Lock()
 	n := len(a.sessions)
 	a.mu.Unlock()
-	return Counters{Logins: a.logins.Load(), LoginsFailed: a.failed.Load(), Unauthorized: a.unauthorized.Load(), Forbidden: a.forbidden.Load(), Sessions: n}
+	return Counters{Logins: a.logins.Load(), LoginsFailed: a.failed.Load(), Unauthorized: a.unauthorized.Load(),
+		Forbidden: a.forbidden.Load(), Throttled: a.throttled.Load(), Sessions: n}
 }
 
 // Login checks name and password and starts a session. It returns the
-// cookie value (a secret: never log it) and the session.
+// cookie value (a secret: never log it) and the session. A name with too
+// many failures in a row gets ErrThrottled until its wait has passed.
 func (a *Authenticator) Login(name, password string) (string, Session, error) {
+	now := a.now()
+	if len(name) > 256 {
+		name = name[:256]
+	}
 	a.mu.Lock()
 	acc, ok := a.users[name]
+	f := a.fails[name]
+	if now.Sub(f.last) >= MaxThrottle {
+		f = failures{}
+	}
+	if w := f.wait(); w > 0 && now.Sub(f.last) < w {
+		a.mu.Unlock()
+		a.throttled.Add(1)
+		return "", Session{}, ErrThrottled
+	}
 	a.mu.Unlock()
 	h := a.dummy
 	if ok && acc.PasswordHash != "" {
@@ -167,9 +206,18 @@ func (a *Authenticator) Login(name, password string) (string, Session, error) {
 	good := len(password) <= MaxPassword && h.check(password)
 	if !ok || acc.PasswordHash == "" || !good {
 		a.failed.Add(1)
+		a.mu.Lock()
+		if len(a.fails) > 100000 { // names tried at random: forget the oldest half's worth
+			for k, v := range a.fails {
+				if now.Sub(v.last) >= MaxThrottle || len(a.fails) > 50000 {
+					delete(a.fails, k)
+				}
+			}
+		}
+		a.fails[name] = failures{n: f.n + 1, last: now}
+		a.mu.Unlock()
 		return "", Session{}, ErrBadCredentials
 	}
-	now := a.now()
 	tok := NewToken()
 	s := &session{Session: Session{User: acc.Name, Role: acc.Role, CSRF: NewToken(), Expires: now.Add(a.cfg.SessionTTL)}, created: now, used: now}
 	a.mu.Lock()
@@ -178,6 +226,7 @@ func (a *Authenticator) Login(name, password string) (string, Session, error) {
 		a.dropOldestLocked()
 	}
 	a.sessions[HashToken(tok)] = s
+	delete(a.fails, name)
 	a.mu.Unlock()
 	a.logins.Add(1)
 	return tok, s.Session, nil
@@ -341,6 +390,12 @@ func (a *Authenticator) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, s, err := a.Login(req.Name, req.Password)
+	if errors.Is(err, ErrThrottled) {
+		a.log.Warn("console sign-in throttled", "user", req.Name, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "too many failed sign-ins for this name; wait a minute", http.StatusTooManyRequests)
+		return
+	}
 	if err != nil {
 		a.log.Warn("console sign-in failed", "user", req.Name, "remote", r.RemoteAddr)
 		http.Error(w, "wrong user name or password", http.StatusUnauthorized)

@@ -67,6 +67,7 @@ func TestParseUsers(t *testing.T) {
 		{"bad token", `{"users":[{"name":"ann","role":"admin","token_sha256":"abc"}]}`, "64 hex digits"},
 		{"space in name", `{"users":[{"name":"a b","role":"admin","password_hash":"` + good + `"}]}`, "name"},
 		{"two values", `{"users":[{"name":"ann","role":"admin","password_hash":"` + good + `"}]}{}`, "more than one"},
+		{"trailing brace", `{"users":[{"name":"ann","role":"admin","password_hash":"` + good + `"}]}}`, "more than one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseUsers([]byte(tc.in))
@@ -184,5 +185,49 @@ func TestBootstrapCreatesAdminOnce(t *testing.T) {
 	again, err := Bootstrap(path, log)
 	if err != nil || len(again) != 1 || again[0].PasswordHash != us[0].PasswordHash || logBuf.Len() != 0 {
 		t.Fatalf("second start: %+v %v, log %q", again, err, logBuf.String())
+	}
+}
+
+func TestSignInThrottle(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range FreeFailures {
+		if _, _, err := a.Login("ann", "guess"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	for _, step := range []struct {
+		name     string
+		advance  time.Duration
+		password string
+		want     error
+	}{
+		{"right password refused while throttled", 0, "password1", ErrThrottled},
+		{"after the 1 s wait: checked again", time.Second, "guess", ErrBadCredentials},
+		{"wait doubled", 1500 * time.Millisecond, "password1", ErrThrottled},
+		{"after 2 s", 600 * time.Millisecond, "password1", nil},
+		{"success cleared it", 0, "guess", ErrBadCredentials},
+	} {
+		now = now.Add(step.advance)
+		if _, _, err := a.Login("ann", step.password); !errors.Is(err, step.want) && !(step.want == nil && err == nil) {
+			t.Fatalf("%s: %v, want %v", step.name, err, step.want)
+		}
+	}
+	if c := a.Counters(); c.Throttled != 2 {
+		t.Fatalf("counters %+v", c)
+	}
+	// Unknown names are throttled too (no telling them apart).
+	for range FreeFailures {
+		a.Login("nobody", "x")
+	}
+	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	now = now.Add(MaxThrottle)
+	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("after MaxThrottle: %v", err)
 	}
 }

@@ -10,6 +10,9 @@ var (
 	// ErrBadCredentials reports a failed sign-in (unknown user or wrong
 	// password: deliberately not told apart).
 	ErrBadCredentials = errors.New("auth: wrong user name or password")
+	// ErrThrottled reports a sign-in refused without checking the password
+	// because the name had too many failures in a row; retry later.
+	ErrThrottled = errors.New("auth: too many failed sign-ins, retry later")
 	// ErrHash reports a password hash in a format this package cannot check.
 	ErrHash = errors.New("auth: unsupported password hash")
 )
