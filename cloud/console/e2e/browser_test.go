@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -510,6 +511,10 @@ func BenchmarkConsole1000Trucks(b *testing.B) {
 	b.ReportMetric(fps/n, "frames/s")
 	b.ReportMetric(worstMS, "worst_frame_ms")
 	b.ReportMetric(meanMS/n, "mean_frame_ms")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "go_heap_MB") // cloud and synthetic fleet
 }
 
 // TestBrowserTiles configures a tile server (a local one here): the map
