@@ -49,7 +49,10 @@ const gatewayClientPrefix = "tankguard-gw-"
 
 // Stats counts what the broker refused. Fields are totals since Start.
 type Stats struct {
-	// DeniedConnects are CONNECTs refused: no or unusable certificate,
+	// RefusedHandshakes are TLS handshakes refused: no client
+	// certificate, or one the fleet CA did not sign (or expired).
+	RefusedHandshakes uint64 `json:"refused_handshakes"`
+	// DeniedConnects are CONNECTs refused: unusable certificate identity,
 	// client id not matching the certificate, or a will on a foreign topic.
 	DeniedConnects uint64 `json:"denied_connects"`
 	// DeniedPublishes are PUBLISHes to a topic the client may not use.
@@ -62,15 +65,16 @@ type Stats struct {
 }
 
 type counters struct {
-	deniedConnects, deniedPublishes, deniedSubscribes, oversized atomic.Uint64
+	refusedHandshakes, deniedConnects, deniedPublishes, deniedSubscribes, oversized atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		DeniedConnects:   c.deniedConnects.Load(),
-		DeniedPublishes:  c.deniedPublishes.Load(),
-		DeniedSubscribes: c.deniedSubscribes.Load(),
-		OversizedPackets: c.oversized.Load(),
+		RefusedHandshakes: c.refusedHandshakes.Load(),
+		DeniedConnects:    c.deniedConnects.Load(),
+		DeniedPublishes:   c.deniedPublishes.Load(),
+		DeniedSubscribes:  c.deniedSubscribes.Load(),
+		OversizedPackets:  c.oversized.Load(),
 	}
 }
 
@@ -127,6 +131,51 @@ func CertIdentity(cert *x509.Certificate) (string, error) {
 	return id, nil
 }
 
+// countingTLS returns a copy of cfg that requires a client certificate
+// and verifies it itself against cfg.ClientCAs (for client
+// authentication), whatever cfg.ClientAuth says, so that each refused
+// handshake is counted and logged (with RequireAndVerifyClientCert
+// crypto/tls refuses them before any callback runs). Every handshake
+// that completes has a verified client certificate; authHook relies on it.
+func countingTLS(cfg *tls.Config, cnt *counters, log *slog.Logger) (*tls.Config, error) {
+	if cfg.ClientCAs == nil {
+		return nil, errors.New("broker tls: ClientCAs (the fleet CA) is required")
+	}
+	c := cfg.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	var thr throttle
+	c.VerifyConnection = func(st tls.ConnectionState) error {
+		err := verifyClient(st, c.ClientCAs)
+		if err != nil {
+			cnt.refusedHandshakes.Add(1)
+			if thr.allow("tls") {
+				log.Warn("TLS handshake refused", "err", err)
+			}
+			return err
+		}
+		if cfg.VerifyConnection != nil {
+			return cfg.VerifyConnection(st)
+		}
+		return nil
+	}
+	return c, nil
+}
+
+func verifyClient(st tls.ConnectionState, roots *x509.CertPool) error {
+	if len(st.PeerCertificates) == 0 {
+		return errors.New("broker tls: no client certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range st.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := st.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		return fmt.Errorf("broker tls: client certificate %q: %w", st.PeerCertificates[0].Subject.CommonName, err)
+	}
+	return nil
+}
+
 // authHook enforces the access rules above.
 type authHook struct {
 	mqtt.HookBase
@@ -161,8 +210,8 @@ func (h *authHook) identity(cl *mqtt.Client) (id string, admin bool, err error) 
 		return "", false, errors.New("not a TLS connection")
 	}
 	st := tc.ConnectionState()
-	if !st.HandshakeComplete || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
-		return "", false, errors.New("no verified client certificate")
+	if !st.HandshakeComplete || len(st.PeerCertificates) == 0 {
+		return "", false, errors.New("no client certificate")
 	}
 	id, err = CertIdentity(st.PeerCertificates[0])
 	if err != nil {

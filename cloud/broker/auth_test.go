@@ -289,6 +289,23 @@ func TestConnectRefused(t *testing.T) {
 	ca := newTestCA(t, "fleet CA")
 	other := newTestCA(t, "someone else's CA")
 	b := tlsBroker(t, ca)
+	// A certificate for truck-A signed by another CA, presented even though
+	// the broker asks for its own CA's (crypto/tls would otherwise send
+	// none).
+	foreign := ca.clientTLS(t, "x")
+	fc, fk := other.issue(t, "truck-A", nil, false)
+	fpair, err := tls.X509KeyPair(fc, fk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign.Certificates = nil
+	foreign.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &fpair, nil }
+	// A server certificate of the fleet CA (no client-auth usage).
+	sc, sk := ca.issue(t, "truck-A", []string{"truck-A"}, true)
+	serverCert, err := uplink.TLSConfig(sc, sk, ca.pem, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name     string
 		tls      *tls.Config
@@ -303,7 +320,8 @@ func TestConnectRefused(t *testing.T) {
 		{"will on another truck's status", ca.clientTLS(t, "truck-A"), "truck-A", uplink.Topic("truck-B", uplink.KindStatus), false},
 		{"CN and SAN disagree", ca.clientTLS(t, "truck-A", "truck-B"), "truck-A", "", false},
 		{"identity is not a truck id", ca.clientTLS(t, "truck A/#"), "truck A/#", "", false},
-		{"certificate from another CA", other.clientTLS(t, "truck-A"), "truck-A", "", false},
+		{"certificate from another CA", foreign, "truck-A", "", false},
+		{"server certificate used as a client's", serverCert, "truck-A", "", false},
 		{"no client certificate", &tls.Config{RootCAs: ca.clientTLS(t, "x").RootCAs, MinVersion: tls.VersionTLS12}, "truck-A", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,8 +342,8 @@ func TestConnectRefused(t *testing.T) {
 			}
 		})
 	}
-	if s := b.Stats().DeniedConnects; s != 5 {
-		t.Errorf("denied connects = %d, want 5 (the CONNECT-level refusals)", s)
+	if s := b.Stats(); s.DeniedConnects != 5 || s.RefusedHandshakes != 3 {
+		t.Errorf("denied connects = %d, refused handshakes = %d; want 5 (CONNECT-level refusals) and 3 (no, foreign or server certificate)", s.DeniedConnects, s.RefusedHandshakes)
 	}
 }
 

@@ -92,7 +92,14 @@ func Start(opts Options, log *slog.Logger) (*Broker, error) {
 		}
 	}
 	listen := opts.Listen
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: listen, TLSConfig: opts.TLS})
+	var tc *tls.Config
+	if opts.TLS != nil {
+		var err error
+		if tc, err = countingTLS(opts.TLS, b.cnt, log); err != nil {
+			return nil, err
+		}
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: listen, TLSConfig: tc})
 	if err := srv.AddListener(tcp); err != nil {
 		return nil, fmt.Errorf("broker listen %s: %w", listen, err)
 	}
