@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// MosquittoACL is the Mosquitto access control list equivalent to the
+// embedded broker's per-truck identity rules (README, "Security"): with
+// use_identity_as_username the certificate CN is the username %u.
+const MosquittoACL = `# Trucks: the certificate CN is the truck id.
+pattern write tankguard/v1/trucks/%u/up/telemetry
+pattern write tankguard/v1/trucks/%u/up/alerts
+pattern write tankguard/v1/trucks/%u/status
+pattern read tankguard/v1/trucks/%u/cmd
+
+# The cloud (tankguard-ca cloud: CN tankguard-cloud).
+user tankguard-cloud
+topic read tankguard/v1/trucks/+/up/#
+topic read tankguard/v1/trucks/+/status
+topic write tankguard/v1/trucks/+/cmd
+`
+
+// mosquittoConf is the listener part of mosquitto.conf (%[1]s: port, %[2]s:
+// the directory of the PEM files and the ACL).
+const mosquittoConf = `listener %[1]s 127.0.0.1
+cafile %[2]s/ca.pem
+certfile %[2]s/broker.pem
+keyfile %[2]s/broker-key.pem
+require_certificate true
+use_identity_as_username true
+acl_file %[2]s/acl
+set_tcp_nodelay true
+persistence false
+log_dest stdout
+`
+
+// TestMosquittoACL runs Mosquitto with certificates from this tool and the
+// ACL the README documents: truck-01 may publish its own telemetry and
+// receive its own commands, but what it publishes under truck-02 never
+// reaches the cloud, and it never receives truck-02's commands.
+func TestMosquittoACL(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+			if _, e := os.Stat(p); e == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto not installed (required under CI)")
+		}
+		t.Skip("mosquitto not installed")
+	}
+	dir := t.TempDir()
+	mustRun(t, "init", "-dir", dir)
+	mustRun(t, "broker", "-dir", dir, "-host", "127.0.0.1")
+	mustRun(t, "cloud", "-dir", dir)
+	mustRun(t, "truck", "-dir", dir, "truck-01", "truck-02")
+	// Started as root, mosquitto drops to user mosquitto: let it read the
+	// files (test only; keep keys 0600 and owned by mosquitto in production).
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Join(dir, "broker-key.pem"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "acl"), []byte(MosquittoACL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConf, port, dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	var out lockedBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto did not listen: %s", out.String())
+		}
+	}
+	caPEM := readFile(t, filepath.Join(dir, "ca.pem"))
+	connect := func(name, clientID string) paho.Client {
+		t.Helper()
+		tc, err := uplink.TLSConfig(readFile(t, filepath.Join(dir, name+".pem")), readFile(t, filepath.Join(dir, name+"-key.pem")), caPEM, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID(clientID).
+			SetTLSConfig(tc).SetProtocolVersion(4).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s connect: %v\n%s", name, tok.Error(), out.String())
+		}
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	record := func(_ paho.Client, m paho.Message) { mu.Lock(); got[m.Topic()]++; mu.Unlock() }
+	count := func(topic string) int { mu.Lock(); defer mu.Unlock(); return got[topic] }
+	wait := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out: %s", what)
+			}
+		}
+	}
+	pub := func(c paho.Client, topic string) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, false, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+
+	cloud := connect("cloud", "tankguard-cloud")
+	if tok := cloud.SubscribeMultiple(map[string]byte{uplink.UpFilter: 1, uplink.StatusFilter: 1}, record); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	truck := connect("truck-01", "tankguard-gw-truck-01")
+	var tmu sync.Mutex
+	truckGot := map[string]int{}
+	trec := func(_ paho.Client, m paho.Message) { tmu.Lock(); truckGot[m.Topic()]++; tmu.Unlock() }
+	own, other := uplink.Topic("truck-01", uplink.KindCommand), uplink.Topic("truck-02", uplink.KindCommand)
+	for _, f := range []string{own, other} {
+		truck.Subscribe(f, 1, trec).WaitTimeout(5 * time.Second)
+	}
+
+	pub(truck, uplink.Topic("truck-02", uplink.KindTelemetry)) // refused: dropped by the ACL
+	pub(truck, uplink.Topic("truck-01", uplink.KindTelemetry))
+	wait("own telemetry reaches the cloud", func() bool { return count(uplink.Topic("truck-01", uplink.KindTelemetry)) == 1 })
+	if n := count(uplink.Topic("truck-02", uplink.KindTelemetry)); n != 0 {
+		t.Errorf("truck-01 published as truck-02 and the cloud received it %d times", n)
+	}
+	pub(cloud, other)
+	pub(cloud, own)
+	wait("own command reaches truck-01", func() bool { tmu.Lock(); defer tmu.Unlock(); return truckGot[own] >= 1 })
+	tmu.Lock()
+	defer tmu.Unlock()
+	if truckGot[other] != 0 {
+		t.Errorf("truck-01 received truck-02's command %d times", truckGot[other])
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
