@@ -204,13 +204,16 @@ func TestAuthHTTP(t *testing.T) {
 		{"truck needs a session", "GET", "/api/trucks/T1", 401, ""},
 		{"action needs a session", "POST", "/api/incidents/inc-1/ack", 401, ""},
 		{"page redirects to sign-in", "GET", "/", 303, "/login?next=%2F"},
-		{"app script redirects", "GET", "/app.js", 303, "/login?next=%2Fapp.js"},
+		{"app script needs a session", "GET", "/app.js", 401, ""},
 		{"sign-in page is public", "GET", "/login", 200, ""},
 		{"sign-in script is public", "GET", "/login.js", 200, ""},
 		{"style is public", "GET", "/style.css", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, h := anon.do(tc.method, tc.path, "")
+			code, _, h := anon.do(tc.method, tc.path, "", "Accept", "text/html,*/*")
+			if tc.path == "/app.js" {
+				code, _, h = anon.do(tc.method, tc.path, "", "Accept", "*/*")
+			}
 			if code != tc.want || h.Get("Location") != tc.location {
 				t.Fatalf("%s %s: %d %q, want %d %q", tc.method, tc.path, code, h.Get("Location"), tc.want, tc.location)
 			}
@@ -338,6 +341,28 @@ func TestAuthHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("Require guards other endpoints", func(t *testing.T) {
+		h := f.c.Require(auth.RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics") }))
+		for _, tc := range []struct {
+			name, authz string
+			want        int
+		}{
+			{"no credentials", "", 401},
+			{"bad token", "Bearer nope", 401},
+			{"viewer token", "Bearer " + viewerToken, 200},
+		} {
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			if tc.authz != "" {
+				req.Header.Set("Authorization", tc.authz)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != tc.want {
+				t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
+			}
+		}
+	})
+
 	t.Run("logout", func(t *testing.T) {
 		c := f.client(t)
 		c.login("vera", "vera-password")
@@ -387,7 +412,7 @@ func TestAuthHTTP(t *testing.T) {
 			if code, _, _ := c.do("GET", "/api/trucks", ""); code != 401 {
 				t.Errorf("after idle timeout: %d, want 401", code)
 			}
-			if code, _, h := c.do("GET", "/", ""); code != 303 || !strings.HasPrefix(h.Get("Location"), "/login") {
+			if code, _, h := c.do("GET", "/", "", "Accept", "text/html"); code != 303 || !strings.HasPrefix(h.Get("Location"), "/login") {
 				t.Errorf("page after expiry: %d %q", code, h.Get("Location"))
 			}
 		}

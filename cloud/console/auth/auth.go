@@ -307,8 +307,9 @@ func FromContext(ctx context.Context) (Session, bool) {
 }
 
 // Require wraps h so that it runs only for a signed-in user whose role
-// allows min. Without a session: 401 for API paths (those starting
-// with /api/) and a redirect to /login for pages. With too weak a role:
+// allows min. Without a session: a redirect to /login for a browser
+// asking for a page (GET outside /api/ accepting text/html), else 401.
+// With too weak a role:
 // 403. State-changing methods with a cookie session also need
 // CSRFHeader to carry the session's CSRF token, and an Origin header, if
 // sent, to name this host: else 403.
@@ -317,7 +318,8 @@ func (a *Authenticator) Require(min Role, h http.Handler) http.Handler {
 		s, ok := a.Authenticate(r)
 		if !ok {
 			a.unauthorized.Add(1)
-			if strings.HasPrefix(r.URL.Path, "/api/") || r.Method != http.MethodGet {
+			page := r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api/") && strings.Contains(r.Header.Get("Accept"), "text/html")
+			if !page {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tankguard"`)
 				http.Error(w, "sign in first", http.StatusUnauthorized)
 				return
