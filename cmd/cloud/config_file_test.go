@@ -16,21 +16,21 @@ func TestConfigFileErrorsNameTheField(t *testing.T) {
 		name, body string
 		want       []string
 	}{
-		{"unknown key", `{"data_dir":"x","nope":1}`, []string{`unknown field "nope"`}},
-		{"syntax", `{"data_dir":"x",}`, []string{"invalid character"}},
+		{"unknown key", `{"data_dir":"DIR/x","nope":1}`, []string{`unknown field "nope"`}},
+		{"syntax", `{"data_dir":"DIR/x",}`, []string{"invalid character"}},
 		{"wrong type", `{"data_dir":7}`, []string{"data_dir", "string"}},
-		{"duration as text", `{"data_dir":"x","flush_interval":"500ms"}`, []string{"flush_interval", "time.Duration"}},
-		{"negative duration", `{"data_dir":"x","flush_interval":-1}`, []string{"flush_interval must be positive"}},
-		{"broker url scheme", `{"data_dir":"x","broker_url":"http://127.0.0.1:1"}`, []string{"broker_url", "scheme"}},
-		{"ingest mode", `{"data_dir":"x","ingest":"sometimes"}`, []string{"ingest", "sometimes"}},
-		{"webhook url", `{"data_dir":"x","notify":{"webhooks":[{"url":"ftp://x","secret":"s"}]}}`, []string{"notify.webhooks[0].url"}},
-		{"webhook secret", `{"data_dir":"x","notify":{"webhooks":[{"url":"http://127.0.0.1:1/"}]}}`, []string{"notify.webhooks[0].secret"}},
-		{"sns arn", `{"data_dir":"x","notify":{"sns_topic_arn":"topic"}}`, []string{"notify.sns_topic_arn"}},
-		{"archive url", `{"data_dir":"x","archive":"ftp://bucket"}`, []string{"archive"}},
-		{"broker tls incomplete", `{"data_dir":"x","broker_tls":{"cert_file":"c.pem"}}`, []string{"broker_tls", "client_ca_file"}},
-		{"broker tls with external broker", `{"data_dir":"x","broker_url":"tcp://127.0.0.1:1","broker_tls":{"cert_file":"c","key_file":"k","client_ca_file":"ca"}}`, []string{"broker_tls", "embedded broker"}},
+		{"duration as text", `{"data_dir":"DIR/x","flush_interval":"500ms"}`, []string{"flush_interval", "time.Duration"}},
+		{"negative duration", `{"data_dir":"DIR/x","flush_interval":-1}`, []string{"flush_interval must be positive"}},
+		{"broker url scheme", `{"data_dir":"DIR/x","broker_url":"http://127.0.0.1:1"}`, []string{"broker_url", "scheme"}},
+		{"ingest mode", `{"data_dir":"DIR/x","ingest":"sometimes"}`, []string{"ingest", "sometimes"}},
+		{"webhook url", `{"data_dir":"DIR/x","notify":{"webhooks":[{"url":"ftp://x","secret":"s"}]}}`, []string{"notify.webhooks[0].url"}},
+		{"webhook secret", `{"data_dir":"DIR/x","notify":{"webhooks":[{"url":"http://127.0.0.1:1/"}]}}`, []string{"notify.webhooks[0].secret"}},
+		{"sns arn", `{"data_dir":"DIR/x","notify":{"sns_topic_arn":"topic"}}`, []string{"notify.sns_topic_arn"}},
+		{"archive url", `{"data_dir":"DIR/x","archive":"ftp://bucket"}`, []string{"archive"}},
+		{"broker tls incomplete", `{"data_dir":"DIR/x","broker_tls":{"cert_file":"c.pem"}}`, []string{"broker_tls", "client_ca_file"}},
+		{"broker tls with external broker", `{"data_dir":"DIR/x","broker_url":"tcp://127.0.0.1:1","broker_tls":{"cert_file":"c","key_file":"k","client_ca_file":"ca"}}`, []string{"broker_tls", "embedded broker"}},
 		{"broker tls file missing", `{"data_dir":"DIR","broker_listen":"127.0.0.1:0","http_listen":"127.0.0.1:0","broker_tls":{"cert_file":"DIR/none.pem","key_file":"DIR/k","client_ca_file":"DIR/ca"}}`, []string{"broker tls", "none.pem"}},
-		{"detect", `{"data_dir":"x","detect":{"coolant":{"nonsense":1}}}`, []string{"nonsense"}},
+		{"detect", `{"data_dir":"DIR/x","detect":{"coolant":{"nonsense":1}}}`, []string{"nonsense"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".json")
