@@ -366,8 +366,12 @@ func (m *Manager) transition(c *change, source string, t detect.Transition) erro
 			inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
 			c.history(inc, EventSourceJoined, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
 			return m.severityChanged(c, inc)
-		case inc != nil && src != nil && src.Cleared != nil && inc.State != StateResolved:
-			// This source re-raised while another source still holds it open.
+		case inc != nil && src != nil && inc.State != StateResolved:
+			// This source re-raised while the incident is still open: after
+			// clearing while another source held it open, or without
+			// clearing at all because it restarted (a gateway that
+			// restarts mid-excursion has lost its detector state and
+			// raises the same condition with a new start).
 			*src = SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
 			c.history(inc, EventChanged, source, "", "raised again")
 			return m.severityChanged(c, inc)
