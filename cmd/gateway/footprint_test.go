@@ -65,9 +65,10 @@ func BenchmarkFootprintBinaryARM64(b *testing.B) {
 
 // procSample is one reading of /proc/PID: resident set and CPU ticks.
 type procSample struct {
-	rssKB int64
-	ticks int64 // utime + stime, in clock ticks
-	at    time.Time
+	rssKB  int64
+	anonKB int64 // RssAnon: heap, stacks; the rest of VmRSS is mapped files (binary text, bbolt)
+	ticks  int64 // utime + stime, in clock ticks
+	at     time.Time
 }
 
 // clockTicks is USER_HZ; 100 on every Linux architecture Go supports.
@@ -81,10 +82,14 @@ func readProc(pid int) (procSample, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(st))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				s.rssKB, _ = strconv.ParseInt(f[0], 10, 64)
+		for _, field := range []struct {
+			prefix string
+			into   *int64
+		}{{"VmRSS:", &s.rssKB}, {"RssAnon:", &s.anonKB}} {
+			if v, ok := strings.CutPrefix(sc.Text(), field.prefix); ok {
+				if f := strings.Fields(v); len(f) > 0 {
+					*field.into, _ = strconv.ParseInt(f[0], 10, 64)
+				}
 			}
 		}
 	}
@@ -120,7 +125,8 @@ func median(v []float64) float64 {
 // BenchmarkFootprintOneTruck starts the gateway binary (host architecture,
 // built like the ARM one) against one simulated truck (firmware-sim
 // in-process: CAN over loopback TCP and NMEA on a pseudo-terminal) and an
-// in-process embedded broker, lets it settle for 5 s, then samples the
+// in-process embedded broker, with the cab display and /metrics served as
+// the Debian package's unit runs it, lets it settle for 5 s, then samples the
 // process every second over the window. It reports the median VmRSS, the
 // peak VmRSS and the CPU used over the window as a percentage of one core.
 func BenchmarkFootprintOneTruck(b *testing.B) {
@@ -138,17 +144,18 @@ func BenchmarkFootprintOneTruck(b *testing.B) {
 	}
 	dir := b.TempDir()
 	bin := buildGateway(b, dir, runtime.GOARCH)
-	var rss, peak, cpu []float64
+	var rss, anon, peak, cpu []float64
 	for b.Loop() {
 		r := measureOneTruck(b, bin, filepath.Join(dir, fmt.Sprintf("run-%d", len(rss))), window)
-		rss, peak, cpu = append(rss, r.rssMB), append(peak, r.peakMB), append(cpu, r.cpuPct)
+		rss, anon, peak, cpu = append(rss, r.rssMB), append(anon, r.anonMB), append(peak, r.peakMB), append(cpu, r.cpuPct)
 	}
 	b.ReportMetric(median(rss), "gateway_idle_rss_mb:MB")
 	b.ReportMetric(median(peak), "gateway_peak_rss_mb:MB")
+	b.ReportMetric(median(anon), "gateway_idle_rss_anon_mb:MB")
 	b.ReportMetric(median(cpu), "gateway_cpu_percent_one_truck:%")
 }
 
-type footprint struct{ rssMB, peakMB, cpuPct float64 }
+type footprint struct{ rssMB, anonMB, peakMB, cpuPct float64 }
 
 func measureOneTruck(b *testing.B, bin, dir string, window time.Duration) footprint {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -185,7 +192,7 @@ func measureOneTruck(b *testing.B, bin, dir string, window time.Duration) footpr
 	t := m.Trucks[0]
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "-truck", t.ID, "-data", dir, "-can", t.CAN, "-serial", t.Serial,
-		"-broker", "tcp://"+brk.Addr(), "-cab", "127.0.0.1:0")
+		"-broker", "tcp://"+brk.Addr(), "-cab", "127.0.0.1:0", "-metrics", "127.0.0.1:0")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -215,7 +222,7 @@ func measureOneTruck(b *testing.B, bin, dir string, window time.Duration) footpr
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rss []float64
+	var rss, anon []float64
 	var peak float64
 	last := first
 	for time.Since(first.at) < window {
@@ -225,11 +232,12 @@ func measureOneTruck(b *testing.B, bin, dir string, window time.Duration) footpr
 		}
 		mb := float64(last.rssKB) / 1024
 		rss = append(rss, mb)
+		anon = append(anon, float64(last.anonKB)/1024)
 		peak = max(peak, mb)
 	}
 	cpu := float64(last.ticks-first.ticks) / clockTicks / last.at.Sub(first.at).Seconds() * 100
 	if published.Load() == 0 {
 		b.Fatalf("gateway published nothing to the broker\n%s", stderr.String())
 	}
-	return footprint{rssMB: median(rss), peakMB: peak, cpuPct: cpu}
+	return footprint{rssMB: median(rss), anonMB: median(anon), peakMB: peak, cpuPct: cpu}
 }
