@@ -236,6 +236,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.console.Known(known)
 	c.inc, err = incident.Open(db.Bolt(), c.cfg.Incidents, time.Now(), known, c.console.IncidentChanged)
 	if err != nil {
 		return err

@@ -333,6 +333,18 @@ func band(d *detect.Detector, sig sensors.Signal, buf *[2]float64) *[2]float64 {
 	return buf
 }
 
+// Known adds trucks the cloud has heard of before (after a restart), so
+// that a silent truck is still listed, as offline, until it speaks.
+func (c *Console) Known(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if c.trucks[id] == nil {
+			c.truck(id)
+		}
+	}
+}
+
 // Status records a truck's online/offline status message.
 func (c *Console) Status(truck string, online bool, now time.Time) {
 	c.mu.Lock()

@@ -538,6 +538,16 @@ func TestConsoleLiveAndHistory(t *testing.T) {
 	}
 }
 
+func TestKnownTrucksListedOffline(t *testing.T) {
+	c := New(nil, Options{})
+	c.Readings("T2", []sensors.Reading{{Time: time.Now().UnixNano(), Signal: sensors.CoolantTemp, Value: 80}}, time.Now())
+	c.Known([]string{"T1", "T2"})
+	ts := c.Trucks()
+	if len(ts) != 2 || ts[0].ID != "T1" || ts[0].Status != StatusOffline || !ts[0].LastSeen.IsZero() || ts[1].Status != StatusNormal {
+		t.Fatalf("trucks %+v", ts)
+	}
+}
+
 func TestHistoryRing(t *testing.T) {
 	h := &history{step: 10, max: 5}
 	for _, tc := range []struct {
