@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -144,7 +145,9 @@ func (w *Webhook) Send(ctx context.Context, n incident.Notification) error {
 
 // SNS publishes notifications to an SNS topic. The message is the
 // notification JSON; attributes truck, severity, kind, signal and event
-// allow subscription filter policies.
+// allow subscription filter policies. On a FIFO topic (ARN ending in
+// ".fifo") the notification id is the deduplication id and the truck the
+// message group, so a resend after a crash is dropped by SNS.
 type SNS struct {
 	Client         *sns.Client
 	TopicARN       string
@@ -173,7 +176,7 @@ func (s *SNS) Send(ctx context.Context, n incident.Notification) error {
 	if len(subject) > 100 {
 		subject = subject[:100]
 	}
-	_, err = s.Client.Publish(ctx, &sns.PublishInput{
+	in := &sns.PublishInput{
 		TopicArn: aws.String(s.TopicARN),
 		Message:  aws.String(string(body)),
 		Subject:  aws.String(subject),
@@ -184,7 +187,12 @@ func (s *SNS) Send(ctx context.Context, n incident.Notification) error {
 			"signal":   attr(n.Incident.Signal),
 			"event":    attr(n.Event),
 		},
-	})
+	}
+	if strings.HasSuffix(s.TopicARN, ".fifo") {
+		in.MessageGroupId = aws.String(n.Incident.Truck)
+		in.MessageDeduplicationId = aws.String(n.ID)
+	}
+	_, err = s.Client.Publish(ctx, in)
 	if err != nil {
 		return fmt.Errorf("sns publish %s: %w", s.TopicARN, err)
 	}

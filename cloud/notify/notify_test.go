@@ -5,9 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/abc4logistics/tankguard/cloud/incident"
 )
@@ -53,5 +58,39 @@ func TestVerify(t *testing.T) {
 	sig := Sign("k", body)
 	if !Verify("k", body, sig) || Verify("other", body, sig) || Verify("k", []byte(`{"id":"y"}`), sig) {
 		t.Fatal("Verify disagrees with Sign")
+	}
+}
+
+func TestSNSPublishRequest(t *testing.T) {
+	tests := []struct {
+		name      string
+		topic     string
+		wantDedup bool
+	}{
+		{"standard topic", "arn:aws:sns:us-east-1:123456789012:fleet", false},
+		{"fifo topic", "arn:aws:sns:us-east-1:123456789012:fleet.fifo", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var form url.Values
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				form, _ = url.ParseQuery(string(b))
+				io.WriteString(w, `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m</MessageId></PublishResult></PublishResponse>`)
+			}))
+			defer srv.Close()
+			client := sns.New(sns.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+			s := &SNS{Client: client, TopicARN: tc.topic}
+			n := incident.Notification{ID: "inc-00000007/2", Event: "changed", Incident: incident.Summary{Truck: "T1", Severity: "critical", Kind: "limit", Signal: "coolant_temp"}}
+			if err := s.Send(context.Background(), n); err != nil {
+				t.Fatal(err)
+			}
+			if form.Get("Action") != "Publish" || form.Get("TopicArn") != tc.topic {
+				t.Fatalf("request %v", form)
+			}
+			if got := form.Get("MessageDeduplicationId") == "inc-00000007/2" && form.Get("MessageGroupId") == "T1"; got != tc.wantDedup {
+				t.Fatalf("dedup/group ids %q %q", form.Get("MessageDeduplicationId"), form.Get("MessageGroupId"))
+			}
+		})
 	}
 }
