@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"encoding"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -239,7 +240,8 @@ func (in *ingester) step(msgs []message) error {
 			}
 			if m, ok := any(st.det).(encoding.BinaryMarshaler); ok {
 				if state, err := m.MarshalBinary(); err == nil {
-					commit.Detectors[truck] = state
+					v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(state)), in.cfg.Detect.Hash())
+					commit.Detectors[truck] = append(v, state...)
 				}
 			}
 		}
@@ -333,9 +335,15 @@ func (in *ingester) truck(truck string) (*truckState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ingest load detector %s: %w", truck, err)
 		}
-		if state != nil {
-			if err := u.UnmarshalBinary(state); err != nil {
-				// A changed detector configuration or format: relearn.
+		// Stored: the configuration hash (8 bytes, big-endian), then the
+		// detector's state. A state learned under another configuration is
+		// dropped: restoring it would bring the old configuration back.
+		switch {
+		case state == nil:
+		case len(state) < 8 || binary.BigEndian.Uint64(state) != in.cfg.Detect.Hash():
+			in.log.Warn("detector configuration changed; relearning", "truck", truck)
+		default:
+			if err := u.UnmarshalBinary(state[8:]); err != nil {
 				in.log.Warn("detector state not restored; relearning", "truck", truck, "err", err)
 				st.det, _ = detect.New(truck, in.cfg.Detect)
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
+	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
 )
@@ -53,5 +54,43 @@ func TestDetectorStateSurvivesRestart(t *testing.T) {
 	}
 	if len(phases) != 2 || phases[0] != "raised" || phases[1] != "cleared" {
 		t.Fatalf("cloud alert phases %v, want [raised cleared]", phases)
+	}
+}
+
+// TestDetectorStateDroppedOnConfigChange: after a restart with another
+// detector configuration the stored state is not restored (it would bring
+// the old configuration back): the new detector starts learning.
+func TestDetectorStateDroppedOnConfigChange(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	val := func(i int) float64 {
+		if i >= 60 && i < 90 {
+			return 118
+		}
+		return 88
+	}
+	all := series(sensors.CoolantTemp, 1, 120, t0, val)
+	c := startCloud(t, dir, nil)
+	cl := dial(t, c.BrokerAddr(), "sim-1")
+	for i := 0; i < 90; i += 30 {
+		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "R2", Readings: all[i : i+30]})
+	}
+	waitFor(t, "cloud alert", func() bool { return c.Stats().CloudAlerts == 1 })
+	cl.Disconnect(100)
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := startCloud(t, dir, func(c *Config) {
+		c.Detect = detect.DefaultConfig()
+		c.Detect.Coolant.WarnHigh, c.Detect.Coolant.CritHigh = 125, 130
+	})
+	cl2 := dial(t, c2.BrokerAddr(), "sim-2")
+	publishBatch(t, cl2, uplink.KindTelemetry, uplink.Batch{Truck: "R2", Readings: all[90:]})
+	waitFor(t, "readings after restart", func() bool { return c2.Stats().Readings == 30 })
+	if err := c2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c2.Stats().CloudAlerts; n != 0 {
+		t.Fatalf("%d cloud alerts after the config change; the old state was restored", n)
 	}
 }
