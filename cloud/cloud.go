@@ -301,6 +301,7 @@ func (c *Cloud) run(ctx context.Context) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return c.console.Run(gctx) })
+	g.Go(func() error { c.console.LoadHistory(gctx, st); return nil })
 	g.Go(func() error { return arch.run(gctx) })
 	g.Go(func() error { return in.run(gctx) })
 	g.Go(func() error { return ntf.run(gctx) })

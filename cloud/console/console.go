@@ -61,11 +61,16 @@ type Truck struct {
 	det         *detect.Detector
 	hist        *history
 	vals        [5]float64 // what Lat, Lon, Coolant, Cargo, Speed point at
+	valTime     [5]int64   // and when each was measured
 }
 
-// set points *p at the truck's own storage i holding v (no allocation).
-func (t *Truck) set(p **float64, i int, v float64) {
-	t.vals[i] = v
+// set points *p at the truck's own storage i holding v measured at tm,
+// unless it holds a newer value (no allocation).
+func (t *Truck) set(p **float64, i int, v float64, tm int64) {
+	if *p != nil && tm < t.valTime[i] {
+		return
+	}
+	t.vals[i], t.valTime[i] = v, tm
 	*p = &t.vals[i]
 }
 
@@ -238,6 +243,11 @@ func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 	t := c.truck(truck)
 	t.LastSeen = now.UTC()
 	t.Online = true
+	c.fold(t, rs)
+}
+
+// fold folds rs into t's view, history and bands. c.mu is held.
+func (c *Console) fold(t *Truck, rs []sensors.Reading) {
 	var newest int64
 	if !t.DataTime.IsZero() {
 		newest = t.DataTime.UnixNano()
@@ -266,21 +276,20 @@ func (c *Console) Readings(truck string, rs []sensors.Reading, now time.Time) {
 				}
 			}
 		}
-		if r.Time < newest {
-			continue // late data must not overwrite the current view
-		}
-		newest = r.Time
+		// Each value shows its newest measurement: late data (a backlog,
+		// the archive) never overwrites a newer one.
+		newest = max(newest, r.Time)
 		switch r.Signal {
 		case sensors.GNSSLatitude, sensors.VPLatitude:
-			t.set(&t.Lat, 0, r.Value)
+			t.set(&t.Lat, 0, r.Value, r.Time)
 		case sensors.GNSSLongitude, sensors.VPLongitude:
-			t.set(&t.Lon, 1, r.Value)
+			t.set(&t.Lon, 1, r.Value, r.Time)
 		case sensors.CoolantTemp:
-			t.set(&t.Coolant, 2, r.Value)
+			t.set(&t.Coolant, 2, r.Value, r.Time)
 		case sensors.CargoTemp:
-			t.set(&t.Cargo, 3, r.Value)
+			t.set(&t.Cargo, 3, r.Value, r.Time)
 		case sensors.WheelSpeed:
-			t.set(&t.Speed, 4, r.Value)
+			t.set(&t.Speed, 4, r.Value, r.Time)
 		}
 	}
 	if newest != 0 {
