@@ -104,6 +104,14 @@ func (a *archiver) staged(n int) {
 	}
 }
 
+// flushSoon starts a flush without waiting for the interval.
+func (a *archiver) flushSoon() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
 // run flushes every FlushInterval, or sooner when kicked, until ctx ends.
 // Archive errors are logged, counted and retried: the records stay staged.
 func (a *archiver) run(ctx context.Context) error {

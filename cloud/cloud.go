@@ -46,6 +46,9 @@ type Cloud struct {
 	client     mqtt.Client
 
 	runOnce sync.Once
+	// flushNow asks the archiver to flush without waiting for its
+	// interval (tests and benchmarks); set before Ready.
+	flushNow func()
 }
 
 // New checks cfg (filling defaults) and returns a Cloud ready to Run. It
@@ -248,6 +251,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	ntf := newNotifier(c.cfg.Notify, log.With("component", "notify"), c.inc, senders, &c.cnt)
 
 	arch := newArchiver(c.cfg, log.With("component", "archive"), db, st, &c.cnt)
+	c.flushNow = arch.flushSoon
 	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
 	in.inc = c.inc
 	in.remember = arch.remember
