@@ -621,7 +621,7 @@ func BenchmarkReadings1000Trucks(b *testing.B) {
 		}
 		c.Readings(id, batch, time.Now())
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/14, "ns/reading")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/14, "console_fold_ns_per_reading:ns")
 }
 
 // FuzzIncidentAction posts arbitrary bodies to the incident actions: the
@@ -674,7 +674,7 @@ func BenchmarkHistoryMemory(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
-		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/1000/1024, "KiB/truck")
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/1000/1024, "console_history_per_truck:KiB")
 		runtime.KeepAlive(c)
 	}
 }

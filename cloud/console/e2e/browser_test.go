@@ -506,11 +506,11 @@ func BenchmarkConsole1000Trucks(b *testing.B) {
 		}
 	}
 	n := float64(b.N)
-	b.ReportMetric(firstMS/n, "first_render_ms")
-	b.ReportMetric(heapMB/n, "js_heap_MB")
-	b.ReportMetric(fps/n, "frames/s")
-	b.ReportMetric(worstMS, "worst_frame_ms")
-	b.ReportMetric(meanMS/n, "mean_frame_ms")
+	b.ReportMetric(firstMS/n, "console_1000_first_render_ms:ms")
+	b.ReportMetric(heapMB/n, "console_1000_js_heap:MB")
+	b.ReportMetric(fps/n, "console_1000_frames_per_s:frames/s")
+	b.ReportMetric(meanMS/n, "console_1000_frame_mean_ms:ms")
+	b.ReportMetric(worstMS, "console_1000_frame_worst_ms:ms")
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
