@@ -72,47 +72,59 @@ func writeReadings(ctx context.Context, st Store, s *Stats, stem string, rows []
 		}
 		return id
 	}
-	rowKeys := make([]groupKey, len(rows))
+	// One map lookup per row gives its dense group id; counting and
+	// placing then use slices.
+	gids := map[groupKey]int32{}
+	var keys []groupKey
+	rowGroup := make([]int32, len(rows))
+	var count []int
 	prevTruck, prevID := "", int32(-1)
 	for i := range rows {
 		if rows[i].Truck != prevTruck || prevID < 0 {
 			prevTruck, prevID = rows[i].Truck, intern("t:"+rows[i].Truck)
 		}
-		rowKeys[i] = groupKey{floorDiv(rows[i].TimeNS, hourNS), prevID, intern(rows[i].Signal)}
+		k := groupKey{floorDiv(rows[i].TimeNS, hourNS), prevID, intern(rows[i].Signal)}
+		g, ok := gids[k]
+		if !ok {
+			g = int32(len(keys))
+			gids[k] = g
+			keys = append(keys, k)
+			count = append(count, 0)
+		}
+		rowGroup[i] = g
+		count[g]++
 	}
-	// Counting pass, then one array holding the groups contiguously in
-	// key order: no per-group slices to grow.
-	count := map[groupKey]int{}
-	for _, k := range rowKeys {
-		count[k]++
+	// Order the groups by (hour, truck, signal) and lay them out
+	// contiguously in one array.
+	order := make([]int32, len(keys))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	keys := make([]groupKey, 0, len(count))
-	for k := range count {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y groupKey) int {
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := keys[a], keys[b]
 		return cmp.Or(cmp.Compare(x.hour, y.hour), cmp.Compare(names[x.truck], names[y.truck]), cmp.Compare(names[x.signal], names[y.signal]))
 	})
-	next := make(map[groupKey]int, len(keys))
+	next := make([]int, len(keys))
 	bounds := make([]int, len(keys)+1)
-	for i, k := range keys {
-		next[k] = bounds[i]
-		bounds[i+1] = bounds[i] + count[k]
+	for i, g := range order {
+		next[g] = bounds[i]
+		bounds[i+1] = bounds[i] + count[g]
 	}
 	grouped := make([]Reading, len(rows))
-	for i, k := range rowKeys {
-		grouped[next[k]] = rows[i]
-		next[k]++
+	for i, g := range rowGroup {
+		grouped[next[g]] = rows[i]
+		next[g]++
 	}
 	bySeq := func(x, y Reading) int { return cmp.Compare(x.Seq, y.Seq) }
 	out := make([]readingRecord, 0, len(rows))
-	for i, k := range keys {
+	for i, gi := range order {
+		k := keys[gi]
 		g := grouped[bounds[i]:bounds[i+1]]
 		if !slices.IsSortedFunc(g, bySeq) {
 			slices.SortFunc(g, bySeq)
 		}
 		out = toRecords(out, g)
-		if i+1 < len(keys) && keys[i+1].hour == k.hour {
+		if i+1 < len(order) && keys[order[i+1]].hour == k.hour {
 			continue
 		}
 		part := Partition(DatasetReadings, k.hour*hourNS)
