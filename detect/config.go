@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"sort"
 	"time"
@@ -345,7 +347,7 @@ func objectFields(data []byte, where string) (map[string]json.RawMessage, error)
 	if m == nil {
 		return nil, fmt.Errorf("%w: %s: want a JSON object", ErrConfig, where)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %s: trailing data after the object", ErrConfig, where)
 	}
 	return m, nil

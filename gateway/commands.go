@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/abc4logistics/tankguard/detect"
@@ -78,6 +80,9 @@ func (g *Gateway) applyConfig(raw json.RawMessage) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&u); err != nil {
 		return fmt.Errorf("config update: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("config update: trailing data after the JSON object")
 	}
 	if len(u.Detect) == 0 {
 		return nil

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -107,6 +108,9 @@ func run() error {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&fc); err != nil {
 			return fmt.Errorf("config %s: %w", *cfgFile, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("config %s: trailing data after the JSON object", *cfgFile)
 		}
 		if len(fc.Detect) > 0 {
 			if cfg.Detect, err = detect.ParseConfig(fc.Detect); err != nil {

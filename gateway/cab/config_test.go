@@ -230,3 +230,13 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// A stray closing brace after the object used to pass json.Decoder.More.
+func TestParseConfigTrailingBrace(t *testing.T) {
+	if _, err := ParseConfig([]byte(`{}}`)); err == nil {
+		t.Fatal(`ParseConfig accepted "{}}"`)
+	}
+	if _, _, err := parseAckRequest([]byte(`{"key":"k","severity":"warning"}}`)); err == nil {
+		t.Fatal("parseAckRequest accepted a trailing brace")
+	}
+}

@@ -134,8 +134,8 @@ func parseAckRequest(body []byte) (key string, sev detect.Severity, err error) {
 	if err := dec.Decode(&req); err != nil {
 		return "", 0, fmt.Errorf("%w: ack body: %v", ErrBadRequest, err)
 	}
-	if dec.More() {
-		return "", 0, fmt.Errorf("%w: ack body: more than one JSON value", ErrBadRequest)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return "", 0, fmt.Errorf("%w: ack body: more than one JSON value, or trailing data", ErrBadRequest)
 	}
 	if req.Key == "" {
 		return "", 0, fmt.Errorf("%w: ack body: key is missing", ErrBadRequest)

@@ -3,7 +3,9 @@ package cab
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -48,8 +50,8 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := dec.Decode(&f); err != nil {
 		return Config{}, fmt.Errorf("cab config: %w", err)
 	}
-	if dec.More() {
-		return Config{}, fmt.Errorf("cab config: more than one JSON value")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("cab config: more than one JSON value, or trailing data")
 	}
 	c := Config{
 		Listen:       f.Listen,
