@@ -312,7 +312,7 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	lat := hooks.latencies(edge)
+	lat, toCloud, toHook := hooks.latencies(edge)
 
 	// Report.
 	machine := fmt.Sprintf("%d CPUs, %s, %s", runtime.NumCPU(), cpuModel(), runtime.Version())
@@ -333,6 +333,8 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 	if len(lat) > 0 {
 		fmt.Fprintf(out, "LOAD alert_to_notification_ms p50 %.0f p99 %.0f max %.0f (n=%d)\n",
 			percentile(lat, 50), percentile(lat, 99), percentile(lat, 100), len(lat))
+		fmt.Fprintf(out, "LOAD   of which alert_to_incident_opened_ms p50 %.0f p99 %.0f, incident_opened_to_webhook_ms p50 %.0f p99 %.0f\n",
+			percentile(toCloud, 50), percentile(toCloud, 99), percentile(toHook, 50), percentile(toHook, 99))
 	}
 	fmt.Fprintf(out, "LOAD %-24s %10s %12s %12s\n", "process", "cpu_%core", "rss_mb_med", "rss_mb_peak")
 	for _, p := range procs {
@@ -429,12 +431,15 @@ func parseExposition(r io.Reader) (map[string]float64, error) {
 
 // webhook records the cloud's notifications.
 type webhook struct {
-	mu     sync.Mutex
-	opened map[string]time.Time // truck -> arrival of its first coolant "opened" notification
-	n      int
+	mu       sync.Mutex
+	opened   map[string]time.Time // truck -> arrival of its first coolant "opened" notification
+	openedAt map[string]time.Time // truck -> when the cloud opened that incident
+	n        int
 }
 
-func newWebhook() *webhook { return &webhook{opened: map[string]time.Time{}} }
+func newWebhook() *webhook {
+	return &webhook{opened: map[string]time.Time{}, openedAt: map[string]time.Time{}}
+}
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
@@ -448,6 +453,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if slices.Contains(n.Events, incident.EventOpened) && n.Incident.Signal == sensors.CoolantTemp.String() {
 		if _, ok := h.opened[n.Incident.Truck]; !ok {
 			h.opened[n.Incident.Truck] = at
+			h.openedAt[n.Incident.Truck] = n.Incident.OpenedAt
 		}
 	}
 	h.mu.Unlock()
@@ -472,18 +478,24 @@ func (h *webhook) openedFor(edge map[string]detect.Transition) int {
 	return n
 }
 
-// latencies returns, in ms, notification arrival minus the gateway's
-// raising reading, for every truck that has both.
-func (h *webhook) latencies(edge map[string]detect.Transition) []float64 {
+// latencies returns, in ms, for every truck with both an edge alert and
+// a notification: notification arrival minus the gateway's raising
+// reading (total), split at the moment the cloud opened the incident
+// (toCloud: detect, queue, uplink, broker, ingest; toHook: incident,
+// notifier group wait, HTTP POST).
+func (h *webhook) latencies(edge map[string]detect.Transition) (total, toCloud, toHook []float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []float64
 	for truck, a := range edge {
 		if at, ok := h.opened[truck]; ok {
-			out = append(out, float64(at.UnixNano()-a.Time)/1e6)
+			total = append(total, float64(at.UnixNano()-a.Time)/1e6)
+			if op := h.openedAt[truck]; !op.IsZero() {
+				toCloud = append(toCloud, float64(op.UnixNano()-a.Time)/1e6)
+				toHook = append(toHook, float64(at.Sub(op))/1e6)
+			}
 		}
 	}
-	return out
+	return total, toCloud, toHook
 }
 
 func percentile(v []float64, p float64) float64 {
