@@ -23,6 +23,7 @@ import (
 	"github.com/abc4logistics/tankguard/buffer"
 	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/cloud/incident"
+	"github.com/abc4logistics/tankguard/cloud/notify"
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
 )
 
@@ -99,7 +100,8 @@ type proc struct {
 	err  error
 }
 
-func startProc(logPath, bin string, args ...string) (*proc, error) {
+// startProc starts bin with args (logged) and env (not logged: secrets).
+func startProc(logPath, bin string, env []string, args ...string) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -107,6 +109,7 @@ func startProc(logPath, bin string, args ...string) (*proc, error) {
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -146,15 +149,29 @@ func (p *proc) stop(d time.Duration) error {
 
 // webhook records every notification the cloud delivers.
 type webhook struct {
-	mu    sync.Mutex
-	seen  map[string]bool // delivery ids
-	notes []incident.Notification
-	redel int
+	secret string
+	mu     sync.Mutex
+	seen   map[string]bool // delivery ids
+	notes  []incident.Notification
+	redel  int
+	badSig int
 }
 
 func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get(notify.HeaderSignature) != notify.Sign(w.secret, body) {
+		w.mu.Lock()
+		w.badSig++
+		w.mu.Unlock()
+		http.Error(rw, "bad signature", http.StatusUnauthorized)
+		return
+	}
 	var n incident.Notification
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&n); err != nil {
+	if err := json.Unmarshal(body, &n); err != nil {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -215,7 +232,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// Webhook receiver.
-	hook := &webhook{seen: map[string]bool{}}
+	const secret = "chaos-secret"
+	hook := &webhook{secret: secret, seen: map[string]bool{}}
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -236,7 +254,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cloudDir := filepath.Join(dir, "cloud")
 	cloudArgs := []string{"-data", cloudDir,
 		"-broker-listen", brokerAddr, "-http", httpAddr, "-flush-interval", "500ms",
-		"-webhook", "http://" + hl.Addr().String() + "/", "-webhook-secret", "chaos-secret", "-log-level", "warn"}
+		"-webhook", "http://" + hl.Addr().String() + "/", "-log-level", "warn"}
 	brokerURL := "tcp://" + brokerAddr
 	if cfg.TLS {
 		cf := filepath.Join(dir, "cloud.json")
@@ -249,7 +267,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		brokerURL = "ssl://" + brokerAddr
 	}
 	startCloud := func() (*proc, error) {
-		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), cloudArgs...)
+		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), []string{"TANKGUARD_WEBHOOK_SECRET=" + secret}, cloudArgs...)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +356,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.TLS {
 			args = append(args, "-tls-cert", filepath.Join(pki, t.ID+".pem"), "-tls-key", filepath.Join(pki, t.ID+"-key.pem"), "-tls-ca", filepath.Join(pki, "ca.pem"))
 		}
-		p, err := startProc(filepath.Join(dir, "logs", t.ID+".log"), bin("gateway"), args...)
+		p, err := startProc(filepath.Join(dir, "logs", t.ID+".log"), bin("gateway"), nil, args...)
 		if err != nil {
 			return err
 		}
@@ -633,6 +651,9 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	rep.Notifications, rep.Redeliveries = len(hook.notes), hook.redel
+	if hook.badSig > 0 {
+		rep.problem("%d webhook deliveries with a bad HMAC signature", hook.badSig)
+	}
 	opened := map[string]int{}                   // incident id -> distinct "opened" notifications
 	latest := map[string]incident.Notification{} // incident id -> newest notification
 	for _, n := range hook.notes {
