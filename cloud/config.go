@@ -165,6 +165,7 @@ const (
 	DefaultOfflineSilence = 2 * time.Minute
 	DefaultOfflineGrace   = 5 * time.Minute
 	DefaultKeepResolved   = 1000
+	DefaultRetainResolved = 90 * 24 * time.Hour
 	DefaultNotifyAttempts = 6
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = time.Minute
@@ -230,6 +231,7 @@ func (c *Config) setDefaults() {
 	if ic.KeepResolved == 0 {
 		ic.KeepResolved = DefaultKeepResolved
 	}
+	def(&ic.RetainResolved, DefaultRetainResolved)
 	n := &c.Notify
 	if n.Attempts == 0 {
 		n.Attempts = DefaultNotifyAttempts

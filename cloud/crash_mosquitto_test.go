@@ -83,10 +83,10 @@ func TestSIGKILLWithMosquitto(t *testing.T) {
 		BrokerURL:     "tcp://" + broker,
 		Ingest:        IngestSubscribe,
 		HTTPListen:    s3test.FreeAddr(t),
-		FlushInterval: 100 * time.Millisecond,
+		FlushInterval: 50 * time.Millisecond,
 	}
 	proc := startChild(t, cfg)
-	const trucks, batches, per = 3, 120, 40
+	const trucks, batches, per = 3, 600, 40
 	var acked atomic.Int64
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- publishStream(broker, trucks, batches, per, &acked) }()

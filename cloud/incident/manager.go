@@ -45,6 +45,10 @@ type Config struct {
 	OfflineGrace time.Duration
 	// KeepResolved is how many resolved incidents stay in memory for List.
 	KeepResolved int
+	// RetainResolved: incidents resolved longer ago than this are deleted
+	// from the database when the Manager opens (every state of them is in
+	// the archive's incidents/ dataset). 0 keeps them forever.
+	RetainResolved time.Duration
 }
 
 // Manager holds the incidents. It is safe for concurrent use.
@@ -79,18 +83,24 @@ func Open(db *bolt.DB, cfg Config, now time.Time, known []string, onChange func(
 		m.lastSeen[t] = now
 	}
 	var resolved []*Incident
+	var expired [][]byte
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketIncidents, bucketOutbox, bucketDeadLetter} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketIncidents)
+		err := b.ForEach(func(k, v []byte) error {
 			inc := new(Incident)
 			if err := json.Unmarshal(v, inc); err != nil {
 				return fmt.Errorf("incident %s: %w", k, err)
 			}
 			if inc.State == StateResolved {
+				if cfg.RetainResolved > 0 && inc.ResolvedAt != nil && now.Sub(*inc.ResolvedAt) > cfg.RetainResolved {
+					expired = append(expired, slices.Clone(k))
+					return nil
+				}
 				resolved = append(resolved, inc)
 				return nil
 			}
@@ -100,6 +110,15 @@ func Open(db *bolt.DB, cfg Config, now time.Time, known []string, onChange func(
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired { // not during ForEach: bbolt forbids it
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("incident load: %w", err)

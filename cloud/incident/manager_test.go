@@ -205,3 +205,30 @@ func TestTimersAndRestart(t *testing.T) {
 		t.Fatal("ack of unknown incident accepted")
 	}
 }
+
+func TestRetainResolved(t *testing.T) {
+	db, _ := openDB(t)
+	m, err := Open(db, Config{MergeWindow: time.Minute}, t0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		return m.Observe(tx, t0, "edge", []detect.Transition{tr(detect.Raised, detect.SeverityCritical, 0, 10), tr(detect.Cleared, detect.SeverityCritical, 0, 20)}, nil, nil)
+	})
+	db.Update(func(tx *bolt.Tx) error {
+		return m.Observe(tx, t0.Add(48*time.Hour), "edge", []detect.Transition{tr(detect.Raised, detect.SeverityCritical, 48*3600, 48*3600+10)}, nil, nil)
+	})
+	// Reopen three days later keeping one day of resolved incidents: the
+	// old resolved one goes, the open one stays.
+	m2, err := Open(db, Config{RetainResolved: 24 * time.Hour}, t0.Add(72*time.Hour), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m2.List()
+	if len(l) != 1 || l[0].State != StateOpen {
+		t.Fatalf("after retention: %+v", l)
+	}
+	if _, err := m2.Get("inc-00000001"); err == nil {
+		t.Fatal("expired incident still in the database")
+	}
+}
