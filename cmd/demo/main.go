@@ -11,6 +11,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/abc4logistics/tankguard/cloud/console/auth"
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
 )
 
@@ -83,8 +86,14 @@ func run() error {
 		fmt.Println("demo stopped")
 	}()
 
+	// Console users for this run: a fresh random password, shown below.
+	usersFile := filepath.Join(*varDir, "demo-users.json")
+	password, err := writeDemoUsers(usersFile)
+	if err != nil {
+		return err
+	}
 	cloudP, err := start("cloud", out, bin("cloud"), "-data", filepath.Join(*varDir, "cloud"),
-		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s")
+		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s", "-users", usersFile)
 	if err != nil {
 		return err
 	}
@@ -142,6 +151,7 @@ func run() error {
 	fmt.Println()
 	fmt.Println("  tankguard demo is running. Ctrl-C stops it.")
 	fmt.Printf("  fleet console:   http://%s/\n", consoleAddr)
+	fmt.Printf("  sign in as:      admin, ops (operator) or view (viewer); password %s\n", password)
 	for _, c := range cabs {
 		fmt.Printf("  cab %-9s    %s\n", c.truck+":", c.url)
 	}
@@ -165,6 +175,33 @@ func run() error {
 		}
 		return fmt.Errorf("%s exited: %v", p.name, p.err)
 	}
+}
+
+// writeDemoUsers writes a console users file with an admin, an operator
+// and a viewer sharing one random password, and returns the password.
+func writeDemoUsers(path string) (string, error) {
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	password := base64.RawURLEncoding.EncodeToString(b)
+	hash, err := auth.HashPassword(password, auth.AlgBcrypt)
+	if err != nil {
+		return "", err
+	}
+	f := auth.UsersFile{Users: []auth.User{
+		{Name: "admin", Role: auth.RoleAdmin, PasswordHash: hash},
+		{Name: "ops", Role: auth.RoleOperator, PasswordHash: hash},
+		{Name: "view", Role: auth.RoleViewer, PasswordHash: hash},
+	}}
+	body, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return password, os.WriteFile(path, body, 0o600)
 }
 
 // pickAddr returns addr if it can be listened on now, else a free loopback
