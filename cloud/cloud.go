@@ -39,7 +39,8 @@ type Cloud struct {
 	console *console.Console
 
 	ready      chan struct{}
-	brokerAddr string // set before ready closes
+	brokerAddr string         // set before ready closes
+	brk        *broker.Broker // the embedded broker, or nil; set before ready closes
 	httpAddr   string
 	archive    archive.Store
 	inc        *incident.Manager
@@ -114,6 +115,13 @@ func (c *Cloud) ArchiveDir() string {
 func (c *Cloud) Stats() Stats {
 	s := c.cnt.snapshot()
 	s.ConsoleBadRequests = c.console.BadRequests()
+	select {
+	case <-c.ready:
+		if c.brk != nil {
+			s.Broker = c.brk.Stats()
+		}
+	default:
+	}
 	return s
 }
 
@@ -273,7 +281,7 @@ func (c *Cloud) run(ctx context.Context) error {
 			return err
 		}
 		defer brk.Close()
-		c.brokerAddr = brk.Addr()
+		c.brokerAddr, c.brk = brk.Addr(), brk
 		brokerURL = brk.ClientURL()
 	} else {
 		u, _ := url.Parse(brokerURL)

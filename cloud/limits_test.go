@@ -252,3 +252,23 @@ func TestFloodingTruckDoesNotStarveOthers(t *testing.T) {
 		waitFor(t, truck+" archived", func() bool { return len(archivedSeqs(t, c.ArchiveDir(), truck)) == batches*per })
 	}
 }
+
+// TestOversizedPacketCountedInCloudStats: a packet above the broker's
+// limit disconnects only its sender, before the broker reads it, and shows
+// in the cloud's counters (Stats.Broker, served at /api/stats).
+func TestOversizedPacketCountedInCloudStats(t *testing.T) {
+	c := startCloud(t, t.TempDir(), nil)
+	big := dial(t, c.BrokerAddr(), "big")
+	good := dial(t, c.BrokerAddr(), "good")
+	big.Publish(uplink.Topic("H", uplink.KindTelemetry), 1, false, make([]byte, 1<<20)).WaitTimeout(2 * time.Second)
+	waitFor(t, "oversized packet counted", func() bool { return c.Stats().Broker.OversizedPackets == 1 && !big.IsConnectionOpen() })
+	p, err := uplink.Encode(uplink.Batch{Truck: "G", Readings: series(sensors.WheelSpeed, 1, 10, time.Now(), func(int) float64 { return 50 })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, good, uplink.Topic("G", uplink.KindTelemetry), p)
+	waitFor(t, "the other truck's readings", func() bool { return c.Stats().Readings == 10 })
+	if got := c.Stats().Messages; got != 1 {
+		t.Errorf("messages = %d, want 1 (the oversized one never reached ingest)", got)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/broker"
 )
 
 // Stats are the cloud's counters since Run started. Every rejected or
@@ -33,6 +35,10 @@ type Stats struct {
 	Commands           uint64 `json:"commands"`             // downlink commands published
 	CommandErrors      uint64 `json:"command_errors"`       // downlink commands that failed to publish
 	ConsoleBadRequests uint64 `json:"console_bad_requests"` // malformed console API requests
+	// Broker counts what the embedded broker refused: TLS handshakes,
+	// CONNECTs, publishes and subscriptions outside a truck's own topics,
+	// oversized packets (zero with an external broker).
+	Broker broker.Stats `json:"broker"`
 }
 
 type counters struct {
