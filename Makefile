@@ -6,7 +6,7 @@ FUZZTIME   ?= 15s
 BENCHFLAGS ?= -count=3
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test bench fuzz cross lint chaos test-arm deb load
+.PHONY: all build demo test bench fuzz cross lint chaos test-arm deb load nab sim-long
 all: build
 
 build:
@@ -38,14 +38,24 @@ bench:
 chaos:
 	CHAOS=long $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 20m ./cmd/chaos
 
-# Every fuzz target for FUZZTIME each.
+# Every fuzz target for FUZZTIME each; carries on past a failure and lists
+# the failed targets at the end.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@failed=""; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg.$$f"; \
 	  done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz failures:$$failed"; exit 1; fi; echo "fuzz: no findings"
+
+# The detector on the NAB corpus (fails below standard 55 / reward_low_FP 45).
+nab:
+	$(GO) test -count=1 -run TestNAB -v ./cmd/detect-replay
+
+# False alerts over 50,000 simulated truck-hours (make test runs 1,000).
+sim-long:
+	DETECT_SIM_HOURS=50000 $(GO) test -count=1 -timeout 30m -run 'TestSimFalseAlarms|TestFirmwareSimPhysicsQuiet' -v ./detect
 
 # Static, stripped gateway binaries for the trucks' ARM boxes (and amd64),
 # and cloud binaries for amd64 and arm64 servers.
