@@ -2,9 +2,6 @@ package cloud
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -13,70 +10,15 @@ import (
 
 	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/cloud/internal/s3test"
+	"github.com/abc4logistics/tankguard/uplink/mosquittotest"
 )
-
-// startMosquitto starts Debian's mosquitto on a free loopback port and
-// returns its host:port. It skips when mosquitto is missing, unless CI is
-// set.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, e := os.Stat(p); e == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto is not installed (required under CI)")
-		}
-		t.Skip("mosquitto is not installed")
-	}
-	addr := s3test.FreeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	// Started as root, mosquitto drops to user mosquitto: keep the config
-	// readable by it and log to stdout.
-	dir, err := os.MkdirTemp("", "tankguard-cloud-mosquitto-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stdout\nmax_queued_messages 100000\nmax_inflight_messages 100\n", port)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestSIGKILLWithMosquitto is the SIGKILL test for the subscribe path:
 // the cloud is a paho client of an external broker with a persistent
 // session and acknowledges each message only after its commit, so a
 // killed cloud gets every unacknowledged message again after restart.
 func TestSIGKILLWithMosquitto(t *testing.T) {
-	broker := startMosquitto(t)
+	broker := mosquittotest.Start(t, "max_inflight_messages 100")
 	dir := t.TempDir()
 	cfg := Config{
 		DataDir:       dir,

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
 	"github.com/abc4logistics/tankguard/gateway"
 	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink/mosquittotest"
 )
 
 // The end-to-end tests run the whole system over real sockets: the cloud
@@ -35,7 +34,7 @@ func TestEndToEndEmbeddedBroker(t *testing.T) {
 
 func TestEndToEndMosquitto(t *testing.T) {
 	t.Parallel()
-	runEndToEnd(t, startMosquitto(t))
+	runEndToEnd(t, "tcp://"+mosquittotest.Start(t))
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -294,79 +293,4 @@ func waitFor(t *testing.T, ctx context.Context, limit time.Duration, what string
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// startMosquitto starts Debian's mosquitto on a free loopback port and
-// returns its URL. It skips when mosquitto is missing, unless CI is set.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, e := os.Stat(p); e == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto is not installed (required under CI)")
-		}
-		t.Skip("mosquitto is not installed")
-	}
-	port := freePort(t)
-	// mosquitto started as root drops to user mosquitto: keep the config
-	// where that user can read it; no persistence, log to stdout.
-	dir, err := os.MkdirTemp("", "tankguard-mosquitto-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stdout\nmax_queued_messages 100000\n", port)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	out, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(out.Name())
-			t.Logf("mosquitto log:\n%s", b)
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "tcp://" + addr
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

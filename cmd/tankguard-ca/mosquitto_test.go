@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/abc4logistics/tankguard/uplink"
+	"github.com/abc4logistics/tankguard/uplink/mosquittotest"
 )
 
 // MosquittoACL is the Mosquitto access control list equivalent to the
@@ -40,9 +39,6 @@ keyfile %[2]s/broker-key.pem
 require_certificate true
 use_identity_as_username true
 acl_file %[2]s/acl
-set_tcp_nodelay true
-persistence false
-log_dest stdout
 `
 
 // TestMosquittoACL runs Mosquitto with certificates from this tool and the
@@ -50,20 +46,6 @@ log_dest stdout
 // receive its own commands, but what it publishes under truck-02 never
 // reaches the cloud, and it never receives truck-02's commands.
 func TestMosquittoACL(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, e := os.Stat(p); e == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto not installed (required under CI)")
-		}
-		t.Skip("mosquitto not installed")
-	}
 	dir := t.TempDir()
 	mustRun(t, "init", "-dir", dir)
 	mustRun(t, "broker", "-dir", dir, "-host", "127.0.0.1")
@@ -77,33 +59,7 @@ func TestMosquittoACL(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "acl"), []byte(MosquittoACL), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConf, port, dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	var out lockedBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen: %s", out.String())
-		}
-	}
+	addr := mosquittotest.StartConf(t, func(port, _ string) string { return fmt.Sprintf(mosquittoConf, port, dir) })
 	caPEM := readFile(t, filepath.Join(dir, "ca.pem"))
 	connect := func(name, clientID string) paho.Client {
 		t.Helper()
@@ -114,7 +70,7 @@ func TestMosquittoACL(t *testing.T) {
 		c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID(clientID).
 			SetTLSConfig(tc).SetProtocolVersion(4).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("%s connect: %v\n%s", name, tok.Error(), out.String())
+			t.Fatalf("%s connect: %v\n%s", name, tok.Error(), "(see the mosquitto log below)")
 		}
 		t.Cleanup(func() { c.Disconnect(0) })
 		return c
@@ -165,22 +121,4 @@ func TestMosquittoACL(t *testing.T) {
 	if truckGot[other] != 0 {
 		t.Errorf("truck-01 received truck-02's command %d times", truckGot[other])
 	}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
-	return len(p), nil
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
 }

@@ -1,0 +1,122 @@
+// Package mosquittotest runs Debian's Mosquitto broker for interop tests:
+// on a free loopback port, with TCP_NODELAY, no persistence, logging to a
+// buffer shown when the test fails. Only tests import it.
+//
+// Started as root, mosquitto drops to user mosquitto, so the configuration
+// lives in a world-readable directory.
+package mosquittotest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Bin returns the mosquitto binary. It skips the test when there is none,
+// unless the CI environment variable is set, which makes it a failure.
+func Bin(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("mosquitto is not installed (apt-get install mosquitto); required under CI")
+	}
+	t.Skip("mosquitto is not installed")
+	return ""
+}
+
+// Defaults are the lines every broker started here gets after the
+// caller's: no persistence, log to stdout, and queues deep enough for
+// backlog tests.
+const Defaults = "set_tcp_nodelay true\npersistence false\nlog_dest stdout\nmax_queued_messages 100000\n"
+
+// Start runs mosquitto with an anonymous plain listener on a free loopback
+// port until the test ends and returns its host:port.
+func Start(t testing.TB, extra ...string) string {
+	t.Helper()
+	return StartConf(t, func(port, _ string) string {
+		conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
+		for _, e := range extra {
+			conf += e + "\n"
+		}
+		return conf
+	})
+}
+
+// StartConf runs mosquitto with the configuration conf returns for the free
+// port chosen and a world-readable directory for its files (Defaults are
+// appended), until the test ends, and returns 127.0.0.1:port.
+func StartConf(t testing.TB, conf func(port, dir string) string) string {
+	t.Helper()
+	bin := Bin(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	dir, err := os.MkdirTemp("", "tankguard-mosquitto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(conf(port, dir)+Defaults), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", path)
+	out := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", out.String())
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto did not listen on %s:\n%s", addr, out.String())
+		}
+	}
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
