@@ -24,6 +24,7 @@ var (
 	mcNotifications = cdesc("notifications_total", "Incident notifications, by result: sent (a channel accepted it), dead_lettered (failed after the last retry).", "result")
 	mcCommands      = cdesc("commands_total", "Downlink commands to trucks, by result (sent, failed).", "result")
 	mcIncidents     = cdesc("incidents", "Incidents held now, by state (open, acknowledged, resolved) and severity.", "state", "severity")
+	mcBrokerRefused = cdesc("broker_refused_total", "What the embedded broker refused, by cause: tls_handshake, connect, publish, subscribe, oversized_packet.", "cause")
 )
 
 func cdesc(name, help string, labels ...string) *prometheus.Desc {
@@ -57,7 +58,7 @@ func (c *Cloud) httpHandler() http.Handler {
 
 func (metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mcMessages, mcReadings, mcRejected, mcAlerts, mcAcks, mcCommits, mcArchObjects,
-		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents} {
+		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents, mcBrokerRefused} {
 		ch <- d
 	}
 }
@@ -89,6 +90,11 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr(mcNotifications, s.NotifyDead, "dead_lettered")
 	ctr(mcCommands, s.Commands, "sent")
 	ctr(mcCommands, s.CommandErrors, "failed")
+	ctr(mcBrokerRefused, s.Broker.RefusedHandshakes, "tls_handshake")
+	ctr(mcBrokerRefused, s.Broker.DeniedConnects, "connect")
+	ctr(mcBrokerRefused, s.Broker.DeniedPublishes, "publish")
+	ctr(mcBrokerRefused, s.Broker.DeniedSubscribes, "subscribe")
+	ctr(mcBrokerRefused, s.Broker.OversizedPackets, "oversized_packet")
 
 	type key struct{ state, sev string }
 	n := map[key]int{}

@@ -49,6 +49,7 @@ func TestMetrics(t *testing.T) {
 		{"edge alert", `tankguard_cloud_alerts_total{source="edge"} 1`},
 		{"open critical incident", `tankguard_cloud_incidents{severity="critical",state="open"} 1`},
 		{"no notification channel, nothing sent", `tankguard_cloud_notifications_total{result="sent"} 0`},
+		{"nothing refused by the broker", `tankguard_cloud_broker_refused_total{cause="publish"} 0`},
 		{"runtime metrics", `go_goroutines `},
 	}
 	for _, tc := range tests {
