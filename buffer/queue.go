@@ -664,8 +664,14 @@ func (q *Queue) Read(lane Lane, from uint64, max int) (Chunk, error) {
 		return c, fmt.Errorf("buffer read: %w", ErrClosed)
 	}
 	if lane == Telemetry {
-		// Whole blocks: at most one block beyond max.
-		c.Readings = make([]sensors.Reading, 0, max+q.opts.BlockReadings)
+		// Whole blocks: at most one block beyond max, and never more than
+		// is stored. The uplink re-reads its waiting partial batch on every
+		// commit: pre-sizing for max (~557 KB) each time made a 1,000-truck
+		// gateway host allocate hundreds of MB per second.
+		q.mu.Lock()
+		stored := q.st.Readings
+		q.mu.Unlock()
+		c.Readings = make([]sensors.Reading, 0, min(max, stored)+q.opts.BlockReadings)
 	}
 	var corrupt int
 	err := q.db.View(func(tx *bolt.Tx) error {
