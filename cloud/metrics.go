@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"github.com/abc4logistics/tankguard/cloud/console/auth"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,11 +48,12 @@ func (c *Cloud) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-// httpHandler is what the console's listener serves: /metrics, and the
+// httpHandler is what the console's listener serves: /metrics (for a
+// signed-in viewer or an API token, as every cloud endpoint), and the
 // console for everything else.
 func (c *Cloud) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", c.MetricsHandler())
+	mux.Handle("GET /metrics", c.console.Require(auth.RoleViewer, c.MetricsHandler()))
 	mux.Handle("/", c.console.Handler())
 	return mux
 }

@@ -31,7 +31,16 @@ func TestMetrics(t *testing.T) {
 		return s.Readings == 7 && s.BadPayloads == 1 && s.EdgeAlerts == 1 && len(c.List()) == 1
 	})
 
-	resp, err := http.Get("http://" + c.HTTPAddr() + "/metrics")
+	// Like every cloud endpoint, /metrics needs a session or an API token.
+	anon, err := http.Get("http://" + c.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.Body.Close()
+	if anon.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics without credentials: %s, want 401", anon.Status)
+	}
+	resp, err := http.DefaultClient.Do(authed("GET", "http://"+c.HTTPAddr()+"/metrics", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/abc4logistics/tankguard/cloud/console/auth"
 	"io"
 	"log/slog"
 	"net"
@@ -155,8 +156,14 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 	defer hsrv.Close()
 
 	// The cloud, with its embedded broker.
+	// /metrics needs credentials like every cloud endpoint: a viewer with
+	// an API token, made for this run.
+	usersFile := filepath.Join(o.varDir, "load-users.json")
+	if err := writeMetricsUser(usersFile); err != nil {
+		return err
+	}
 	cloudP, err := startProc(filepath.Join(o.binDir, "cloud"), "-data", filepath.Join(o.varDir, "cloud"),
-		"-broker-listen", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log-level", "error",
+		"-broker-listen", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log-level", "error", "-users", usersFile,
 		"-webhook", "http://"+hl.Addr().String()+"/hook", "-webhook-secret", "load-test")
 	if err != nil {
 		return err
@@ -395,8 +402,28 @@ func gatewayTotals(m *gateway.Metrics) gwTotals {
 
 // scrape reads a Prometheus text exposition into series -> value, keyed
 // by the series as written (name{labels}).
+// metricsToken is the API token of the load test's metrics viewer.
+var metricsToken = auth.NewToken()
+
+func writeMetricsUser(path string) error {
+	body, err := json.Marshal(auth.UsersFile{Users: []auth.User{
+		{Name: "load-metrics", Role: auth.RoleViewer, TokenSHA256: auth.HashToken(metricsToken)}}})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o600)
+}
+
 func scrape(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
