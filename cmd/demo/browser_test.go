@@ -55,7 +55,9 @@ func newBrowser(t *testing.T, ctx context.Context) context.Context {
 // TestCabAlertAckReachesCloud is the driver's path end to end: the cab page
 // of a running gateway, in headless Chromium, shows the alert view when the
 // simulated engine overheats; the driver presses acknowledge; the
-// acknowledgement is stored, uplinked and archived by the cloud.
+// acknowledgement is stored, uplinked and archived by the cloud. Before
+// that, an operator acknowledges the incident in the cloud, and the cab
+// page shows who did.
 func TestCabAlertAckReachesCloud(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -82,6 +84,29 @@ func TestCabAlertAckReachesCloud(t *testing.T) {
 		`!document.getElementById('alert').classList.contains('hidden')`,
 		chromedp.WithPollingTimeout(5*time.Second))); err != nil {
 		t.Fatalf("alert view not shown after the gateway raised %+v: %v", edge, err)
+	}
+	// The fleet team's side: the operator acknowledges the incident; the
+	// cloud sends the acknowledgement down to the truck's cab.
+	var incID string
+	waitFor(t, ctx, 30*time.Second, "the cloud opens an incident for the overheat", func() bool {
+		for _, inc := range sys.cloud.List() {
+			if inc.Truck == sys.truck.ID && inc.Signal == sensors.CoolantTemp.String() {
+				incID = inc.ID
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := sys.cloud.Acknowledge(incID, "otto"); err != nil {
+		t.Fatalf("operator acknowledge: %v", err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Poll[chromedp.Void](
+		`/Acknowledged by otto/.test(document.getElementById('a-remote').textContent)`,
+		chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("the cab page does not show the operator's acknowledgement: %v", err)
+	}
+	if sound, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.dataset.sound`)); err != nil || sound == "none" {
+		t.Fatalf("the cab went silent on the operator's acknowledgement (sound %q, %v): the driver must still acknowledge", sound, err)
 	}
 	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("ack"))); err != nil {
 		t.Fatalf("press acknowledge: %v", err)
