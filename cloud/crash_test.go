@@ -258,6 +258,10 @@ func publishStream(addr string, trucks, batches, per int, acked *atomic.Int64) e
 	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for b := range batches {
+		// Paced (at least 20 ms a round, so 3 s in all) so that the stream
+		// is still running when the test kills the cloud, however fast the
+		// machine.
+		time.Sleep(20 * time.Millisecond)
 		for k := range trucks {
 			truck := fmt.Sprintf("K%d", k)
 			from := uint64(b*per + 1)
