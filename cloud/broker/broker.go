@@ -143,7 +143,26 @@ func (b *Broker) Stats() Stats { return b.cnt.snapshot() }
 func (b *Broker) Addr() string { return b.tcp.Address() }
 
 // Close disconnects every client and stops the broker.
-func (b *Broker) Close() error { return b.srv.Close() }
+//
+// mochi v2.7.9's own listener close takes its client map's read lock twice
+// (Clients.GetByListener calls Len), which deadlocks when a connecting
+// client queues a write lock in between; it hung a flooded test's shutdown
+// for minutes. So the listeners are closed here first, disconnecting
+// their clients from a snapshot taken with a single read lock; the
+// server's Close then finds them closed and skips that path.
+func (b *Broker) Close() error {
+	b.srv.Listeners.CloseAll(b.closeListenerClients)
+	return b.srv.Close()
+}
+
+// closeListenerClients disconnects the clients of one listener.
+func (b *Broker) closeListenerClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
 
 // allowHook lets every client connect, publish and subscribe.
 type allowHook struct{ mqtt.HookBase }
