@@ -53,6 +53,19 @@
 // held a 32 MiB file through a long overflow). Size MaxBytes to half the
 // space the queue may use.
 //
+// # A full disk
+//
+// If the disk fills up before the budget does, a commit fails with ENOSPC.
+// The queue then deletes its ballast file (Options.Ballast, 1 MiB kept
+// beside the database), which gives room for a transaction that drops the
+// oldest telemetry blocks (bbolt needs fresh pages even to delete; no
+// thinning, which would write new blocks), caps the budget at what the
+// file already holds, and retries the commit, which reuses the freed
+// pages. Alerts and acknowledgements keep their priority; every dropped
+// reading is counted (Stats.DroppedReadings, Stats.DiskFull). Once the
+// ballast can be written again (checked every CompactCheck) the full
+// budget returns. A commit that still fails loses its readings, counted.
+//
 // # Reclaiming space and damaged files
 //
 // bbolt files do not shrink. When the file is larger than

@@ -49,15 +49,16 @@ func (e *eviction) any() bool {
 // policy in doc.go: thin the oldest telemetry, then drop the oldest
 // telemetry blocks, then (recorded in dropIncoming) the incoming readings
 // of this commit, then the oldest acknowledgements, then the oldest alerts.
-func (q *Queue) evict(tx *bolt.Tx, over, incomingTel int64) (eviction, error) {
+func (q *Queue) evict(tx *bolt.Tx, over, incomingTel int64, thinFirst bool) (eviction, error) {
 	var e eviction
 	tel := tx.Bucket(bucketLane[Telemetry])
 
-	// 1. Thin: oldest unthinned blocks first.
+	// 1. Thin: oldest unthinned blocks first. (Not on a full disk: a
+	// thinned block is a new page to write.)
 	var scratch, enc []byte
 	var rs []sensors.Reading
 	c := tel.Cursor()
-	for k, v := c.First(); k != nil && e.bytes < over; k, v = c.Next() {
+	for k, v := c.First(); thinFirst && k != nil && e.bytes < over; k, v = c.Next() {
 		h, err := parseBlockHeader(v)
 		if err != nil || h.flags&blockThinned != 0 {
 			continue

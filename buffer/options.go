@@ -29,8 +29,16 @@ type Options struct {
 	CompactMinBytes int64
 	// CompactRatio: see CompactMinBytes. Default 4.
 	CompactRatio float64
-	// CompactCheck is how often the queue considers compacting. Default 1 min.
+	// CompactCheck is how often the queue considers compacting (and, after
+	// the disk filled up, whether it has room again). Default 1 min.
 	CompactCheck time.Duration
+	// Ballast is the size of a reserve file kept beside the database
+	// (path + ".ballast"). When the disk fills up before MaxBytes is
+	// reached, the queue deletes it, which gives the eviction transaction
+	// room to run (bbolt needs fresh pages even to delete), evicts the
+	// oldest telemetry and carries on inside the file's freed pages until
+	// the disk has room again. Default 1 MiB; negative: none.
+	Ballast int64
 	// ThinInterval is the spacing the eviction policy thins telemetry to:
 	// at most one reading per signal per ThinInterval in a thinned block.
 	// Default 1 s.
@@ -53,6 +61,7 @@ func DefaultOptions() Options {
 		CompactMinBytes:    8 << 20,
 		CompactRatio:       4,
 		CompactCheck:       time.Minute,
+		Ballast:            1 << 20,
 		ThinInterval:       time.Second,
 		Now:                time.Now,
 	}
@@ -81,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CompactCheck == 0 {
 		o.CompactCheck = d.CompactCheck
+	}
+	if o.Ballast == 0 {
+		o.Ballast = d.Ballast
 	}
 	if o.ThinInterval == 0 {
 		o.ThinInterval = d.ThinInterval

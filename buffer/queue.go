@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -92,6 +93,10 @@ type Stats struct {
 	// RecoveredFrom names the damaged database file moved aside when the
 	// queue was opened, or "".
 	RecoveredFrom string
+	// DiskFull counts commits that found the disk full before the budget
+	// was reached: each evicted the oldest telemetry to make room inside
+	// the file and was retried.
+	DiskFull uint64
 }
 
 type pendingRec struct {
@@ -104,6 +109,10 @@ type pendingRec struct {
 // It is safe for concurrent use: typically one goroutine appends and the
 // uplink reads and deletes.
 type Queue struct {
+	// diskCap, when positive, is a budget below MaxBytes in force since
+	// the disk filled up, until it has room again (guarded by mu).
+	diskCap int64
+
 	path string
 	opts Options
 	log  *slog.Logger
@@ -164,6 +173,7 @@ func Open(path string, opts Options, log *slog.Logger) (*Queue, error) {
 	if err := q.openDB(); err != nil {
 		return nil, err
 	}
+	q.ensureBallast()
 	q.wg.Add(1)
 	go q.run()
 	return q, nil
@@ -504,6 +514,7 @@ func (q *Queue) run() {
 		case <-q.kick:
 		case <-tick.C:
 		case <-compact.C:
+			q.checkDiskRoom()
 			if err := q.maybeCompact(); err != nil {
 				q.log.Error("buffer compaction failed", "error", err)
 			}
@@ -544,6 +555,9 @@ func (q *Queue) commitPending() {
 	q.notifyLocked()
 	q.mu.Unlock()
 	if err != nil {
+		q.mu.Lock()
+		q.st.DroppedReadings += uint64(len(rs)) // counted: every lost reading is visible
+		q.mu.Unlock()
 		q.log.Error("buffer commit failed; records lost", "readings", len(rs), "priority", len(ps), "error", err)
 	}
 	for _, w := range ws {
@@ -585,15 +599,18 @@ func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
 	}
 	var ev eviction
 	var dropped int64
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	commit := func(tx *bolt.Tx) error {
 		tel, pri := tx.Bucket(bucketLane[Telemetry]), tx.Bucket(bucketLane[Priority])
 		tel.FillPercent, pri.FillPercent = 1.0, 1.0
 		q.mu.Lock()
-		stored := q.st.StoredBytes
+		stored, budget := q.st.StoredBytes, q.opts.MaxBytes
+		if q.diskCap > 0 && q.diskCap < budget {
+			budget = q.diskCap
+		}
 		q.mu.Unlock()
-		if over := stored + newBytes - q.opts.MaxBytes; over > 0 {
+		if over := stored + newBytes - budget; over > 0 {
 			var err error
-			ev, err = q.evict(tx, over, newTel)
+			ev, err = q.evict(tx, over, newTel, true)
 			if err != nil {
 				return err
 			}
@@ -617,7 +634,17 @@ func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
 			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySeq0, seqKey(top))
-	})
+	}
+	err := q.db.Update(commit)
+	if errors.Is(err, syscall.ENOSPC) {
+		// The disk filled up before the budget did: make room inside the
+		// file, then try once more.
+		if ferr := q.freeForFullDisk(newBytes); ferr != nil {
+			return fmt.Errorf("commit: %w (making room: %v)", err, ferr)
+		}
+		ev, dropped = eviction{}, 0
+		err = q.db.Update(commit)
+	}
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -643,6 +670,79 @@ func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
 		}
 	}
 	return nil
+}
+
+// freeForFullDisk deletes the ballast, caps the budget at what the file
+// can hold without growing (it settles at about 2.5 times the stored
+// bytes), and evicts the oldest telemetry down to it in a transaction of
+// its own, whose freed pages the retried commit reuses. q.writeMu and
+// q.dbMu (read) are held.
+func (q *Queue) freeForFullDisk(need int64) error {
+	if q.opts.Ballast > 0 {
+		os.Remove(q.ballastPath())
+	}
+	var file int64
+	if st, err := os.Stat(q.path); err == nil {
+		file = st.Size()
+	}
+	q.mu.Lock()
+	q.st.DiskFull++
+	q.diskCap = max(file*2/5, 64<<10)
+	over := max(need, q.st.StoredBytes+need-q.diskCap)
+	q.mu.Unlock()
+	q.log.Error("buffer: disk full before the budget; dropping the oldest telemetry to make room", "file_bytes", file, "budget_bytes", q.diskCap)
+	var ev eviction
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		ev, err = q.evict(tx, over, 0, false)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.applyEviction(&ev)
+	q.mu.Unlock()
+	return nil
+}
+
+// checkDiskRoom lifts the full-disk budget cap once the disk has room
+// again, that is once the ballast could be rebuilt.
+func (q *Queue) checkDiskRoom() {
+	q.mu.Lock()
+	capped := q.diskCap > 0
+	q.mu.Unlock()
+	if !capped {
+		return
+	}
+	if q.opts.Ballast > 0 && !q.ensureBallast() {
+		return
+	}
+	q.mu.Lock()
+	q.diskCap = 0
+	q.mu.Unlock()
+	q.log.Info("buffer: the disk has room again; full budget restored")
+}
+
+func (q *Queue) ballastPath() string { return q.path + ".ballast" }
+
+// ensureBallast creates the reserve file if it is missing and reports
+// whether it is there.
+func (q *Queue) ensureBallast() bool {
+	if q.opts.Ballast <= 0 {
+		return false
+	}
+	p := q.ballastPath()
+	if st, err := os.Stat(p); err == nil && st.Size() >= q.opts.Ballast {
+		return true
+	}
+	// Written, not truncated: a sparse file would reserve nothing.
+	if err := os.WriteFile(p, make([]byte, q.opts.Ballast), 0o600); err != nil {
+		os.Remove(p)
+		q.log.Warn("buffer: cannot reserve disk space (ballast)", "path", p, "error", err)
+		return false
+	}
+	return true
 }
 
 // Read returns the records of lane stored under keys >= from, in
