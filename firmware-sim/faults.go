@@ -129,6 +129,30 @@ func (t *truck) effectsAt(elapsed time.Duration) effects {
 	return e
 }
 
+// overheatLevel is the noise-free coolant value an active overheat fault
+// forces at elapsed: a ramp from the set point to Peak over Ramp.
+func (f *faultState) overheatLevel(p *physics, elapsed time.Duration) float64 {
+	ramp := time.Duration(f.Ramp)
+	if ramp <= 0 {
+		ramp = 30 * time.Second
+	}
+	peak := orDefault(f.Peak, 115)
+	prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
+	return p.setpoint + (peak-p.setpoint)*prog
+}
+
+// trueValues are the noise-free coolant and cargo temperatures at elapsed,
+// with the hazardous faults applied: what a perfect sensor would read.
+func (t *truck) trueValues(elapsed time.Duration) (coolant, cargo float64) {
+	coolant, cargo = t.phys.engine, t.phys.cargo
+	for i := range t.faults {
+		if f := &t.faults[i]; f.Kind == FaultOverheat && f.active(elapsed) {
+			coolant = max(coolant, f.overheatLevel(t.phys, elapsed))
+		}
+	}
+	return coolant, cargo
+}
+
 // sensorValue is what the sensor of sig reports at elapsed: the physics
 // plus noise, with overheat, noise bursts, glitches and stuck applied.
 func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effects) float64 {
@@ -150,13 +174,7 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 		f := &t.faults[i]
 		switch {
 		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed):
-			ramp := time.Duration(f.Ramp)
-			if ramp <= 0 {
-				ramp = 30 * time.Second
-			}
-			peak := orDefault(f.Peak, 115)
-			prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
-			v = max(v, p.setpoint+(peak-p.setpoint)*prog+0.3*p.rng.NormFloat64())
+			v = max(v, f.overheatLevel(p, elapsed)+0.3*p.rng.NormFloat64())
 		case f.Kind == FaultGlitch && f.sig == sig:
 			count := max(1, f.Count)
 			every := time.Duration(f.Every)
@@ -249,26 +267,16 @@ func (t *truck) corruptSentence(b []byte) []byte {
 	return b
 }
 
-// writeFaultWindows records the truck's fault timeline in the fault truth
-// file, with absolute times from its start.
-func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
-	if s.faultsOut == nil {
-		return
-	}
-	var b []byte
+// faultWindows is truck t's fault timeline in absolute times, for a
+// truck that started at start.
+func (t *truck) faultWindows(start time.Time) []FaultWindow {
+	out := make([]FaultWindow, 0, len(t.faults))
 	for _, f := range t.faults {
 		info := faultInfo[f.Kind]
-		from := start.Add(time.Duration(f.At)).UnixNano()
-		b = append(b, t.id...)
-		b = append(b, ',')
-		b = append(b, f.Kind...)
-		b = append(b, ',')
+		w := FaultWindow{Truck: t.id, Kind: f.Kind, Start: start.Add(time.Duration(f.At)).UnixNano(), Hazard: info.hazard}
 		if info.signal != "" || f.Signal != "" {
-			b = append(b, f.sig.String()...)
+			w.Signal = f.sig.String()
 		}
-		b = append(b, ',')
-		b = strconv.AppendInt(b, from, 10)
-		b = append(b, ',')
 		end := time.Duration(f.Duration)
 		if f.Kind == FaultGlitch {
 			every := time.Duration(f.Every)
@@ -278,10 +286,34 @@ func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
 			end = time.Duration(max(1, f.Count)) * every
 		}
 		if end > 0 {
-			b = strconv.AppendInt(b, from+int64(end), 10)
+			w.End = w.Start + int64(end)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// writeFaultWindows records the truck's fault timeline in the fault truth
+// file, with absolute times from its start.
+func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
+	if s.faultsOut == nil {
+		return
+	}
+	var b []byte
+	for _, w := range t.faultWindows(start) {
+		b = append(b, w.Truck...)
+		b = append(b, ',')
+		b = append(b, w.Kind...)
+		b = append(b, ',')
+		b = append(b, w.Signal...)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, w.Start, 10)
+		b = append(b, ',')
+		if w.End != 0 {
+			b = strconv.AppendInt(b, w.End, 10)
 		}
 		b = append(b, ',')
-		b = strconv.AppendBool(b, info.hazard)
+		b = strconv.AppendBool(b, w.Hazard)
 		b = append(b, '\n')
 	}
 	s.faultsOut.write(b)

@@ -69,6 +69,9 @@ type Sim struct {
 	faultsOut *lineFile
 	// skipped counts ticks dropped beyond maxCatchUp (scheduler goroutine).
 	skipped uint64
+	// offline is set by Simulate: no transports, every value counts as
+	// taken.
+	offline bool
 
 	mu       sync.Mutex
 	trucks   []*truck
@@ -125,37 +128,15 @@ func (s *Sim) Manifest() Manifest {
 func (s *Sim) Run(ctx context.Context) (err error) {
 	cfg := s.cfg
 	log := cfg.Logger.With("component", "firmware-sim")
-	if cfg.TruthPath != "" {
-		if s.truth, err = createTruth(cfg.TruthPath); err != nil {
-			return err
-		}
-	}
-	if cfg.CandumpPath != "" {
-		if s.dump, err = createLineFile(cfg.CandumpPath, "candump"); err != nil {
-			s.truth.close()
-			return err
-		}
-	}
-	if cfg.FaultsPath != "" {
-		if s.faultsOut, err = createLineFile(cfg.FaultsPath, "faults"); err != nil {
-			s.truth.close()
-			s.dump.close()
-			return err
-		}
-		s.faultsOut.write([]byte(FaultsHeader + "\n"))
+	if err := s.openOutputs(); err != nil {
+		return err
 	}
 	defer func() {
-		if cerr := s.faultsOut.close(); err == nil && cerr != nil {
-			err = fmt.Errorf("write faults file: %w", cerr)
-		}
 		for _, t := range s.trucks {
 			t.close()
 		}
-		if cerr := s.truth.close(); err == nil {
+		if cerr := s.closeOutputs(); err == nil {
 			err = cerr
-		}
-		if cerr := s.dump.close(); err == nil && cerr != nil {
-			err = fmt.Errorf("write candump file: %w", cerr)
 		}
 	}()
 	var ifs []string
@@ -164,16 +145,8 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 	}
 	var man Manifest
 	for i := 0; i < cfg.Trucks; i++ {
-		id := TruckID(cfg.IDPrefix, i, cfg.Trucks)
-		ts := cfg.Scenario.For(id)
-		warm := ts.Warm != nil && *ts.Warm
-		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
-		t := &truck{
-			id: id, idx: i, iface: candumpInterface(id, i), scen: ts,
-			phys:   newPhysics(rng, i, warm, cfg.Scenario.physicsStart(cfg.Now()), ts.Route, ts.Ambient),
-			faults: newFaultStates(ts.Faults),
-			nmea:   sensors.NewNMEAParser(), probeParser: sensors.NewProbeParser(),
-		}
+		t := s.newTruck(i, cfg.Now())
+		id, ts := t.id, t.scen
 		s.trucks = append(s.trucks, t)
 		if ifs != nil {
 			conn, err := socketcan.DialContext(ctx, "can", ifs[i])
@@ -242,6 +215,64 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// openOutputs creates the truth, candump and faults files the
+// configuration names.
+func (s *Sim) openOutputs() (err error) {
+	cfg := s.cfg
+	if cfg.TruthPath != "" {
+		if s.truth, err = createTruth(cfg.TruthPath); err != nil {
+			return err
+		}
+	}
+	if cfg.CandumpPath != "" {
+		if s.dump, err = createLineFile(cfg.CandumpPath, "candump"); err != nil {
+			s.truth.close()
+			return err
+		}
+	}
+	if cfg.FaultsPath != "" {
+		if s.faultsOut, err = createLineFile(cfg.FaultsPath, "faults"); err != nil {
+			s.truth.close()
+			s.dump.close()
+			return err
+		}
+		s.faultsOut.write([]byte(FaultsHeader + "\n"))
+	}
+	return nil
+}
+
+// closeOutputs flushes and closes what openOutputs created and returns the
+// first write error.
+func (s *Sim) closeOutputs() (err error) {
+	if cerr := s.faultsOut.close(); cerr != nil {
+		err = fmt.Errorf("write faults file: %w", cerr)
+	}
+	if cerr := s.truth.close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.dump.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write candump file: %w", cerr)
+	}
+	return err
+}
+
+// newTruck sets up truck i (0-based) with its physics starting at now; it
+// opens nothing.
+func (s *Sim) newTruck(i int, now time.Time) *truck {
+	cfg := s.cfg
+	id := TruckID(cfg.IDPrefix, i, cfg.Trucks)
+	ts := cfg.Scenario.For(id)
+	warm := ts.Warm != nil && *ts.Warm
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i)))
+	return &truck{
+		id: id, idx: i, iface: candumpInterface(id, i), scen: ts,
+		probeSerial: ts.CargoProbe == "serial",
+		phys:        newPhysics(rng, i, warm, cfg.Scenario.physicsStart(now), ts.Route, ts.Ambient),
+		faults:      newFaultStates(ts.Faults),
+		nmea:        sensors.NewNMEAParser(), probeParser: sensors.NewProbeParser(),
+	}
 }
 
 func writeManifest(path string, m Manifest) error {
@@ -329,7 +360,7 @@ func (s *Sim) step(t *truck, now time.Time) {
 		if phase%m.every != 0 || e.canSilent {
 			continue
 		}
-		if t.probe != nil && slices.Contains(m.info.Signals, sensors.CargoTemp) {
+		if t.probeSerial && slices.Contains(m.info.Signals, sensors.CargoTemp) {
 			continue // the cargo temperature goes over the serial probe
 		}
 		f, err := s.dec.NewFrame(m.info.PGN, m.sa)
@@ -364,8 +395,8 @@ func (s *Sim) step(t *truck, now time.Time) {
 		for _, f := range t.frames {
 			t.readings = s.dec.Decode(f, ns, t.readings)
 		}
-		if t.sendCAN(t.frames, s.cfg.WriteTimeout) {
-			s.truth.write(t.id, t.readings)
+		if s.offline || t.sendCAN(t.frames, s.cfg.WriteTimeout) {
+			s.record(t, t.readings)
 			if s.dump != nil {
 				b := t.dumpBuf[:0]
 				for _, f := range t.frames {
@@ -386,14 +417,14 @@ func (s *Sim) step(t *truck, now time.Time) {
 					t.readings, _ = t.nmea.Parse(l, ns, t.readings)
 				}
 			}
-			s.truth.write(t.id, t.readings)
+			s.record(t, t.readings)
 		}
 	}
-	if t.probe != nil && phase%perSecond == 0 && e.dropout[sensors.CargoTemp] != "missing" {
+	if t.probeSerial && phase%perSecond == 0 && e.dropout[sensors.CargoTemp] != "missing" {
 		line := t.probeLine(t.sensorValue(sensors.CargoTemp, elapsed, &e), e.dropout[sensors.CargoTemp])
-		if t.probe.send(line) {
+		if s.offline || t.probe.send(line) {
 			t.readings, _ = t.probeParser.Parse(string(line), ns, t.readings[:0])
-			s.truth.write(t.id, t.readings)
+			s.record(t, t.readings)
 		}
 	}
 }
@@ -417,6 +448,8 @@ type truck struct {
 
 	gps    *ptyPort // NMEA receiver
 	probe  *ptyPort // serial cargo-tank probe (cargo_probe "serial")
+	// probeSerial: the cargo temperature goes over the serial probe, not CAN.
+	probeSerial bool
 	faults []faultState
 
 	tick        int64
@@ -428,6 +461,7 @@ type truck struct {
 	probeBuf    []byte
 	line        []byte
 	dumpBuf     []byte
+	out         []sensors.Reading // offline: what this tick emitted
 }
 
 // candumpInterface names truck i in candump logs: its id when that is a
