@@ -53,9 +53,10 @@ fuzz:
 nab:
 	$(GO) test -count=1 -run TestNAB -v ./cmd/detect-replay
 
-# False alerts over 50,000 simulated truck-hours (make test runs 1,000).
+# False alerts over 50,000 simulated truck-hours each on firmware-sim's trucks
+# and on detect's own generator (make test runs 2,000 and 1,000).
 sim-long:
-	DETECT_SIM_HOURS=50000 $(GO) test -count=1 -timeout 30m -run 'TestSimFalseAlarms|TestFirmwareSimPhysicsQuiet' -v ./detect
+	DETECT_SIM_HOURS=50000 FWSIM_HOURS=50000 $(GO) test -count=1 -timeout 60m -run 'TestSimFalseAlarms|TestFirmwareSimFalseAlerts' -v ./detect
 
 # Static, stripped gateway binaries for the trucks' ARM boxes (and amd64),
 # and cloud binaries for amd64 and arm64 servers.

@@ -56,6 +56,16 @@ type SignalConfig struct {
 	// the band, so that a slow creep is not learned as normal; 0 means no
 	// limit.
 	MaxGrowth float64
+	// LearnOnReturn defers widening: readings beyond the band (but not
+	// away from normal) widen it only once the signal has come back inside,
+	// by as much as the excursion reached and MaxGrowth allows for its
+	// length. Readings within a quarter of the margin widen it at once, as
+	// slow drift needs, unless the signal moves faster (over RiseWindow,
+	// when MaxRise is set) than 5 × MaxGrowth: that is no drift. An
+	// excursion that returns was normal; a steady climb towards the
+	// threshold (a slow fault) is not learned on the way, so the threshold
+	// it must cross stays where normal put it.
+	LearnOnReturn bool
 	// Decay (0..1) pulls the band's edges towards the recent mean by this
 	// fraction per reading, so the band forgets old extremes.
 	Decay float64
@@ -131,16 +141,16 @@ func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30, Despike: true,
-			MinMargin: 8, MarginFrac: 0.25, Hysteresis: 0.5,
-			MaxGrowth: 0.2, Decay: 1e-4,
+			MinMargin: 7.5, MarginFrac: 0.25, Hysteresis: 0.5,
+			MaxGrowth: 0.001, LearnOnReturn: true, Decay: 1e-4,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
-			MaxRise: 6, RiseWindow: 30 * time.Second,
+			MaxRise: 10, RiseWindow: 30 * time.Second,
 			StuckAfter: 30 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30, Despike: true,
 			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
-			MaxGrowth: 0.05, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
+			MaxGrowth: 0.05, LearnOnReturn: true, Decay: 1e-4, AdaptAfter: 30 * time.Minute,
 			WarnHigh: 45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
 			MaxRise: 3, RiseWindow: 60 * time.Second,
 			StuckAfter: 0, MissingAfter: 30 * time.Second,
@@ -259,6 +269,9 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 	if c.Despike {
 		flags |= 2
 	}
+	if c.LearnOnReturn {
+		flags |= 4
+	}
 	return append(b, flags)
 }
 
@@ -276,6 +289,7 @@ func (c *SignalConfig) decodeBinary(b []byte) {
 		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
 		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
 		OnsetOnly: b[signalConfigSize-1]&1 != 0, Despike: b[signalConfigSize-1]&2 != 0,
+		LearnOnReturn: b[signalConfigSize-1]&4 != 0,
 	}
 }
 
@@ -416,6 +430,10 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 			}
 		case k == "despike":
 			if err := json.Unmarshal(raw, &c.Despike); err != nil {
+				return fail(fmt.Errorf("want true or false: %v", err))
+			}
+		case k == "learn_on_return":
+			if err := json.Unmarshal(raw, &c.LearnOnReturn); err != nil {
 				return fail(fmt.Errorf("want true or false: %v", err))
 			}
 		default:

@@ -175,7 +175,7 @@ func (x *Series) Band() Band { return x.s.band(&x.cfg) }
 // signal's state, all little-endian with fixed sizes.
 var stateMagic = []byte("TGDET")
 
-const stateVersion = 1
+const stateVersion = 2
 
 var seriesStateSize = binary.Size(seriesState{})
 

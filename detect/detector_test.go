@@ -71,8 +71,10 @@ func TestTransitions(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				v = append(v, 90+float64(i)*0.25) // 15 °C/min
 			}
+			// Measured over 30 s from the flat start, the rate passes
+			// 10 °C/min after 20 s, and is sustained 10 s later.
 			return v
-		}(), []want{{67, Raised, KindRateOfRise, SeverityWarning}}},
+		}(), []want{{75, Raised, KindRateOfRise, SeverityWarning}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,8 +153,8 @@ func TestRejectsBadReadings(t *testing.T) {
 	if !ok || b.Rejected != 3 || b.Readings != 40 || !b.Ready {
 		t.Fatalf("band %+v", b)
 	}
-	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 8) {
-		t.Errorf("band [%v %v] margin %v, want within [89 91] and 8", b.Low, b.High, b.Margin)
+	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 7.5) {
+		t.Errorf("band [%v %v] margin %v, want within [89 91] and 7.5", b.Low, b.High, b.Margin)
 	}
 	if _, ok := d.Band(sensors.WheelSpeed); ok {
 		t.Error("band for an unwatched signal")
@@ -209,6 +211,9 @@ func TestConfigValidateAndParse(t *testing.T) {
 	}
 	if c.Hash() == DefaultConfig().Hash() {
 		t.Error("different configs hash equally")
+	}
+	if c, err := ParseConfig([]byte(`{"cargo": {"learn_on_return": false}}`)); err != nil || c.Cargo.LearnOnReturn || !c.Coolant.LearnOnReturn {
+		t.Errorf("learn_on_return: %+v, %v", c.Cargo, err)
 	}
 	if DefaultConfig().Hash() != DefaultConfig().Hash() {
 		t.Error("hash not stable")
@@ -561,5 +566,49 @@ func TestHashCoversEveryField(t *testing.T) {
 		if r.Config().Hash() != c.Hash() {
 			t.Errorf("field %s does not survive save/restore", name)
 		}
+	}
+}
+
+// TestLearnOnReturn: an excursion beyond the band that comes back widens
+// the band (by what MaxGrowth allows for its length) only once it is back;
+// a steady climb is not learned on its way to the threshold, so it is
+// raised sooner than with learning at once.
+func TestLearnOnReturn(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Coolant.MaxGrowth = 1 // °C/min
+	cfg.Coolant.MaxRise = 0   // the jump to 95 is not the point here
+	d, _ := New("t1", cfg)
+	feed(d, sensors.CoolantTemp, 0, warm()...)
+	if tr := feed(d, sensors.CoolantTemp, 40, repeat(95, 120)...); len(tr) != 0 {
+		t.Fatalf("95 °C is inside the margin, got %v", tr)
+	}
+	if b, _ := d.Band(sensors.CoolantTemp); b.High > 91 {
+		t.Fatalf("high %.3f while the excursion is under way, want 91 or less", b.High)
+	}
+	feed(d, sensors.CoolantTemp, 160, 90)
+	if b, _ := d.Band(sensors.CoolantTemp); math.Abs(b.High-93) > 0.01 {
+		t.Errorf("high %.3f after a 2-minute excursion to 95 came back, want 93 (91 + 1 °C/min × 2 min)", b.High)
+	}
+
+	// A climb of 2 °C/min from 90 °C, with MaxGrowth 0.5 °C/min.
+	raiseAt := func(learnOnReturn bool) (at float64, high float64) {
+		cfg := DefaultConfig()
+		cfg.Coolant.MaxGrowth, cfg.Coolant.LearnOnReturn = 0.5, learnOnReturn
+		d, _ := New("t1", cfg)
+		feed(d, sensors.CoolantTemp, 0, warm()...)
+		for i := 0; i < 600; i++ {
+			v := math.Round(90 + 2*float64(i)/60)
+			if tr, ok := d.Observe(sensors.Reading{Time: sec(40 + float64(i)), Value: v, Signal: sensors.CoolantTemp}); ok && tr.Phase == Raised {
+				b, _ := d.Band(sensors.CoolantTemp)
+				return float64(i), b.High
+			}
+		}
+		return math.Inf(1), math.NaN()
+	}
+	on, onHigh := raiseAt(true)
+	off, offHigh := raiseAt(false)
+	t.Logf("2 °C/min climb raised after %.0f s (band high %.2f) learning on return, %.0f s (high %.2f) learning at once", on, onHigh, off, offHigh)
+	if !(on < off-30) || onHigh > 92 {
+		t.Errorf("learning on return raised after %v s (high %.2f), learning at once after %v s: want it at least 30 s sooner, the band not followed up", on, onHigh, off)
 	}
 }

@@ -77,6 +77,11 @@ type seriesState struct {
 	ColdStart bool // a reading below IgnoreBelow came before the band was ready
 	Lo, Hi    float64
 	Mean      float64
+	// Pending excursions above and below the band (LearnOnReturn): open
+	// or not, how far each reached and the time its readings cover.
+	PendUp, PendDown         bool
+	PendHi, PendLo           float64
+	PendHiCover, PendLoCover int64
 
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
@@ -85,12 +90,16 @@ type seriesState struct {
 	Rearm                        int64
 
 	// Rate of rise: median-of-3 input and a ring of stored medians.
-	Last3     [3]float64
-	Last3T    [3]int64
-	NLast3    int64
-	Ring      [riseCap]sample
-	RHead     int64 // index of the oldest sample
-	RLen      int64
+	Last3  [3]float64
+	Last3T [3]int64
+	NLast3 int64
+	Ring   [riseCap]sample
+	RHead  int64 // index of the oldest sample
+	RLen   int64
+	// Slope is the last rise rate measured over the ring (unit per
+	// minute), valid when SlopeOK.
+	Slope     float64
+	SlopeOK   bool
 	StuckFrom int64
 
 	// Volatility: an exponentially weighted mean of |reading - previous|
@@ -336,6 +345,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	}
 	wasOn := st.DevOn
 	stepFrom(c, &st.Dev, &st.DevOn, away, t, s.firstBeyond(c, down, up, t), cover)
+	if st.DevOn && !wasOn {
+		s.dropPending() // the excursion was not normal after all
+	}
 	switch {
 	case !away:
 		s.learn(c, x, cover)
@@ -428,20 +440,64 @@ func median(sorted []float64) float64 {
 // MaxGrowth per minute) and relax towards the mean by Decay.
 func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	st := &s.st
-	limit := math.Inf(1)
-	if c.MaxGrowth > 0 {
-		limit = float64(c.MaxGrowth * float64(float64(cover)/float64(time.Minute)))
+	growth := func(cover int64) float64 {
+		if c.MaxGrowth > 0 {
+			return float64(c.MaxGrowth * float64(float64(cover)/float64(time.Minute)))
+		}
+		return math.Inf(1)
 	}
-	if x > st.Hi {
-		st.Hi += math.Min(x-st.Hi, limit)
+	// With LearnOnReturn, readings within a quarter of the margin of the
+	// band are learned at once (within MaxGrowth), as slow drift needs,
+	// unless the signal moves faster than drift does.
+	near := 0.0
+	if c.LearnOnReturn && !(st.SlopeOK && math.Abs(st.Slope) > driftFactor*c.MaxGrowth) {
+		near = margin(c, st.Lo, st.Hi) / 4
 	}
-	if x < st.Lo {
-		st.Lo -= math.Min(st.Lo-x, limit)
+	switch {
+	case !c.LearnOnReturn || x >= st.Lo-near && x <= st.Hi+near:
+		if x > st.Hi {
+			st.Hi += math.Min(x-st.Hi, growth(cover))
+		}
+		if x < st.Lo {
+			st.Lo -= math.Min(st.Lo-x, growth(cover))
+		}
+	case x > st.Hi:
+		if !st.PendUp || x > st.PendHi {
+			st.PendHi = x
+		}
+		st.PendUp = true
+		st.PendHiCover += cover
+	case x < st.Lo:
+		if !st.PendDown || x < st.PendLo {
+			st.PendLo = x
+		}
+		st.PendDown = true
+		st.PendLoCover += cover
+	}
+	if c.LearnOnReturn && x >= st.Lo && x <= st.Hi {
+		// Back inside: what the excursions reached was normal.
+		if st.PendUp && st.PendHi > st.Hi {
+			st.Hi += math.Min(st.PendHi-st.Hi, growth(st.PendHiCover))
+		}
+		if st.PendDown && st.PendLo < st.Lo {
+			st.Lo -= math.Min(st.Lo-st.PendLo, growth(st.PendLoCover))
+		}
+		s.dropPending()
 	}
 	st.Mean += float64(0.01 * (x - st.Mean))
 	st.Mean = math.Min(math.Max(st.Mean, st.Lo), st.Hi)
 	st.Hi -= float64(c.Decay * (st.Hi - st.Mean))
 	st.Lo += float64(c.Decay * (st.Mean - st.Lo))
+}
+
+// driftFactor: with LearnOnReturn, a signal moving more than this many
+// times MaxGrowth per minute is not drifting, and is not learned at once.
+const driftFactor = 5
+
+// dropPending forgets the excursions not yet learned.
+func (s *series) dropPending() {
+	st := &s.st
+	st.PendUp, st.PendDown, st.PendHi, st.PendLo, st.PendHiCover, st.PendLoCover = false, false, 0, 0, 0, 0
 }
 
 // absorb accepts an away reading as normal: the band widens to include it.
@@ -478,6 +534,7 @@ func (s *series) volatility(c *SignalConfig, d float64) {
 func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
 	st := &s.st
 	if c.MaxRise <= 0 || s.ignored(c, m) || !st.Ready {
+		st.SlopeOK = false
 		step(c, &st.Rise, &st.RiseOn, false, t, cover)
 		return
 	}
@@ -497,13 +554,17 @@ func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
 	old := st.Ring[st.RHead]
 	age := t - old.T
 	rising := false
+	st.SlopeOK = false
 	if age >= win/2 && st.NLast3 >= 3 {
 		perMin := (m - old.X) / float64(float64(age)/float64(time.Minute))
+		st.Slope, st.SlopeOK = perMin, true
 		limit := c.MaxRise
 		if st.RiseOn {
 			limit /= 2
 		}
-		rising = perMin > limit
+		// Only a rise above the learned band counts: inside it the value
+		// is following load, as normal.
+		rising = perMin > limit && (m > st.Hi || st.RiseOn)
 	}
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
 }
