@@ -56,15 +56,17 @@ type SignalConfig struct {
 	// the band, so that a slow creep is not learned as normal; 0 means no
 	// limit.
 	MaxGrowth float64
-	// LearnOnReturn defers widening: readings beyond the band (but not
-	// away from normal) widen it only once the signal has come back inside,
-	// by as much as the excursion reached and MaxGrowth allows for its
-	// length. Readings within a quarter of the margin widen it at once, as
-	// slow drift needs, unless the signal moves faster (over RiseWindow,
-	// when MaxRise is set) than 5 × MaxGrowth: that is no drift. An
-	// excursion that returns was normal; a steady climb towards the
-	// threshold (a slow fault) is not learned on the way, so the threshold
-	// it must cross stays where normal put it.
+	// LearnOnReturn defers widening: while the signal moves faster than
+	// drift does (5 × MaxGrowth per minute, measured over RiseWindow when
+	// MaxRise is set), readings beyond the band (but not away from normal)
+	// widen it only once the signal has come back inside, by as much as
+	// the excursion reached and MaxGrowth allows for its length. A signal
+	// moving no faster is learned at once: drift, or a new level it
+	// settled at. (Without a measured rate, readings within a quarter of
+	// the margin are learned at once.) An excursion that returns was
+	// normal; a steady climb towards the threshold (a slow fault) is not
+	// learned on the way, so the threshold it must cross stays where
+	// normal put it.
 	LearnOnReturn bool
 	// Decay (0..1) pulls the band's edges towards the recent mean by this
 	// fraction per reading, so the band forgets old extremes.
@@ -141,7 +143,7 @@ func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30, Despike: true,
-			MinMargin: 7.5, MarginFrac: 0.25, Hysteresis: 0.5,
+			MinMargin: 8.5, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 0.001, LearnOnReturn: true, Decay: 1e-4,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 10, RiseWindow: 30 * time.Second,

@@ -153,8 +153,8 @@ func TestRejectsBadReadings(t *testing.T) {
 	if !ok || b.Rejected != 3 || b.Readings != 40 || !b.Ready {
 		t.Fatalf("band %+v", b)
 	}
-	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 7.5) {
-		t.Errorf("band [%v %v] margin %v, want within [89 91] and 7.5", b.Low, b.High, b.Margin)
+	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 8.5) {
+		t.Errorf("band [%v %v] margin %v, want within [89 91] and 8.5", b.Low, b.High, b.Margin)
 	}
 	if _, ok := d.Band(sensors.WheelSpeed); ok {
 		t.Error("band for an unwatched signal")
@@ -590,14 +590,32 @@ func TestLearnOnReturn(t *testing.T) {
 		t.Errorf("high %.3f after a 2-minute excursion to 95 came back, want 93 (91 + 1 °C/min × 2 min)", b.High)
 	}
 
-	// A climb of 2 °C/min from 90 °C, with MaxGrowth 0.5 °C/min.
+	// A move to a new level no faster than drift is learned at once.
+	d, _ = New("t1", cfg)
+	cfg.Coolant.MaxRise = DefaultConfig().Coolant.MaxRise // measures the rate
+	if err := d.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	feed(d, sensors.CoolantTemp, 0, warm()...)
+	for i := 0; i < 600; i++ {
+		v := math.Min(95, 91+2*float64(i)/60) // 2 °C/min, then 95
+		if tr, ok := d.Observe(sensors.Reading{Time: sec(40 + float64(i)), Value: v, Signal: sensors.CoolantTemp}); ok {
+			t.Fatalf("drift to a new level raised %+v", tr)
+		}
+	}
+	if b, _ := d.Band(sensors.CoolantTemp); b.High < 94.5 {
+		t.Errorf("high %.2f after drifting to 95 and staying, want about 95", b.High)
+	}
+
+	// A climb of 3 °C/min from 90 °C, with MaxGrowth 0.5 °C/min: faster
+	// than drift (5 × MaxGrowth).
 	raiseAt := func(learnOnReturn bool) (at float64, high float64) {
 		cfg := DefaultConfig()
 		cfg.Coolant.MaxGrowth, cfg.Coolant.LearnOnReturn = 0.5, learnOnReturn
 		d, _ := New("t1", cfg)
 		feed(d, sensors.CoolantTemp, 0, warm()...)
 		for i := 0; i < 600; i++ {
-			v := math.Round(90 + 2*float64(i)/60)
+			v := 90 + 3*float64(i)/60
 			if tr, ok := d.Observe(sensors.Reading{Time: sec(40 + float64(i)), Value: v, Signal: sensors.CoolantTemp}); ok && tr.Phase == Raised {
 				b, _ := d.Band(sensors.CoolantTemp)
 				return float64(i), b.High
@@ -607,8 +625,8 @@ func TestLearnOnReturn(t *testing.T) {
 	}
 	on, onHigh := raiseAt(true)
 	off, offHigh := raiseAt(false)
-	t.Logf("2 °C/min climb raised after %.0f s (band high %.2f) learning on return, %.0f s (high %.2f) learning at once", on, onHigh, off, offHigh)
-	if !(on < off-30) || onHigh > 92 {
+	t.Logf("3 °C/min climb raised after %.0f s (band high %.2f) learning on return, %.0f s (high %.2f) learning at once", on, onHigh, off, offHigh)
+	if !(on < off-30) || onHigh > 91.5 {
 		t.Errorf("learning on return raised after %v s (high %.2f), learning at once after %v s: want it at least 30 s sooner, the band not followed up", on, onHigh, off)
 	}
 }

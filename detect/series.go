@@ -446,12 +446,18 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 		}
 		return math.Inf(1)
 	}
-	// With LearnOnReturn, readings within a quarter of the margin of the
-	// band are learned at once (within MaxGrowth), as slow drift needs,
-	// unless the signal moves faster than drift does.
+	// With LearnOnReturn, a signal that moves no faster than drift does is
+	// learned at once (within MaxGrowth): drift, or a new level it
+	// settled at. One that moves faster is learned when it comes back;
+	// without a measured rate, readings within a quarter of the margin are
+	// learned at once.
 	near := 0.0
-	if c.LearnOnReturn && !(st.SlopeOK && math.Abs(st.Slope) > driftFactor*c.MaxGrowth) {
+	switch {
+	case !c.LearnOnReturn:
+	case !st.SlopeOK:
 		near = margin(c, st.Lo, st.Hi) / 4
+	case math.Abs(st.Slope) <= driftFactor*c.MaxGrowth:
+		near = math.Inf(1)
 	}
 	switch {
 	case !c.LearnOnReturn || x >= st.Lo-near && x <= st.Hi+near:
