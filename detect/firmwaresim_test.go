@@ -1,18 +1,15 @@
-package detect_test
+package detect
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/abc4logistics/tankguard/detect"
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
 	"github.com/abc4logistics/tankguard/sensors"
 )
@@ -21,22 +18,6 @@ import (
 // J1939 encoding and fault injection, decoded as a gateway decodes them
 // (firmwaresim.Sim.Simulate, the same stream as a live run, in simulated
 // time), with the fault ground truth firmware-sim reports.
-
-// fwHours is how many truck-hours TestFirmwareSimFalseAlerts runs:
-// FWSIM_HOURS, else 2,000 (200 with -short).
-func fwHours(t *testing.T) int {
-	if v := os.Getenv("FWSIM_HOURS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("FWSIM_HOURS=%q: want a positive integer", v)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 200
-	}
-	return 2000
-}
 
 // nuisance returns a timeline of the harmless faults a truck's buses and
 // sensors show in [from, to): single-sample glitches, noise bursts, CAN
@@ -102,7 +83,7 @@ type fwTrip struct {
 	hazard int
 	hours  time.Duration
 
-	alerts   []detect.Transition // every Raised transition
+	alerts   []Transition // every Raised transition
 	readings int
 	// For the hazard: its window; the moment it departed normal (0:
 	// never): the first of the readings that stayed beyond normal for the
@@ -150,10 +131,10 @@ func runBatch(seed int64, trips []*fwTrip) error {
 	if err != nil {
 		return err
 	}
-	cfg := detect.DefaultConfig()
-	dets := make([]*detect.Detector, len(trips))
+	cfg := DefaultConfig()
+	dets := make([]*Detector, len(trips))
 	for i := range dets {
-		if dets[i], err = detect.New(fmt.Sprint(i), cfg); err != nil {
+		if dets[i], err = New(fmt.Sprint(i), cfg); err != nil {
 			return err
 		}
 	}
@@ -169,7 +150,7 @@ func runBatch(seed int64, trips []*fwTrip) error {
 	excursion := make([]int64, len(trips))
 	beyond := make([]int64, len(trips)) // first of the current run of readings beyond normal
 	threshold := make([]float64, len(trips))
-	var adv []detect.Transition
+	var adv []Transition
 	windows, err := sim.Simulate(start, hours, func(smp *firmwaresim.Sample) {
 		tr := trips[smp.Truck]
 		if time.Duration(smp.Time-start.UnixNano()) >= tr.hours {
@@ -192,8 +173,8 @@ func runBatch(seed int64, trips []*fwTrip) error {
 				threshold[smp.Truck] = math.Min(b.High+b.Margin, sc.WarnHigh)
 			}
 		}
-		raised := func(x detect.Transition) {
-			if x.Phase != detect.Raised {
+		raised := func(x Transition) {
+			if x.Phase != Raised {
 				return
 			}
 			tr.alerts = append(tr.alerts, x)
@@ -281,7 +262,7 @@ func hazardWindow(start time.Time, f firmwaresim.Fault) firmwaresim.FaultWindow 
 // alert the detector raises: each one is false. Target: at most 1 per
 // 1,000 truck-hours.
 func TestFirmwareSimFalseAlerts(t *testing.T) {
-	total := fwHours(t)
+	total := simHours(t, "FWSIM_HOURS", 2000)
 	const tripHours = 10
 	rng := rand.New(rand.NewPCG(11, 12))
 	trips := make([]*fwTrip, (total+tripHours-1)/tripHours)
@@ -370,7 +351,7 @@ func TestFirmwareSimHazards(t *testing.T) {
 				trips[i] = tr
 			}
 			runTrips(t, int64(2000+100*ci), trips)
-			limit := (detect.DefaultConfig().Coolant.Sustain + 2*time.Second).Seconds()
+			limit := (DefaultConfig().Coolant.Sustain + 2*time.Second).Seconds()
 			var fromDepart, fromTrue, fromOnset []float64
 			late := 0
 			for i, tr := range trips {

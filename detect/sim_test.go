@@ -121,20 +121,20 @@ func (s *truckSim) step(out []sensors.Reading) []sensors.Reading {
 	return out
 }
 
-// simHours returns how many truck-hours of normal driving the false-alarm
-// test runs: DETECT_SIM_HOURS, else a quick default.
-func simHours(t *testing.T) int {
-	if v := os.Getenv("DETECT_SIM_HOURS"); v != "" {
+// simHours returns how many truck-hours of normal driving a false-alarm
+// test runs: the environment variable env, else def (a tenth with -short).
+func simHours(t *testing.T, env string, def int) int {
+	if v := os.Getenv(env); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			t.Fatalf("DETECT_SIM_HOURS=%q: want a positive integer", v)
+			t.Fatalf("%s=%q: want a positive integer", env, v)
 		}
 		return n
 	}
 	if testing.Short() {
-		return 100
+		return def / 10
 	}
-	return 1000
+	return def
 }
 
 // TestSimFalseAlarms drives many simulated truck-hours of normal driving
@@ -142,7 +142,7 @@ func simHours(t *testing.T) int {
 // quarter of the trips) and counts every alert raised: each is false.
 // Target: at most 1 per 1,000 truck-hours.
 func TestSimFalseAlarms(t *testing.T) {
-	hours := simHours(t)
+	hours := simHours(t, "DETECT_SIM_HOURS", 1000)
 	const tripHours = 10
 	trips := (hours + tripHours - 1) / tripHours
 	var buf [4]sensors.Reading

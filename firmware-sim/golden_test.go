@@ -13,11 +13,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// TestGoldenTruck drives one truck for a minute on a fixed clock with a
-// fixed seed and compares its candump log and truth with the golden files,
-// so any change to physics, faults or encoding shows up in review.
-// Regenerate with: go test ./firmware-sim -run TestGoldenTruck -update
-func TestGoldenTruck(t *testing.T) {
+// goldenScenario is the golden truck's scenario and start: a minute with
+// an overheat, a glitch, CAN garbage and a dropout.
+func goldenScenario() (Scenario, time.Time) {
 	warm := true
 	sc := Scenario{Seed: 42, TimeOfDay: "10:00", Default: TruckScenario{Warm: &warm, Faults: []Fault{
 		{Kind: FaultOverheat, At: Duration(20 * time.Second), Ramp: Duration(20 * time.Second)},
@@ -25,7 +23,15 @@ func TestGoldenTruck(t *testing.T) {
 		{Kind: FaultCANGarbage, At: Duration(30 * time.Second), Duration: Duration(10 * time.Second), Probability: 0.2},
 		{Kind: FaultDropout, Signal: "wheel_speed", At: Duration(45 * time.Second), Duration: Duration(5 * time.Second), Mode: "error"},
 	}}}
-	start := time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)
+	return sc, time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)
+}
+
+// TestGoldenTruck drives one truck for a minute on a fixed clock with a
+// fixed seed and compares its candump log and truth with the golden files,
+// so any change to physics, faults or encoding shows up in review.
+// Regenerate with: go test ./firmware-sim -run TestGoldenTruck -update
+func TestGoldenTruck(t *testing.T) {
+	sc, start := goldenScenario()
 	s, err := New(Config{Scenario: sc, Now: func() time.Time { return start }})
 	if err != nil {
 		t.Fatal(err)

@@ -13,14 +13,7 @@ import (
 // truth and candump files of the golden live truck (TestGoldenTruck), and
 // its samples carry the same readings and the fault windows.
 func TestSimulateMatchesGolden(t *testing.T) {
-	warm := true
-	sc := Scenario{Seed: 42, TimeOfDay: "10:00", Default: TruckScenario{Warm: &warm, Faults: []Fault{
-		{Kind: FaultOverheat, At: Duration(20 * time.Second), Ramp: Duration(20 * time.Second)},
-		{Kind: FaultGlitch, Signal: "cargo_temp", At: Duration(10 * time.Second)},
-		{Kind: FaultCANGarbage, At: Duration(30 * time.Second), Duration: Duration(10 * time.Second), Probability: 0.2},
-		{Kind: FaultDropout, Signal: "wheel_speed", At: Duration(45 * time.Second), Duration: Duration(5 * time.Second), Mode: "error"},
-	}}}
-	start := time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)
+	sc, start := goldenScenario()
 	dir := t.TempDir()
 	s, err := New(Config{Scenario: sc, NoSerial: true,
 		TruthPath: filepath.Join(dir, "truth.csv"), CandumpPath: filepath.Join(dir, "candump.log")})
@@ -63,17 +56,12 @@ func TestSimulateMatchesGolden(t *testing.T) {
 			t.Errorf("offline %s differs from the live golden file", name)
 		}
 	}
-	truth, err := os.Open(filepath.Join(dir, "truth.csv"))
-	if err != nil {
-		t.Fatal(err)
+	recs := 0
+	for _, vs := range truthBySignal(t, filepath.Join(dir, "truth.csv")) {
+		recs += len(vs)
 	}
-	defer truth.Close()
-	recs, err := ReadTruth(truth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if readings != len(recs) || readings == 0 {
-		t.Errorf("samples carried %d readings, truth file has %d", readings, len(recs))
+	if readings != recs || readings == 0 {
+		t.Errorf("samples carried %d readings, truth file has %d", readings, recs)
 	}
 	// Overheat to 115 °C over 20 s from 20 s: the noise-free value gets there.
 	if peak < 114.9 || peak > 115.1 {
