@@ -21,6 +21,13 @@
 // VP (position) and CTT (cargo temperature) every 1 s, CCVS (wheel speed)
 // every 100 ms.
 //
+// # Offline
+//
+// Sim.Simulate runs the trucks in simulated time, without transports or
+// wall clock, passing each tick's decoded readings (and the noise-free
+// temperatures) to a callback: the same values a live run with NoSerial
+// emits, for measuring detection over thousands of truck-hours.
+//
 // # Manifest
 //
 // Once every truck is ready, the manifest is passed to Config.OnReady and
