@@ -446,11 +446,11 @@ type truck struct {
 	clients []net.Conn
 	started bool
 
-	gps    *ptyPort // NMEA receiver
-	probe  *ptyPort // serial cargo-tank probe (cargo_probe "serial")
+	gps   *ptyPort // NMEA receiver
+	probe *ptyPort // serial cargo-tank probe (cargo_probe "serial")
 	// probeSerial: the cargo temperature goes over the serial probe, not CAN.
 	probeSerial bool
-	faults []faultState
+	faults      []faultState
 
 	tick        int64
 	frames      []can.Frame
