@@ -31,10 +31,10 @@ type SignalConfig struct {
 	// than the interval before that, so one reading after a dropout does
 	// not count for the whole gap) to the last one. Readings without the
 	// condition (noise at the threshold) restart the count only when there
-	// are MinReadings of them in a row spanning at least Sustain; more than
-	// half of the readings since the first must show the condition. At 1 Hz, 10 s means 10 readings; on data
-	// sampled every 5 min one reading already stands for 5 min, so
-	// MinReadings decides.
+	// are MinReadings of them in a row spanning at least Sustain, so that a
+	// slow rise jittering around the threshold is caught in time. At 1 Hz,
+	// 10 s means 10 readings; on data sampled every 5 min one reading
+	// already stands for 5 min, so MinReadings decides.
 	Sustain time.Duration
 	// MinReadings is the least number of consecutive readings that must
 	// show a condition before it is raised, whatever their spacing.
