@@ -15,7 +15,10 @@
 // dies are lost together with their numbers, which are then reused: they
 // never left the process (the uplink reads only committed records), so
 // (truck, seq) stays unique at the cloud. The numbers that survive are
-// gap-free apart from deleted and evicted records.
+// gap-free apart from deleted and evicted records. A queue that never
+// numbered anything (a new truck, or one whose data directory was wiped)
+// starts above the clock in microseconds, so a wiped truck cannot reuse
+// numbers the cloud already has; Stats.FirstSeq is its first number.
 //
 // # Lanes and durability
 //

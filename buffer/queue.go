@@ -47,6 +47,7 @@ var (
 	bucketMeta = []byte("meta")
 	bucketLane = [numLanes][]byte{Priority: []byte("priority"), Telemetry: []byte("telemetry")}
 	keySeq0    = []byte("seq")
+	keyFirst   = []byte("first") // the first sequence number this file assigns
 )
 
 // Chunk is a run of records read from one lane: the records stored under
@@ -80,6 +81,10 @@ type Stats struct {
 	// when empty); OldestAge is Now minus it.
 	Oldest    time.Time
 	OldestAge time.Duration
+	// FirstSeq is the first sequence number this queue file assigns (1
+	// for files made before it was recorded); LastSeq the highest
+	// assigned so far. Every number in FirstSeq..LastSeq was assigned.
+	FirstSeq  uint64
 	LastSeq   uint64 // highest sequence number assigned
 	SyncedSeq uint64 // highest sequence number durable on disk
 	Commits   uint64 // group commits done
@@ -128,6 +133,7 @@ type Queue struct {
 	mu           sync.Mutex
 	closed       bool
 	lastSeq      uint64
+	firstSeq     uint64
 	synced       uint64
 	pendR        []sensors.Reading
 	pendP        []pendingRec
@@ -215,6 +221,16 @@ func (q *Queue) openDB() error {
 			db.Close()
 		}
 	}
+	if err == nil && q.lastSeq == 0 {
+		// A queue that never numbered anything: a new truck, or one whose
+		// data directory was wiped. Start above the clock in microseconds
+		// (or the side file's reservation), so a wiped truck does not
+		// reuse (truck, seq) pairs the cloud already has.
+		err = q.startSeq(db, max(q.reserved, uint64(max(0, q.opts.Now().UnixMicro()))))
+		if err != nil {
+			db.Close()
+		}
+	}
 	if err == nil {
 		q.db = db
 		return nil
@@ -243,17 +259,31 @@ func (q *Queue) openDB() error {
 		db.Close()
 		return fmt.Errorf("buffer open %s fresh: %w", q.path, err)
 	}
-	base := max(readReserved(q.seqPath()), uint64(q.opts.Now().UnixMicro()))
-	if base > q.lastSeq {
-		q.lastSeq, q.synced = base, base
-		err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySeq0, seqKey(base)) })
-		if err != nil {
-			db.Close()
-			return fmt.Errorf("buffer open %s fresh: store seq: %w", q.path, err)
-		}
+	if err := q.startSeq(db, max(readReserved(q.seqPath()), uint64(max(0, q.opts.Now().UnixMicro())))); err != nil {
+		db.Close()
+		return fmt.Errorf("buffer open %s fresh: %w", q.path, err)
 	}
 	q.log.Error("buffer: sequence numbers continue after the damaged file's", "next_seq", q.lastSeq+1)
 	q.db = db
+	return nil
+}
+
+// startSeq makes sequence numbers continue above base, if that is above
+// the last one assigned, and stores it.
+func (q *Queue) startSeq(db *bolt.DB, base uint64) error {
+	if base <= q.lastSeq {
+		return nil
+	}
+	q.lastSeq, q.synced, q.firstSeq = base, base, base+1
+	err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(keySeq0, seqKey(base)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFirst, seqKey(base+1))
+	})
+	if err != nil {
+		return fmt.Errorf("store seq: %w", err)
+	}
 	return nil
 }
 
@@ -332,11 +362,15 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 	}
 	st := Stats{RecoveredFrom: q.st.RecoveredFrom}
 	damaged := map[[2]uint64]bool{}
-	var last uint64
+	var last, first uint64
 	var oldest [numLanes]int64
 	err = db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keySeq0); len(v) == 8 {
 			last = keySeq(v)
+		}
+		first = 1
+		if v := tx.Bucket(bucketMeta).Get(keyFirst); len(v) == 8 {
+			first = keySeq(v)
 		}
 		c := tx.Bucket(bucketLane[Telemetry]).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -388,7 +422,7 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 	q.st = st
 	q.damaged = damaged
 	q.oldest = oldest
-	q.lastSeq, q.synced = last, last
+	q.lastSeq, q.synced, q.firstSeq = last, last, first
 	return nil
 }
 
@@ -895,7 +929,7 @@ func firstTime(tx *bolt.Tx, lane Lane) int64 {
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	st := q.st
-	st.LastSeq, st.SyncedSeq = q.lastSeq, q.synced
+	st.FirstSeq, st.LastSeq, st.SyncedSeq = q.firstSeq, q.lastSeq, q.synced
 	st.Pending = len(q.pendR) + len(q.pendP)
 	oldest := q.oldest
 	q.mu.Unlock()

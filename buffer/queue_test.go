@@ -3,6 +3,7 @@ package buffer
 import (
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -71,12 +72,13 @@ func TestAppendAssignsSeqAndReadsInOrder(t *testing.T) {
 	if err := q.Append(rs, al, ack); err != nil {
 		t.Fatal(err)
 	}
+	b := q.Stats().FirstSeq - 1 // numbers continue from there
 	for i, r := range rs {
-		if r.Seq != uint64(i+1) {
+		if r.Seq != b+uint64(i+1) {
 			t.Fatalf("reading %d got seq %d", i, r.Seq)
 		}
 	}
-	if al[0].Seq != 101 || ack[0].Seq != 102 {
+	if al[0].Seq != b+101 || ack[0].Seq != b+102 {
 		t.Fatalf("alert seq %d ack seq %d, want 101 102", al[0].Seq, ack[0].Seq)
 	}
 	got, chunks := readAll(t, q, Telemetry, 40)
@@ -96,14 +98,14 @@ func TestAppendAssignsSeqAndReadsInOrder(t *testing.T) {
 	if len(pri.Alerts) != 1 || len(pri.Acks) != 1 {
 		t.Fatalf("priority lane: %d alerts %d acks", len(pri.Alerts), len(pri.Acks))
 	}
-	if a := pri.Alerts[0]; a.Seq != 101 || a.Truck != "T1" || a.Value != 110 || !math.IsNaN(a.Baseline) || a.ConfigHash != 42 || a.Phase != detect.Raised {
+	if a := pri.Alerts[0]; a.Seq != b+101 || a.Truck != "T1" || a.Value != 110 || !math.IsNaN(a.Baseline) || a.ConfigHash != 42 || a.Phase != detect.Raised {
 		t.Errorf("alert round trip: %+v", a)
 	}
 	if a := pri.Acks[0]; a != ack[0] {
 		t.Errorf("ack round trip: got %+v want %+v", a, ack[0])
 	}
 	st := q.Stats()
-	if st.Readings != 100 || st.Alerts != 1 || st.Acks != 1 || st.SyncedSeq != 102 || st.LastSeq != 102 {
+	if st.Readings != 100 || st.Alerts != 1 || st.Acks != 1 || st.SyncedSeq != b+102 || st.LastSeq != b+102 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -120,8 +122,9 @@ func TestDeleteOnlyWhatWasConfirmed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.First != 1 || c.Last != 20 {
-		t.Fatalf("chunk %d..%d, want 1..20", c.First, c.Last)
+	b := q.Stats().FirstSeq - 1
+	if c.First != b+1 || c.Last != b+20 {
+		t.Fatalf("chunk %d..%d, want the queue's 1..20", c.First-b, c.Last-b)
 	}
 	if err := q.Delete(Telemetry, c.First, c.Last); err != nil {
 		t.Fatal(err)
@@ -130,7 +133,7 @@ func TestDeleteOnlyWhatWasConfirmed(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 	all, _ := readAll(t, q, Telemetry, 100)
-	if len(all.Readings) != 30 || all.Readings[0].Seq != 21 {
+	if len(all.Readings) != 30 || all.Readings[0].Seq != b+21 {
 		t.Fatalf("after delete: %d readings starting at %d", len(all.Readings), all.Readings[0].Seq)
 	}
 	if st := q.Stats(); st.Readings != 30 || st.Oldest.UnixNano() != all.Readings[0].Time {
@@ -148,6 +151,7 @@ func TestSeqSurvivesRestart(t *testing.T) {
 	if err := q.Append(rs, nil, nil); err != nil {
 		t.Fatal(err)
 	}
+	b := q.Stats().FirstSeq - 1
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +169,8 @@ func TestSeqSurvivesRestart(t *testing.T) {
 	if err := q.Append(rs, al, nil); err != nil {
 		t.Fatal(err)
 	}
-	if rs[0].Seq != 11 || al[0].Seq != 12 {
-		t.Fatalf("after restart got seqs %d, %d; want 11, 12", rs[0].Seq, al[0].Seq)
+	if rs[0].Seq != b+11 || al[0].Seq != b+12 || q.Stats().FirstSeq != b+1 {
+		t.Fatalf("after restart got seqs %d, %d (first %d); want the queue's 11, 12", rs[0].Seq-b, al[0].Seq-b, q.Stats().FirstSeq-b)
 	}
 	if err := q.Append(mkReadings(1, 0), nil, nil); err != nil {
 		t.Fatal(err)
@@ -198,7 +202,7 @@ func TestGroupCommitIsDurableWithinInterval(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(synced) == 0 || synced[len(synced)-1] != 5 {
+	if len(synced) == 0 || synced[len(synced)-1] != q.Stats().FirstSeq-1+5 {
 		t.Fatalf("OnSync saw %v, want last 5", synced)
 	}
 }
@@ -319,5 +323,50 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if d := DefaultOptions().SyncInterval; d <= 0 || d > 100*time.Millisecond {
 		t.Fatalf("default sync interval %v, must be at most 100 ms", d)
+	}
+}
+
+// TestFreshQueueNumbersAboveClock: a queue that never numbered anything
+// (a new truck, or one whose data directory was wiped) starts above the
+// clock in microseconds, so a wiped truck's new records cannot reuse
+// sequence numbers the cloud already has and be dropped as duplicates.
+func TestFreshQueueNumbersAboveClock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "q.db")
+	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	q, err := Open(path, Options{Now: func() time.Time { return now }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mkReadings(1000, 0)
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := q.Stats()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(now.UnixMicro()) + 1; first.FirstSeq != want || rs[0].Seq != want || first.LastSeq != want+999 {
+		t.Fatalf("fresh queue numbered %d..%d (first %d), want from %d", rs[0].Seq, first.LastSeq, first.FirstSeq, want)
+	}
+	// The data directory is wiped; the gateway starts again a minute later.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	q, err = Open(path, Options{Now: func() time.Time { return now }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	rs = mkReadings(1, 0)
+	if err := q.Append(rs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Seq <= first.LastSeq {
+		t.Fatalf("after a wipe the queue numbered %d, not above the %d it used before", rs[0].Seq, first.LastSeq)
 	}
 }

@@ -60,7 +60,8 @@ type Config struct {
 type Report struct {
 	Trucks, GatewayKills, CloudKills, CloudRestarts int
 	// Sent is what the simulator emitted while a gateway was connected;
-	// Synced the records gateways made durable (sum of last seqs);
+	// Synced the records gateways made durable (each queue's numbers,
+	// FirstSeq..LastSeq, summed);
 	// Archived the readings archived; Duplicates (truck, seq) archived
 	// more than once; Missing synced seqs not archived; Foreign archived
 	// readings the simulator did not send (in its order).
@@ -474,7 +475,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.problem("%s: gateway did not stop cleanly: %v", man.Trucks[i].ID, err)
 		}
 	}
-	last := map[string]uint64{}
+	last := map[string]seqRange{}
 	log := slog.New(slog.DiscardHandler)
 	for i, t := range man.Trucks {
 		q, err := buffer.Open(filepath.Join(gwDir(i), "queue.db"), buffer.DefaultOptions(), log)
@@ -483,8 +484,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		st := q.Stats()
 		q.Close()
-		last[t.ID] = st.LastSeq
-		rep.Synced += int(st.LastSeq)
+		last[t.ID] = seqRange{st.FirstSeq, st.LastSeq}
+		rep.Synced += int(st.LastSeq - st.FirstSeq + 1)
 		if st.Readings+st.Alerts+st.Acks > 0 {
 			rep.problem("%s: %d readings, %d alerts, %d acks still queued after the drain", t.ID, st.Readings, st.Alerts, st.Acks)
 		}
@@ -541,9 +542,12 @@ func waitStable(ctx context.Context, dir string, limit time.Duration) error {
 	return nil
 }
 
+// seqRange is the sequence numbers a gateway's queue assigned.
+type seqRange struct{ first, last uint64 }
+
 // checkArchive compares the archive with what the gateways synced and what
 // the simulator sent.
-func checkArchive(rep *Report, dir, truthPath string, last map[string]uint64) error {
+func checkArchive(rep *Report, dir, truthPath string, last map[string]seqRange) error {
 	readings, err := archive.ReadReadings(dir)
 	if err != nil {
 		return fmt.Errorf("read archive: %w", err)
@@ -582,18 +586,18 @@ func checkArchive(rep *Report, dir, truthPath string, last map[string]uint64) er
 	}
 	sort.Strings(trucks)
 	for _, t := range trucks {
-		n := last[t]
+		first, n := last[t].first, last[t].last
 		var dups, missing []int64
 		for s, c := range seen[t] {
 			if c > 1 {
 				dups = append(dups, s)
 				rep.Duplicates += c - 1
 			}
-			if s < 1 || uint64(s) > n {
-				rep.problem("%s: archived seq %d beyond the last synced %d", t, s, n)
+			if uint64(s) < first || uint64(s) > n {
+				rep.problem("%s: archived seq %d outside the synced %d..%d", t, s, first, n)
 			}
 		}
-		for s := int64(1); s <= int64(n); s++ {
+		for s := int64(first); s <= int64(n); s++ {
 			if seen[t][s] == 0 {
 				missing = append(missing, s)
 			}
@@ -604,7 +608,7 @@ func checkArchive(rep *Report, dir, truthPath string, last map[string]uint64) er
 			rep.problem("%s: %d seqs archived more than once, first %d", t, len(dups), dups[0])
 		}
 		if len(missing) > 0 {
-			rep.problem("%s: %d of seqs 1..%d synced but not archived, first %d", t, len(missing), n, missing[0])
+			rep.problem("%s: %d of seqs %d..%d synced but not archived, first %d", t, len(missing), first, n, missing[0])
 		}
 	}
 

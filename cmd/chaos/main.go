@@ -9,8 +9,9 @@
 //
 //   - every record each gateway appended before its last completed sync
 //     (its queue's last sequence number after a clean stop) is in the
-//     archive exactly once (readings and edge alerts, seqs 1..N), and every
-//     archived value is one the simulator sent, in the order it sent them;
+//     archive exactly once (readings and edge alerts, its queue's seqs
+//     FirstSeq..LastSeq), and every archived value is one the simulator
+//     sent, in the order it sent them;
 //   - no incident is notified twice (distinct notifications for the same
 //     incident and event; redeliveries of one notification id, which a
 //     receiver drops by id, are counted separately);

@@ -130,17 +130,19 @@ func TestCrashLosesNothingSynced(t *testing.T) {
 	}
 	st := q.Stats()
 	q.Close()
+	synced := st.LastSeq - st.FirstSeq + 1 // the queue numbers FirstSeq..LastSeq
 	if st.Readings != 0 {
 		t.Fatalf("%d readings still queued after the drain", st.Readings)
 	}
 	waitUntil(t, 30*time.Second, "every synced reading archived", func() bool {
 		got, err = archive.ReadReadings(c.ArchiveDir())
 		alerts, err2 := archive.ReadAlerts(c.ArchiveDir())
-		return err == nil && err2 == nil && uint64(len(got)+countEdge(alerts)) >= st.LastSeq
+		return err == nil && err2 == nil && uint64(len(got)+countEdge(alerts)) >= synced
 	})
 	alerts, _ := archive.ReadAlerts(c.ArchiveDir())
 
-	// Exactly once: seqs 1..LastSeq, each once, across readings and alerts.
+	// Exactly once: seqs FirstSeq..LastSeq, each once, across readings and
+	// alerts.
 	seen := make(map[int64]int, len(got))
 	for _, r := range got {
 		seen[r.Seq]++
@@ -150,13 +152,13 @@ func TestCrashLosesNothingSynced(t *testing.T) {
 			seen[a.Seq]++
 		}
 	}
-	for s := int64(1); s <= int64(st.LastSeq); s++ {
+	for s := int64(st.FirstSeq); s <= int64(st.LastSeq); s++ {
 		if n := seen[s]; n != 1 {
 			t.Fatalf("seq %d archived %d times, want exactly once (last synced seq %d)", s, n, st.LastSeq)
 		}
 	}
-	if len(seen) != int(st.LastSeq) {
-		t.Fatalf("archive holds %d seqs, gateway synced %d", len(seen), st.LastSeq)
+	if len(seen) != int(synced) {
+		t.Fatalf("archive holds %d seqs, gateway synced %d", len(seen), synced)
 	}
 
 	// Nothing the simulator did not send, in its order, per signal.
@@ -186,7 +188,7 @@ func TestCrashLosesNothingSynced(t *testing.T) {
 		next[r.Signal] = i + 1
 	}
 	t.Logf("%d kills survived; simulator sent %d values, gateway synced %d records, archive holds %d readings, 0 duplicates",
-		kills, len(truth), st.LastSeq, len(got))
+		kills, len(truth), synced, len(got))
 }
 
 func countEdge(alerts []archive.Alert) int {
