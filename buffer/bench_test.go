@@ -51,7 +51,7 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	el := time.Since(start)
 	st := q.Stats()
-	b.ReportMetric(float64(st.SyncedSeq)/el.Seconds(), "buffer_append_readings_per_s:readings/s")
+	b.ReportMetric(float64(st.SyncedSeq-st.FirstSeq+1)/el.Seconds(), "buffer_append_readings_per_s:readings/s")
 	b.ReportMetric(float64(st.StoredBytes)/float64(max(st.Readings, 1)), "stored_bytes/reading")
 }
 
