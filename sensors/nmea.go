@@ -74,33 +74,46 @@ func (p *NMEAParser) Stats() NMEAStats { return p.c.snapshot() }
 // LastFix returns the UTC time carried by the latest valid RMC sentence.
 func (p *NMEAParser) LastFix() GNSSFix { return p.lastFix }
 
+// sentence counts and parses one line of sentence framing (NMEA 0183, or
+// the probe protocol built on it) with sp: nil and no error for a blank
+// line; else the sentence, or an error wrapping ErrNMEAGarbage,
+// ErrNMEAChecksum or ErrNMEAMalformed, counted. what names the line in
+// errors.
+func (c *nmeaCounters) sentence(sp *nmea.SentenceParser, line, what string) (nmea.Sentence, error) {
+	c.lines.Add(1)
+	line = strings.TrimRight(line, "\r\n")
+	if strings.TrimSpace(line) == "" {
+		return nil, nil
+	}
+	if len(line) > MaxNMEALine {
+		c.tooLong.Add(1)
+		return nil, fmt.Errorf("%w: %s of %d bytes", ErrNMEAGarbage, what, len(line))
+	}
+	if err := checkNMEAFraming(line); err != nil {
+		if errors.Is(err, ErrNMEAChecksum) {
+			c.checksum.Add(1)
+		} else {
+			c.garbage.Add(1)
+		}
+		return nil, err
+	}
+	s, err := sp.Parse(line)
+	if err != nil {
+		c.malformed.Add(1)
+		return nil, fmt.Errorf("%w: %q: %v", ErrNMEAMalformed, clip(line), err)
+	}
+	return s, nil
+}
+
 // Parse appends to out the readings carried by one line (with or without
 // its CR LF), stamped with time t (Unix ns UTC). An empty line is skipped
 // silently. A bad line returns out unchanged and an error wrapping one of
 // ErrNMEAGarbage, ErrNMEAChecksum, ErrNMEAMalformed or ErrNMEAUnsupported;
 // each is counted in Stats.
 func (p *NMEAParser) Parse(line string, t int64, out []Reading) ([]Reading, error) {
-	p.c.lines.Add(1)
-	line = strings.TrimRight(line, "\r\n")
-	if strings.TrimSpace(line) == "" {
-		return out, nil
-	}
-	if len(line) > MaxNMEALine {
-		p.c.tooLong.Add(1)
-		return out, fmt.Errorf("%w: line of %d bytes", ErrNMEAGarbage, len(line))
-	}
-	if err := checkNMEAFraming(line); err != nil {
-		if errors.Is(err, ErrNMEAChecksum) {
-			p.c.checksum.Add(1)
-		} else {
-			p.c.garbage.Add(1)
-		}
+	s, err := p.c.sentence(&p.p, line, "line")
+	if s == nil || err != nil {
 		return out, err
-	}
-	s, err := p.p.Parse(line)
-	if err != nil {
-		p.c.malformed.Add(1)
-		return out, fmt.Errorf("%w: %q: %v", ErrNMEAMalformed, clip(line), err)
 	}
 	n := len(out)
 	switch m := s.(type) {

@@ -2,11 +2,9 @@ package sensors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 	"time"
 
 	nmea "github.com/adrianmo/go-nmea"
@@ -91,27 +89,9 @@ func (p *ProbeParser) Stats() ProbeStats { return p.c.snapshot() }
 // ErrNMEAChecksum, ErrNMEAMalformed or ErrNMEAUnsupported (other
 // sentences), each counted.
 func (p *ProbeParser) Parse(line string, t int64, out []Reading) ([]Reading, error) {
-	p.c.lines.Add(1)
-	line = strings.TrimRight(line, "\r\n")
-	if strings.TrimSpace(line) == "" {
-		return out, nil
-	}
-	if len(line) > MaxNMEALine {
-		p.c.tooLong.Add(1)
-		return out, fmt.Errorf("%w: probe line of %d bytes", ErrNMEAGarbage, len(line))
-	}
-	if err := checkNMEAFraming(line); err != nil {
-		if errors.Is(err, ErrNMEAChecksum) {
-			p.c.checksum.Add(1)
-		} else {
-			p.c.garbage.Add(1)
-		}
+	s, err := p.c.sentence(&p.p, line, "probe line")
+	if s == nil || err != nil {
 		return out, err
-	}
-	s, err := p.p.Parse(line)
-	if err != nil {
-		p.c.malformed.Add(1)
-		return out, fmt.Errorf("%w: %q: %v", ErrNMEAMalformed, clip(line), err)
 	}
 	m, ok := s.(probeSentence)
 	if !ok {
