@@ -17,20 +17,16 @@ func ReadReadings(dir string) ([]Reading, error) {
 
 // ReadReadingsFrom returns every reading row in st.
 func ReadReadingsFrom(ctx context.Context, st Store) ([]Reading, error) {
-	recs, err := readAll[readingRecord](ctx, st, DatasetReadings)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Reading, len(recs))
-	for i, r := range recs {
-		out[i] = r.reading()
-	}
-	return out, nil
+	return toReadings(readAll[readingRecord](ctx, st, DatasetReadings))
 }
 
 // ReadReadingObject returns the readings of one object.
 func ReadReadingObject(ctx context.Context, st Store, key string) ([]Reading, error) {
-	recs, err := readObject[readingRecord](ctx, st, key)
+	return toReadings(readObject[readingRecord](ctx, st, key))
+}
+
+// toReadings converts stored reading rows.
+func toReadings(recs []readingRecord, err error) ([]Reading, error) {
 	if err != nil {
 		return nil, err
 	}
