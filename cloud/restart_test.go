@@ -15,26 +15,7 @@ import (
 // alert it had open (a fresh one would still be learning and say nothing).
 func TestDetectorStateSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	val := func(i int) float64 {
-		if i >= 60 && i < 90 {
-			return 118
-		}
-		return 88
-	}
-	all := series(sensors.CoolantTemp, 1, 120, t0, val)
-
-	c := startCloud(t, dir, nil)
-	cl := dial(t, c.BrokerAddr(), "sim-1")
-	for i := 0; i < 90; i += 30 {
-		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "R1", Readings: all[i : i+30]})
-	}
-	waitFor(t, "cloud alert", func() bool { return c.Stats().CloudAlerts == 1 })
-	cl.Disconnect(100)
-	if err := c.stop(); err != nil {
-		t.Fatal(err)
-	}
-
+	all := alertThenStop(t, dir, "R1")
 	c2 := startCloud(t, dir, nil)
 	cl2 := dial(t, c2.BrokerAddr(), "sim-2")
 	publishBatch(t, cl2, uplink.KindTelemetry, uplink.Batch{Truck: "R1", Readings: all[90:]})
@@ -62,24 +43,7 @@ func TestDetectorStateSurvivesRestart(t *testing.T) {
 // the old configuration back): the new detector starts learning.
 func TestDetectorStateDroppedOnConfigChange(t *testing.T) {
 	dir := t.TempDir()
-	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	val := func(i int) float64 {
-		if i >= 60 && i < 90 {
-			return 118
-		}
-		return 88
-	}
-	all := series(sensors.CoolantTemp, 1, 120, t0, val)
-	c := startCloud(t, dir, nil)
-	cl := dial(t, c.BrokerAddr(), "sim-1")
-	for i := 0; i < 90; i += 30 {
-		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "R2", Readings: all[i : i+30]})
-	}
-	waitFor(t, "cloud alert", func() bool { return c.Stats().CloudAlerts == 1 })
-	cl.Disconnect(100)
-	if err := c.stop(); err != nil {
-		t.Fatal(err)
-	}
+	all := alertThenStop(t, dir, "R2")
 	c2 := startCloud(t, dir, func(c *Config) {
 		c.Detect = detect.DefaultConfig()
 		c.Detect.Coolant.WarnHigh, c.Detect.Coolant.CritHigh = 125, 130
@@ -93,4 +57,30 @@ func TestDetectorStateDroppedOnConfigChange(t *testing.T) {
 	if n := c2.Stats().CloudAlerts; n != 0 {
 		t.Fatalf("%d cloud alerts after the config change; the old state was restored", n)
 	}
+}
+
+// alertThenStop starts a cloud in dir, sends truck 90 s of coolant readings
+// at 1 Hz that rise from 88 to 118 °C after 60 s, waits for the cloud's
+// alert and stops the cloud. It returns all 120 s of readings; the last 30
+// (back at 88 °C) are not sent.
+func alertThenStop(t *testing.T, dir, truck string) []sensors.Reading {
+	t.Helper()
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	all := series(sensors.CoolantTemp, 1, 120, t0, func(i int) float64 {
+		if i >= 60 && i < 90 {
+			return 118
+		}
+		return 88
+	})
+	c := startCloud(t, dir, nil)
+	cl := dial(t, c.BrokerAddr(), "sim-1")
+	for i := 0; i < 90; i += 30 {
+		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: truck, Readings: all[i : i+30]})
+	}
+	waitFor(t, "cloud alert", func() bool { return c.Stats().CloudAlerts == 1 })
+	cl.Disconnect(100)
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	return all
 }
