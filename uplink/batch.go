@@ -276,26 +276,11 @@ func encodeReadings(dst []byte, rs []sensors.Reading) []byte {
 		}
 		sig := sensors.Signal(s)
 		// Times: first absolute, then delta, then delta of delta.
-		var n int
-		var prevT, prevD int64
+		var times deltaCoder
 		for _, r := range rs {
-			if r.Signal != sig {
-				continue
+			if r.Signal == sig {
+				dst = appendZ(dst, times.next(r.Time/unit, true))
 			}
-			t := r.Time / unit
-			switch n {
-			case 0:
-				dst = appendZ(dst, t)
-			case 1:
-				prevD = t - prevT
-				dst = appendZ(dst, prevD)
-			default:
-				d := t - prevT
-				dst = appendZ(dst, d-prevD)
-				prevD = d
-			}
-			prevT = t
-			n++
 		}
 		dst = encodeValues(dst, rs, sig)
 	}
@@ -318,52 +303,57 @@ func encodeValues(dst []byte, rs []sensors.Reading, sig sensors.Signal) []byte {
 	}
 	sc := scale(a, b)
 	// Pick delta or delta-of-delta by encoded size.
-	var costD, costDD, n int
-	var prevQ, prevD int64
+	var costD, costDD int
+	var cd, cdd deltaCoder
 	for _, r := range rs {
 		if r.Signal != sig {
 			continue
 		}
 		q := int64(math.Round(r.Value * sc))
-		if n > 0 {
-			d := q - prevQ
+		first := cd.n == 0
+		d, dd := cd.next(q, false), cdd.next(q, true)
+		if !first {
 			costD += uvarintLen(zigzag(d))
-			if n > 1 {
-				costDD += uvarintLen(zigzag(d - prevD))
-			} else {
-				costDD += uvarintLen(zigzag(d))
-			}
-			prevD = d
+			costDD += uvarintLen(zigzag(dd))
 		}
-		prevQ = q
-		n++
 	}
 	mode := byte(modeDelta)
 	if costDD < costD {
 		mode = modeDeltaDod
 	}
 	dst = append(dst, mode, byte(a), byte(b))
-	n = 0
+	var values deltaCoder
 	for _, r := range rs {
-		if r.Signal != sig {
-			continue
+		if r.Signal == sig {
+			dst = appendZ(dst, values.next(int64(math.Round(r.Value*sc)), mode == modeDeltaDod))
 		}
-		q := int64(math.Round(r.Value * sc))
-		switch {
-		case n == 0:
-			dst = appendZ(dst, q)
-		case n == 1 || mode == modeDelta:
-			prevD = q - prevQ
-			dst = appendZ(dst, prevD)
-		default:
-			d := q - prevQ
-			dst = appendZ(dst, d-prevD)
-			prevD = d
-		}
-		prevQ = q
-		n++
 	}
 	return dst
+}
+
+// deltaCoder turns a series into what the batch format stores: the first
+// value, then deltas, or (dod) the first delta and then deltas of deltas.
+type deltaCoder struct {
+	n           int
+	prev, prevD int64
+}
+
+// next returns what to store for v, the series' next value.
+func (c *deltaCoder) next(v int64, dod bool) int64 {
+	out, d := v, v-c.prev
+	switch {
+	case c.n == 0:
+	case c.n == 1 || !dod:
+		out = d
+	default:
+		out = d - c.prevD
+	}
+	if c.n > 0 {
+		c.prevD = d
+	}
+	c.prev = v
+	c.n++
+	return out
 }
 
 func appendF64(dst []byte, f float64) []byte {
