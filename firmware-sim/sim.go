@@ -94,6 +94,12 @@ func New(cfg Config) (*Sim, error) {
 		sensors.VPLatitude: saNav, sensors.CargoTemp: saTankProbe,
 	}
 	for _, m := range dec.Messages() {
+		// Only the signals the physics models go on the bus; the rest of
+		// a message stays "not available" (0xFF).
+		m.Signals = slices.DeleteFunc(slices.Clone(m.Signals), func(sig sensors.Signal) bool { return !modelled[sig] })
+		if len(m.Signals) == 0 {
+			continue
+		}
 		cycle := m.Cycle
 		if cycle <= 0 {
 			cycle = time.Second
@@ -102,6 +108,12 @@ func New(cfg Config) (*Sim, error) {
 		s.msgs = append(s.msgs, canMsg{info: m, sa: sas[m.Signals[0]], every: every})
 	}
 	return s, nil
+}
+
+// modelled are the bus signals the truck physics produces.
+var modelled = map[sensors.Signal]bool{
+	sensors.CoolantTemp: true, sensors.CargoTemp: true, sensors.WheelSpeed: true,
+	sensors.VPLatitude: true, sensors.VPLongitude: true,
 }
 
 // Run simulates until ctx is cancelled, then closes every listener, client

@@ -37,34 +37,55 @@ var decodeCases = []decodeCase{
 		name:  "ET1 coolant 90 degC from engine SA 00",
 		frame: frame(0x18FEEE00, 130, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
 		want:  []Reading{{Signal: CoolantTemp, Value: 90}},
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1, NotAvailable: 2},
 	},
 	{
 		name:  "ET1 from another source address and priority 3",
-		frame: frame(0x0CFEEE17, 0, 1, 2, 3, 4, 5, 6, 7),
+		frame: frame(0x0CFEEE17, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
 		want:  []Reading{{Signal: CoolantTemp, Value: -40}},
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1, NotAvailable: 2},
 	},
 	{
 		name:  "ET1 coolant max valid 0xFA is 210 degC",
-		frame: frame(0x18FEEE00, 0xFA, 0, 0, 0, 0, 0, 0, 0),
+		frame: frame(0x18FEEE00, 0xFA, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
 		want:  []Reading{{Signal: CoolantTemp, Value: 210}},
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1, NotAvailable: 2},
 	},
 	{
 		name:  "ET1 coolant error indicator 0xFE",
 		frame: frame(0x18FEEE00, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, ErrorValue: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, ErrorValue: 1, NotAvailable: 2},
 	},
 	{
 		name:  "ET1 coolant not available 0xFF",
 		frame: frame(0x18FEEE00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, NotAvailable: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, NotAvailable: 3},
 	},
 	{
 		name:  "ET1 coolant reserved 0xFB",
 		frame: frame(0x18FEEE00, 0xFB, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF),
-		stats: CANDecodeStats{Frames: 1, Decoded: 1, Reserved: 1},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Reserved: 1, NotAvailable: 2},
+	},
+	{
+		name: "ET1 coolant 90, fuel 45, oil 100.5 degC",
+		// oil raw = (100.5 + 273) / 0.03125 = 11952
+		frame: frame(0x18FEEE00, 130, 85, le16(11952)[0], le16(11952)[1], 0xFF, 0xFF, 0xFF, 0xFF),
+		want:  []Reading{{Signal: CoolantTemp, Value: 90}, {Signal: FuelTemp, Value: 45}, {Signal: OilTemp, Value: 100.5}},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 3},
+	},
+	{
+		name: "EEC1 engine speed 1500 rpm, priority 3",
+		// raw = 1500 / 0.125 = 12000, bytes 4-5
+		frame: frame(0x0CF00400, 0xFF, 0xFF, 0xFF, le16(12000)[0], le16(12000)[1], 0xFF, 0xFF, 0xFF),
+		want:  []Reading{{Signal: EngineSpeed, Value: 1500}},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1},
+	},
+	{
+		name: "AMB ambient air 25.5 degC",
+		// raw = (25.5 + 273) / 0.03125 = 9552, bytes 4-5
+		frame: frame(0x18FEF500, 0xFF, 0xFF, 0xFF, le16(9552)[0], le16(9552)[1], 0xFF, 0xFF, 0xFF),
+		want:  []Reading{{Signal: AmbientTemp, Value: 25.5}},
+		stats: CANDecodeStats{Frames: 1, Decoded: 1, Readings: 1},
 	},
 	{
 		name:  "CCVS wheel speed 80.5 km/h little endian 1/256",
@@ -106,8 +127,8 @@ var decodeCases = []decodeCase{
 		stats: CANDecodeStats{Frames: 1, WrongDLC: 1},
 	},
 	{
-		name:  "unknown PGN EEC1 61444",
-		frame: frame(0x0CF00400, 0, 0, 0, 0, 0, 0, 0, 0),
+		name:  "unknown PGN LFE 65266",
+		frame: frame(0x18FEF200, 0, 0, 0, 0, 0, 0, 0, 0),
 		stats: CANDecodeStats{Frames: 1, UnknownPGN: 1},
 	},
 	{
@@ -253,7 +274,7 @@ func TestNewCANDecoderErrors(t *testing.T) {
 func TestCANDecoderNoAllocs(t *testing.T) {
 	d := mustDecoder(t)
 	out := make([]Reading, 0, 16)
-	f := decodeCases[8].frame
+	f := decodeCases[11].frame
 	if n := testing.AllocsPerRun(1000, func() { out = d.Decode(f, 1, out[:0]) }); n != 0 {
 		t.Fatalf("Decode allocates %v per frame", n)
 	}
@@ -294,7 +315,7 @@ func FuzzCANDecode(f *testing.F) {
 
 func BenchmarkJ1939Decode(b *testing.B) {
 	d := mustDecoder(b)
-	frames := []can.Frame{decodeCases[0].frame, decodeCases[6].frame, decodeCases[8].frame, decodeCases[10].frame, decodeCases[12].frame}
+	frames := []can.Frame{decodeCases[0].frame, decodeCases[9].frame, decodeCases[11].frame, decodeCases[13].frame, decodeCases[15].frame}
 	out := make([]Reading, 0, 16)
 	b.ReportAllocs()
 	b.SetBytes(16)

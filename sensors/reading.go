@@ -19,6 +19,10 @@ const (
 	GNSSSpeed             // speed over ground from NMEA RMC/VTG, km/h
 	GNSSFixQuality        // GGA fix quality (0 none, 1 GPS, 2 DGPS, ...)
 	GNSSSatellites        // GGA satellites in use
+	EngineSpeed           // engine speed, rpm (J1939 PGN 61444 EEC1 SPN 190); 0 = engine stopped
+	OilTemp               // engine oil temperature, °C (J1939 PGN 65262 ET1 SPN 175)
+	FuelTemp              // engine fuel temperature, °C (J1939 PGN 65262 ET1 SPN 174)
+	AmbientTemp           // ambient air temperature, °C (J1939 PGN 65269 AMB SPN 171)
 	numSignals
 )
 
@@ -34,6 +38,10 @@ var signalInfo = [numSignals]struct{ name, unit string }{
 	GNSSSpeed:      {"gnss_speed", "km/h"},
 	GNSSFixQuality: {"gnss_fix_quality", ""},
 	GNSSSatellites: {"gnss_satellites", ""},
+	EngineSpeed:    {"engine_speed", "rpm"},
+	OilTemp:        {"oil_temp", "degC"},
+	FuelTemp:       {"fuel_temp", "degC"},
+	AmbientTemp:    {"ambient_temp", "degC"},
 }
 
 // NumSignals is one more than the largest valid Signal, for tables indexed

@@ -89,7 +89,7 @@ func TestCANSourceReconnectsAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFrames(t, c1, decodeCases[0].frame, decodeCases[12].frame)
+	writeFrames(t, c1, decodeCases[0].frame, decodeCases[15].frame)
 	c1.Write([]byte{1, 2, 3}) // partial frame
 	waitFor(t, "first reading", func() bool { return got.len() == 1 })
 	c1.Close()
@@ -99,7 +99,7 @@ func TestCANSourceReconnectsAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFrames(t, c2, decodeCases[6].frame, decodeCases[10].frame)
+	writeFrames(t, c2, decodeCases[9].frame, decodeCases[13].frame)
 	waitFor(t, "three readings", func() bool { return got.len() == 3 })
 
 	cancel()
@@ -253,7 +253,7 @@ func TestCANSourcesShareDecoder(t *testing.T) {
 			defer wg.Done()
 			f := decodeCases[0].frame // coolant on bus 0
 			if i == 1 {
-				f = decodeCases[6].frame // speed on bus 1
+				f = decodeCases[9].frame // speed on bus 1
 			}
 			tx := socketcan.NewTransmitter(c)
 			for j := 0; j < n; j++ {

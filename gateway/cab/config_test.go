@@ -28,7 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"text by signal and kind", Config{Texts: map[string]AlertText{"cargo_temp/stuck": ok}}, ""},
 		{"text by signal", Config{Texts: map[string]AlertText{"coolant_temp": ok}}, ""},
 		{"text fallback", Config{Texts: map[string]AlertText{"*": ok}}, ""},
-		{"text unknown signal", Config{Texts: map[string]AlertText{"oil_temp/limit": ok}}, `"oil_temp/limit"`},
+		{"text unknown signal", Config{Texts: map[string]AlertText{"tyre_temp/limit": ok}}, `"tyre_temp/limit"`},
 		{"text unknown kind", Config{Texts: map[string]AlertText{"coolant_temp/fire": ok}}, `unknown alert kind "fire"`},
 		{"text without do", Config{Texts: map[string]AlertText{"coolant_temp/limit": {Title: "T", What: "W"}}}, "texts.coolant_temp/limit"},
 		{"buzzer odd", Config{Buzzer: BuzzerConfig{Warning: Pattern{time.Second}}}, "buzzer.warning"},
