@@ -155,12 +155,27 @@ func (x *Series) Observe(t int64, v float64) (Transition, bool) {
 	if !ok {
 		return Transition{}, false
 	}
+	return x.transition(ev, t, v), true
+}
+
+// Advance tells the series that the caller's clock reads now (Unix ns, on
+// the readings' clock) and returns the missing-data transition that
+// follows, if any, as Detector.Advance does. It never allocates.
+func (x *Series) Advance(now int64) (Transition, bool) {
+	ev, ok := x.s.advance(&x.cfg, now)
+	if !ok {
+		return Transition{}, false
+	}
+	return x.transition(ev, now, x.s.st.LastX), true
+}
+
+func (x *Series) transition(ev event, t int64, v float64) Transition {
 	tr := Transition{Kind: ev.kind, Severity: ev.sev, Phase: ev.phase, Start: ev.start, Time: t, Value: v,
 		Baseline: x.s.baseline(), ConfigHash: x.hash, Low: math.NaN(), High: math.NaN()}
 	if x.s.st.Ready {
 		tr.Low, tr.High = x.s.st.Lo, x.s.st.Hi
 	}
-	return tr, true
+	return tr
 }
 
 // Score is an anomaly score in [0,1] for the last reading: 0.5 or more

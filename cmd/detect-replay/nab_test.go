@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -32,29 +29,16 @@ func TestNAB(t *testing.T) {
 		t.Skipf("NAB corpus missing (%v)", err)
 	}
 	results := t.TempDir()
-	if err := replayCorpus(detect.DefaultGenericConfig(), filepath.Join(nab, "data"), results, io.Discard); err != nil {
+	p := &replayer{cfg: detect.DefaultGenericConfig()}
+	if err := p.corpus(filepath.Join(nab, "data"), results, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "run", ".", "-nab", nab, "-results", results, "-threshold", "0.5", "-json")
-	cmd.Dir = tool
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	profiles, err := nabScore(filepath.Join(runtime.GOROOT(), "bin", "go"), tool, nab, results)
 	if err != nil {
-		t.Fatalf("nabscore: %v\n%s", err, stderr.String())
-	}
-	var doc struct {
-		Profiles []struct {
-			Profile    string
-			Score      float64
-			TP, FP, FN int
-		}
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("nabscore output: %v", err)
+		t.Fatal(err)
 	}
 	want := map[string]float64{"standard": 55, "reward_low_FP_rate": 45, "reward_low_FN_rate": 0}
-	for _, p := range doc.Profiles {
+	for _, p := range profiles {
 		t.Logf("NAB %-20s %6.2f (TP %d, FP rows %d, FN %d)", p.Profile, p.Score, p.TP, p.FP, p.FN)
 		if p.Score < want[p.Profile] {
 			t.Errorf("NAB %s = %.2f, want >= %.0f", p.Profile, p.Score, want[p.Profile])

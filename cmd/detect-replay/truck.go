@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/sensors"
+)
+
+// truckColumns maps the column names understood in -class truck files to
+// signals: the KIT trips' names, and each signal's own name.
+var truckColumns = map[string]sensors.Signal{
+	"coolant_c": sensors.CoolantTemp, "cargo_c": sensors.CargoTemp,
+	"ambient_c": sensors.AmbientTemp, "rpm": sensors.EngineSpeed,
+	"speed_kmh": sensors.WheelSpeed, "oil_c": sensors.OilTemp, "fuel_c": sensors.FuelTemp,
+}
+
+// timeColumns are the names of the time column, in order of preference.
+var timeColumns = []string{"time_unix_s", "timestamp", "time"}
+
+func init() {
+	for s := sensors.CoolantTemp; s.Valid(); s++ {
+		truckColumns[s.String()] = s
+	}
+}
+
+// recording is a multi-signal series held in memory: row i was taken at
+// Times[i], and Values[i][j] is signal Signals[j] then (NaN: no answer).
+type recording struct {
+	Name    string
+	Signals []sensors.Signal
+	Times   []int64
+	Values  [][]float64
+}
+
+// readRecording reads a -class truck CSV. Columns it does not know are
+// returned in ignored; a column named "value" is read as valueSig when
+// that is valid (the one-signal files of the recordings).
+func readRecording(name string, r io.Reader, valueSig sensors.Signal) (rec recording, ignored []string, err error) {
+	rec.Name = name
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return rec, nil, fmt.Errorf("%s: read header: %w", name, err)
+	}
+	tcol := -1
+	var cols []int
+	for pref := len(timeColumns) - 1; pref >= 0; pref-- {
+		for i, h := range header {
+			if strings.EqualFold(strings.TrimSpace(h), timeColumns[pref]) {
+				tcol = i
+			}
+		}
+	}
+	if tcol < 0 {
+		return rec, nil, fmt.Errorf("%s: line 1: no time column (want one of %s)", name, strings.Join(timeColumns, ", "))
+	}
+	seen := map[sensors.Signal]bool{}
+	for i, h := range header {
+		if i == tcol {
+			continue
+		}
+		col := strings.ToLower(strings.TrimSpace(h))
+		sig, ok := truckColumns[col]
+		if col == "value" && valueSig.Valid() {
+			sig, ok = valueSig, true
+		}
+		switch {
+		case !ok:
+			ignored = append(ignored, h)
+		case seen[sig]:
+			return rec, nil, fmt.Errorf("%s: line 1: column %q: %s given twice", name, h, sig)
+		default:
+			seen[sig] = true
+			rec.Signals = append(rec.Signals, sig)
+			cols = append(cols, i)
+		}
+	}
+	if len(cols) == 0 {
+		return rec, nil, fmt.Errorf("%s: line 1: no signal column (known: coolant_c, ambient_c, rpm, speed_kmh, cargo_c, oil_c, fuel_c or signal names)", name)
+	}
+	for line := 2; ; line++ {
+		f, err := cr.Read()
+		if err == io.EOF {
+			return rec, ignored, nil
+		}
+		if err != nil {
+			return rec, nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		if len(f) != len(header) {
+			return rec, nil, fmt.Errorf("%s: line %d: %d fields, header has %d", name, line, len(f), len(header))
+		}
+		t, err := parseTime(f[tcol])
+		if err != nil {
+			return rec, nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		row := make([]float64, len(cols))
+		for j, c := range cols {
+			row[j] = math.NaN()
+			if strings.TrimSpace(f[c]) == "" {
+				continue
+			}
+			if row[j], err = parseValue(f[c]); err != nil {
+				return rec, nil, fmt.Errorf("%s: line %d: column %s: %w", name, line, header[c], err)
+			}
+		}
+		rec.Times = append(rec.Times, t)
+		rec.Values = append(rec.Values, row)
+	}
+}
+
+// truckStats counts one truck replay.
+type truckStats struct {
+	Readings int            // readings fed to the detector
+	Raised   map[string]int // alerts raised, by kind
+}
+
+func (s truckStats) alerts() int {
+	n := 0
+	for _, v := range s.Raised {
+		n += v
+	}
+	return n
+}
+
+// replayTruck feeds rec, row by row in time order, to one detector with
+// cfg, advancing it on the data's clock every second before each row; fn
+// (if set) sees each transition.
+func replayTruck(cfg detect.Config, rec recording, fn func(detect.Transition)) (truckStats, error) {
+	st := truckStats{Raised: map[string]int{}}
+	d, err := detect.New("replay", cfg)
+	if err != nil {
+		return st, err
+	}
+	clock := detect.DataClock{Interval: time.Second}
+	var out []detect.Transition
+	note := func(tr detect.Transition) {
+		if tr.Phase == detect.Raised {
+			st.Raised[tr.Kind.String()]++
+		}
+		if fn != nil {
+			fn(tr)
+		}
+	}
+	for i, t := range rec.Times {
+		for now, ok := clock.Next(t); ok; now, ok = clock.Next(t) {
+			out = d.Advance(now, out[:0])
+			for _, tr := range out {
+				note(tr)
+			}
+		}
+		for j, v := range rec.Values[i] {
+			if math.IsNaN(v) {
+				continue
+			}
+			st.Readings++
+			if tr, ok := d.Observe(sensors.Reading{Time: t, Value: v, Signal: rec.Signals[j]}); ok {
+				note(tr)
+			}
+		}
+	}
+	return st, nil
+}
+
+// truckFile is -class truck: it prints each transition and a summary.
+func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err error) {
+	f, err := os.Open(in)
+	if err != nil {
+		return err
+	}
+	rec, ignored, err := readRecording(in, f, sensors.SignalInvalid)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(stderr, "detect-replay: %s: columns ignored (no signal): %s\n", in, strings.Join(ignored, ", "))
+	}
+	w := stdout
+	if out != "" {
+		o, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := o.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		w = o
+	}
+	bw := bufio.NewWriter(w)
+	var werr error
+	st, err := replayTruck(cfg, rec, func(tr detect.Transition) {
+		if werr == nil {
+			werr = writeTransition(bw, "", tr)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(werr, bw.Flush()); err != nil {
+		return err
+	}
+	kinds := make([]string, 0, len(st.Raised))
+	for k, n := range st.Raised {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(stderr, "detect-replay: %s: %d rows, %d readings, %d alerts raised (%s)\n", in, len(rec.Times), st.Readings, st.alerts(), strings.Join(kinds, ", "))
+	return nil
+}
