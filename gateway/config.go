@@ -35,6 +35,17 @@ type Config struct {
 	Replay []string `json:"replay,omitempty"`
 	// ReplaySpeed paces replays: 0 as fast as possible, 1 real time.
 	ReplaySpeed float64 `json:"replay_speed,omitempty"`
+	// ReplayFollow keeps the gateway running once every replay has been
+	// read to its end; otherwise Run returns then (after ReplayDrain).
+	// With replays, missing-data checks run on the log's time (every
+	// AdvanceInterval of it, before each replayed reading), not on the
+	// gateway's clock, so a gap in the log raises `missing` and the end of
+	// the log raises nothing.
+	ReplayFollow bool `json:"replay_follow,omitempty"`
+	// ReplayDrain is how long Run, once the replays have ended, waits for
+	// the uplink to send what is queued before it returns; what is left
+	// stays in the queue for the next run. Default 15 s; 0 returns at once.
+	ReplayDrain time.Duration `json:"replay_drain,omitempty"`
 	// DBC is the DBC file's text; nil means the repository's
 	// sensors.DefaultDBC.
 	DBC []byte `json:"-"`
@@ -56,6 +67,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AdvanceInterval: time.Second,
+		ReplayDrain:     15 * time.Second,
 		Detect:          detect.DefaultConfig(),
 		Buffer:          buffer.DefaultOptions(),
 		Uplink:          defaultUplink(),
@@ -84,6 +96,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway config: no sensors: give at least one can bus, serial port, probe or replay file")
 	case c.ReplaySpeed < 0:
 		return fmt.Errorf("gateway config: replay_speed %v is negative", c.ReplaySpeed)
+	case c.ReplayDrain < 0:
+		return fmt.Errorf("gateway config: replay_drain %v is negative", c.ReplayDrain)
 	case c.AdvanceInterval < 0:
 		return fmt.Errorf("gateway config: advance_interval %v is negative", c.AdvanceInterval)
 	}

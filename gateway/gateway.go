@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -35,14 +36,17 @@ type Gateway struct {
 	probe []*sensors.ProbeSource
 
 	replay      []*sensors.CandumpReplay
+	replayDec   *sensors.CANDecoder // the replays' own, so readings_total tells them apart
 	replayFiles []*os.File
 	replayDone  sync.WaitGroup
+	logClock    detect.DataClock // missing-data checks on the replayed log's time; under mu
 
 	// mu serialises the detect stage: sources emit from their own
 	// goroutines, the detector is single-owner.
 	mu       sync.Mutex
 	det      *detect.Detector
 	trans    []detect.Transition // scratch, reused per batch
+	advanced []detect.Transition // scratch for Advance on the log's time
 	alerts   []detect.Transition // every transition since start, for Alerts
 	appendEr uint64              // failed buffer appends
 
@@ -108,6 +112,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	for _, port := range cfg.Probe {
 		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
 	}
+	if len(cfg.Replay) > 0 {
+		if g.replayDec, err = sensors.NewCANDecoder(dbc); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("gateway dbc: %w", err)
+		}
+		g.logClock.Interval = cfg.AdvanceInterval
+	}
 	for _, path := range cfg.Replay {
 		f, err := os.Open(path)
 		if err != nil {
@@ -117,7 +128,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.replayFiles = append(g.replayFiles, f)
 		g.replayDone.Add(1) // Done when Run has read it to the end
-		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: dec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
+		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: g.replayDec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
 	}
 	for _, port := range cfg.Serial {
 		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: stamp, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
@@ -159,7 +170,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, r := range g.replay {
 		grp.Go(func() error {
 			defer g.replayDone.Done()
-			if err := r.Run(ctx, g.observe); err != nil {
+			if err := r.Run(ctx, g.observeReplay); err != nil {
 				return fmt.Errorf("gateway replay: %w", err)
 			}
 			g.log.Info("replay finished", "stats", fmt.Sprintf("%+v", r.Stats()))
@@ -172,11 +183,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error { return g.cab.Run(ctx) })
 		grp.Go(func() error { return g.feedUplinkState(ctx) })
 	}
-	if g.cfg.AdvanceInterval > 0 {
+	if g.cfg.AdvanceInterval > 0 && len(g.replay) == 0 {
 		grp.Go(func() error { return g.advance(ctx) })
+	}
+	if len(g.replay) > 0 && !g.cfg.ReplayFollow {
+		grp.Go(func() error { return g.endWithReplays(ctx) })
 	}
 	g.log.Info("gateway running", "can", g.cfg.CAN, "serial", g.cfg.Serial, "broker", g.cfg.Uplink.BrokerURL)
 	err := grp.Wait()
+	if errors.Is(err, errReplaysEnded) {
+		err = nil
+	}
 	if err := g.queue.Sync(); err != nil {
 		g.log.Error("gateway final sync", "err", err)
 	}
@@ -190,6 +207,39 @@ func (g *Gateway) ReplaysDone() <-chan struct{} {
 	ch := make(chan struct{})
 	go func() { g.replayDone.Wait(); close(ch) }()
 	return ch
+}
+
+// errReplaysEnded stops Run's stages once the replays have ended.
+var errReplaysEnded = errors.New("replays ended")
+
+// endWithReplays waits for the replays to end and for the uplink to send
+// what is queued (at most ReplayDrain), then stops Run.
+func (g *Gateway) endWithReplays(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-g.ReplaysDone():
+	}
+	deadline := time.NewTimer(g.cfg.ReplayDrain)
+	defer deadline.Stop()
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		st := g.pub.State()
+		if st.BacklogReadings+st.BacklogPriority == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			g.log.Info("replays ended; records not yet uplinked stay queued", "readings", st.BacklogReadings, "priority", st.BacklogPriority)
+			return errReplaysEnded
+		case <-tk.C:
+		}
+	}
+	g.log.Info("replays ended; everything uplinked")
+	return errReplaysEnded
 }
 
 func (g *Gateway) closeReplays() {
@@ -215,6 +265,37 @@ func (g *Gateway) observe(batch []sensors.Reading) {
 	if g.cab != nil {
 		g.cab.Readings(batch)
 	}
+}
+
+// observeReplay is the detect stage for replayed readings: before each
+// one, the detector is advanced on the log's time (every
+// AdvanceInterval of it), as the gateway's clock would have advanced it
+// live, so gaps in the log raise missing-data alerts and its end raises
+// none.
+func (g *Gateway) observeReplay(batch []sensors.Reading) {
+	if g.cfg.AdvanceInterval > 0 {
+		g.mu.Lock()
+		g.trans = g.trans[:0]
+		for i := range batch {
+			for now, ok := g.logClock.Next(batch[i].Time); ok; now, ok = g.logClock.Next(batch[i].Time) {
+				g.advanced = g.det.Advance(now, g.advanced[:0])
+				for _, t := range g.advanced {
+					g.transition(t)
+				}
+			}
+			if t, ok := g.det.Observe(batch[i]); ok {
+				g.transition(t)
+			}
+		}
+		g.appendLocked(batch, g.trans, nil)
+		if g.cab != nil {
+			g.cab.Readings(batch)
+		}
+		g.showBandsLocked()
+		g.mu.Unlock()
+		return
+	}
+	g.observe(batch)
 }
 
 // transition hands one alert transition to the cab and stages it for the

@@ -48,9 +48,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // Metric descriptions; the README's metrics table lists the same.
 var (
-	mReadings       = desc("readings_total", "Readings decoded from the truck's sensors (CAN and NMEA).", "source")
+	mReadings       = desc("readings_total", "Readings decoded from the truck's sensors (CAN and NMEA) and from replayed candump logs (replay).", "source")
 	mRejected       = desc("rejected_total", "Frames, sentences and values rejected on input, by cause.", "cause")
-	mCANFrames      = desc("can_frames_total", "CAN frames received, all buses.")
+	mCANFrames      = desc("can_frames_total", "CAN frames received, all buses and replays.")
 	mSourceEvents   = desc("source_events_total", "Sensor connection events: can_connect, can_dial_error, can_disconnect, serial_open, serial_open_error, serial_read_error.", "event")
 	mAppendErrors   = desc("buffer_append_errors_total", "Batches the store-and-forward queue failed to append (records lost).")
 	mQueueRecords   = desc("queue_records", "Records stored in the queue and not yet acknowledged by the broker, by kind.", "kind")
@@ -111,9 +111,27 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 	t := g.cfg.Truck
 
 	// Sensors. Buses may share one decoder: count each decoder once.
+	// Replays have a decoder of their own: their readings count as
+	// source "replay", their rejected frames with the live ones.
 	var can sensors.CANDecodeStats
 	var frames, connects, dialErr, disc, errFrames uint64
 	seen := map[*sensors.CANDecoder]bool{}
+	addDecoder := func(dec *sensors.CANDecoder) {
+		if dec == nil || seen[dec] {
+			return
+		}
+		seen[dec] = true
+		d := dec.Stats()
+		can.Readings += d.Readings
+		can.NotExtended += d.NotExtended
+		can.Remote += d.Remote
+		can.UnknownPGN += d.UnknownPGN
+		can.WrongDLC += d.WrongDLC
+		can.ErrorValue += d.ErrorValue
+		can.NotAvailable += d.NotAvailable
+		can.Reserved += d.Reserved
+		can.Implausible += d.Implausible
+	}
 	for _, s := range g.can {
 		st := s.Stats()
 		frames += st.Frames
@@ -121,19 +139,16 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 		dialErr += st.DialErrors
 		disc += st.Disconnects
 		errFrames += st.ErrorFrames
-		if s.Decoder != nil && !seen[s.Decoder] {
-			seen[s.Decoder] = true
-			d := s.Decoder.Stats()
-			can.Readings += d.Readings
-			can.NotExtended += d.NotExtended
-			can.Remote += d.Remote
-			can.UnknownPGN += d.UnknownPGN
-			can.WrongDLC += d.WrongDLC
-			can.ErrorValue += d.ErrorValue
-			can.NotAvailable += d.NotAvailable
-			can.Reserved += d.Reserved
-			can.Implausible += d.Implausible
-		}
+		addDecoder(s.Decoder)
+	}
+	live := can.Readings
+	addDecoder(g.replayDec)
+	replayed := can.Readings - live
+	var replayMalformed uint64
+	for _, r := range g.replay {
+		st := r.Stats()
+		frames += st.Frames
+		replayMalformed += st.Malformed
 	}
 	var nm sensors.NMEAStats
 	var ser sensors.SerialStats
@@ -149,7 +164,8 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 		ser.OpenErrors += ss.OpenErrors
 		ser.ReadErrors += ss.ReadErrors
 	}
-	counter(ch, mReadings, can.Readings, t, "can")
+	counter(ch, mReadings, live, t, "can")
+	counter(ch, mReadings, replayed, t, "replay")
 	counter(ch, mReadings, nm.Readings, t, "nmea")
 	counter(ch, mCANFrames, frames, t)
 	for _, r := range []struct {
@@ -160,7 +176,7 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 		{"can_unknown_pgn", can.UnknownPGN}, {"can_wrong_dlc", can.WrongDLC}, {"can_error_value", can.ErrorValue},
 		{"can_not_available", can.NotAvailable}, {"can_reserved", can.Reserved}, {"can_implausible", can.Implausible},
 		{"nmea_no_fix", nm.NoFix}, {"nmea_garbage", nm.Garbage}, {"nmea_checksum", nm.Checksum},
-		{"nmea_malformed", nm.Malformed}, {"nmea_too_long", nm.TooLong},
+		{"nmea_malformed", nm.Malformed}, {"nmea_too_long", nm.TooLong}, {"replay_malformed", replayMalformed},
 	} {
 		counter(ch, mRejected, r.v, t, r.cause)
 	}

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/abc4logistics/tankguard/buffer"
+	"github.com/abc4logistics/tankguard/detect"
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
 	"github.com/abc4logistics/tankguard/sensors"
 )
@@ -58,6 +60,7 @@ func TestCandumpReplayThroughGateway(t *testing.T) {
 	cfg.Truck = m.Trucks[0].ID
 	cfg.DataDir = filepath.Join(dir, "gw")
 	cfg.Replay = []string{candump}
+	cfg.ReplayFollow = true // the queue is read below, before Run returns
 	cfg.Cab.Listen = CabOff
 	cfg.Uplink.BrokerURL = "tcp://127.0.0.1:1"
 	g, err := New(cfg, nil)
@@ -132,4 +135,107 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
+}
+
+// gapLog is a recorded coolant signal (2021, ET1 at 1 Hz) with one 60 s
+// gap: readings at +0..+119 s and +180..+239 s.
+const gapLog = "testdata/coolant_gap60.log"
+
+var (
+	gapStart = time.Unix(1622547830, 250e6).UnixNano()
+	gapFrom  = gapStart + 119*int64(time.Second) // last reading before the gap
+	gapTo    = gapStart + 180*int64(time.Second) // first reading after it
+	gapEnd   = gapStart + 239*int64(time.Second) // last reading of the log
+)
+
+func replayGateway(t *testing.T, follow bool) (*Gateway, chan error, context.CancelFunc) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Truck = "truck-gap"
+	cfg.DataDir = t.TempDir()
+	cfg.Replay = []string{gapLog}
+	cfg.ReplayFollow = follow
+	cfg.ReplayDrain = 0
+	cfg.Cab.Listen = CabOff
+	cfg.Uplink.BrokerURL = "tcp://127.0.0.1:1"
+	// A wall-clock check every 20 ms would find this 2021 log's last
+	// reading years old at once: only checks on the log's time are right.
+	cfg.AdvanceInterval = 20 * time.Millisecond
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	return g, done, cancel
+}
+
+// checkGapAlerts wants exactly one missing alert, raised inside the gap
+// (after the 30 s grace) and cleared by the first reading after it, and
+// nothing else.
+func checkGapAlerts(t *testing.T, alerts []detect.Transition) {
+	t.Helper()
+	if len(alerts) != 2 {
+		t.Fatalf("got %d transitions, want a missing raise and its clear: %+v", len(alerts), alerts)
+	}
+	r, c := alerts[0], alerts[1]
+	if r.Phase != detect.Raised || r.Kind != detect.KindMissing || r.Signal != sensors.CoolantTemp ||
+		r.Time <= gapFrom+int64(30*time.Second) || r.Time > gapFrom+int64(31*time.Second) {
+		t.Errorf("raise %+v: want missing coolant_temp 30-31 s after %d", r, gapFrom)
+	}
+	if c.Phase != detect.Cleared || c.Time != gapTo {
+		t.Errorf("clear %+v: want cleared by the reading at %d", c, gapTo)
+	}
+}
+
+// A fast replay of an old log raises missing for its 60 s gap, on the
+// log's time, nothing when it ends, exits by itself, and counts what it
+// replayed in readings_total.
+func TestReplayOnLogTime(t *testing.T) {
+	g, done, cancel := replayGateway(t, false)
+	defer cancel()
+	m := NewMetrics(g)
+	if err := <-done; err != nil {
+		t.Fatalf("Run at the end of the log: %v", err)
+	}
+	checkGapAlerts(t, g.Alerts())
+	got := gather(t, m)
+	if n := got["tankguard_gateway_readings_total{source=replay,truck=truck-gap}"]; n != 180 {
+		t.Errorf("readings_total{source=replay} = %v, want 180", n)
+	}
+	if n := got["tankguard_gateway_readings_total{source=can,truck=truck-gap}"]; n != 0 {
+		t.Errorf("readings_total{source=can} = %v, want 0 (no live bus)", n)
+	}
+	if n := got["tankguard_gateway_can_frames_total{truck=truck-gap}"]; n != 180 {
+		t.Errorf("can_frames_total = %v, want 180", n)
+	}
+}
+
+// With ReplayFollow the gateway keeps running after the log ends, and
+// still raises nothing: the log's clock stopped with the log.
+func TestReplayFollowRaisesNothingAfterTheEnd(t *testing.T) {
+	g, done, cancel := replayGateway(t, true)
+	select {
+	case <-g.ReplaysDone():
+	case err := <-done:
+		t.Fatalf("Run returned before the end of the log: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // 15 of the wall-clock AdvanceIntervals
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with ReplayFollow: %v", err)
+	default:
+	}
+	alerts := g.Alerts()
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	checkGapAlerts(t, alerts)
+	for _, a := range alerts {
+		if a.Time > gapEnd {
+			t.Errorf("transition after the log ended: %+v", a)
+		}
+	}
 }

@@ -7,6 +7,11 @@
 //
 // An optional JSON config file (-config) sets the detector ("detect", see
 // detect.ParseConfig). Flags override the file.
+//
+// With -replay FILE (a candump -L log) the gateway feeds the log through
+// its decoder, detector and queue; missing-data checks then run on the
+// log's time, not the wall clock, and the gateway exits once the log ends
+// (-replay-follow keeps it running).
 package main
 
 import (
@@ -86,6 +91,8 @@ func run() error {
 	flag.Var(&probe, "probe", "serial cargo-tank probe port ($PTGCT lines, see sensors/PROTOCOLS.md); repeatable")
 	flag.Var(&replay, "replay", "candump log file to replay through the CAN decoder; repeatable")
 	flag.Float64Var(&cfgReplaySpeed, "replay-speed", 0, "replay pace: 0 as fast as possible, 1 real time")
+	replayFollow := flag.Bool("replay-follow", false, "keep running after the -replay logs end (default: exit once they end and the uplink has sent what it can within -replay-drain)")
+	replayDrain := flag.Duration("replay-drain", gateway.DefaultConfig().ReplayDrain, "after the -replay logs end, how long to wait for the uplink to send what is queued before exiting (the rest stays queued)")
 	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -143,6 +150,8 @@ func run() error {
 		cfg.Replay = replay
 	}
 	cfg.ReplaySpeed = cfgReplaySpeed
+	cfg.ReplayFollow = *replayFollow
+	cfg.ReplayDrain = *replayDrain
 	if b := pick(*broker, fc.Broker); b != "" {
 		cfg.Uplink.BrokerURL = b
 	}
