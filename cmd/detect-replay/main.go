@@ -19,7 +19,9 @@
 // an empty cell is no answer. Each row's readings go, in time order, to
 // one detect.Detector with the truck configuration (detect.DefaultConfig,
 // or -config, the gateway's detector JSON). Output: one line per alert
-// transition.
+// transition. A candump -L log (the gateway's -replay input, e.g. the
+// shared J1939 clips) is read too: its frames are decoded as the gateway
+// decodes them.
 //
 // Time: timestamps are Unix seconds, milliseconds, microseconds or
 // nanoseconds, told apart by magnitude (below 1e11 seconds, below 1e14

@@ -178,7 +178,17 @@ func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
-	rec, ignored, err := readRecording(in, f, sensors.SignalInvalid)
+	head := make([]byte, 64)
+	n, _ := io.ReadFull(f, head)
+	var rec recording
+	var ignored []string
+	if _, err = f.Seek(0, io.SeekStart); err == nil {
+		if isCandump(head[:n]) {
+			rec, err = readCandump(in, f)
+		} else {
+			rec, ignored, err = readRecording(in, f, sensors.SignalInvalid)
+		}
+	}
 	f.Close()
 	if err != nil {
 		return err
@@ -219,4 +229,59 @@ func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err
 	sort.Strings(kinds)
 	fmt.Fprintf(stderr, "detect-replay: %s: %d rows, %d readings, %d alerts raised (%s)\n", in, len(rec.Times), st.Readings, st.alerts(), strings.Join(kinds, ", "))
 	return nil
+}
+
+// candumpSignals are the signals a candump replay keeps, in this order.
+var candumpSignals = []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp, sensors.EngineSpeed,
+	sensors.WheelSpeed, sensors.AmbientTemp, sensors.OilTemp, sensors.FuelTemp}
+
+// readCandump decodes a candump -L log (as the gateway's -replay does,
+// with the built-in DBC) into a recording of one row per reading. A line
+// that does not parse is an error naming it.
+func readCandump(name string, r io.Reader) (recording, error) {
+	rec := recording{Name: name, Signals: candumpSignals}
+	col := map[sensors.Signal]int{}
+	for j, s := range candumpSignals {
+		col[s] = j
+	}
+	dec, err := sensors.NewCANDecoder(sensors.DefaultDBC)
+	if err != nil {
+		return rec, err
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	var out []sensors.Reading
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		fr, err := sensors.ParseCandumpLine(sc.Text())
+		if err != nil {
+			return rec, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		out = dec.Decode(fr.Frame, fr.Time, out[:0])
+		for _, rd := range out {
+			j, ok := col[rd.Signal]
+			if !ok {
+				continue
+			}
+			row := make([]float64, len(candumpSignals))
+			for k := range row {
+				row[k] = math.NaN()
+			}
+			row[j] = rd.Value
+			rec.Times = append(rec.Times, rd.Time)
+			rec.Values = append(rec.Values, row)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return rec, fmt.Errorf("%s: %w", name, err)
+	}
+	return rec, nil
+}
+
+// isCandump reports whether the file starts like a candump log: "(".
+func isCandump(b []byte) bool {
+	s := strings.TrimLeft(string(b), " \t\r\n")
+	return strings.HasPrefix(s, "(")
 }
