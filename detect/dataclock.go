@@ -30,7 +30,8 @@ type DataClock struct {
 
 // Next returns the next check time before t (Unix ns, the time of the
 // reading about to be observed) and true, or false when no check is due
-// before t. Times that go backwards yield nothing.
+// before t. A check at a reading's own time comes after that reading.
+// Times that go backwards yield nothing.
 func (c *DataClock) Next(t int64) (int64, bool) {
 	iv := int64(c.Interval)
 	if iv <= 0 {
