@@ -341,7 +341,13 @@ func evalNAB(o evalOptions, w io.Writer) error {
 	}
 	var noAnoAlerts, outAlerts, files, noAnoRows, rows int
 	var noAnoH, outH float64
-	for rel, sp := range spans {
+	rels := make([]string, 0, len(spans))
+	for rel := range spans {
+		rels = append(rels, rel)
+	}
+	sort.Strings(rels) // a fixed order: the sums below come out the same every run
+	for _, rel := range rels {
+		sp := spans[rel]
 		files++
 		rows += sp.rows
 		h := float64(sp.last-sp.first) / float64(time.Hour)
