@@ -37,10 +37,12 @@ type Config struct {
 	ReplaySpeed float64 `json:"replay_speed,omitempty"`
 	// ReplayFollow keeps the gateway running once every replay has been
 	// read to its end; otherwise Run returns then (after ReplayDrain).
-	// With replays, missing-data checks run on the log's time (every
-	// AdvanceInterval of it, before each replayed reading), not on the
-	// gateway's clock, so a gap in the log raises `missing` and the end of
-	// the log raises nothing.
+	// When replays are the only sources, missing-data checks run on the
+	// log's time (every AdvanceInterval of it, before each replayed
+	// reading; several replays share one clock, the latest time
+	// replayed), not on the gateway's clock, so a gap in the log raises
+	// `missing` and the end of the log raises nothing. Beside live
+	// sources they run on the gateway's clock, as live readings need.
 	ReplayFollow bool `json:"replay_follow,omitempty"`
 	// ReplayDrain is how long Run, once the replays have ended, waits for
 	// the uplink to send what is queued before it returns; what is left

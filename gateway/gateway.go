@@ -183,7 +183,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error { return g.cab.Run(ctx) })
 		grp.Go(func() error { return g.feedUplinkState(ctx) })
 	}
-	if g.cfg.AdvanceInterval > 0 && len(g.replay) == 0 {
+	if g.cfg.AdvanceInterval > 0 && !g.replayOnly() {
 		grp.Go(func() error { return g.advance(ctx) })
 	}
 	if len(g.replay) > 0 && !g.cfg.ReplayFollow {
@@ -207,6 +207,13 @@ func (g *Gateway) ReplaysDone() <-chan struct{} {
 	ch := make(chan struct{})
 	go func() { g.replayDone.Wait(); close(ch) }()
 	return ch
+}
+
+// replayOnly reports whether replays are the only sources: then the
+// detector runs on the log's time. Beside live sources it runs on the
+// gateway's clock, as live readings need.
+func (g *Gateway) replayOnly() bool {
+	return len(g.replay) > 0 && len(g.can)+len(g.nmea)+len(g.probe) == 0
 }
 
 // errReplaysEnded stops Run's stages once the replays have ended.
@@ -273,7 +280,7 @@ func (g *Gateway) observe(batch []sensors.Reading) {
 // live, so gaps in the log raise missing-data alerts and its end raises
 // none.
 func (g *Gateway) observeReplay(batch []sensors.Reading) {
-	if g.cfg.AdvanceInterval > 0 {
+	if g.cfg.AdvanceInterval > 0 && g.replayOnly() {
 		g.mu.Lock()
 		g.trans = g.trans[:0]
 		for i := range batch {

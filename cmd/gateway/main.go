@@ -209,7 +209,9 @@ func run() error {
 			}
 		}()
 	}
-	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	err = g.Run(ctx)
+	stop() // Run also returns at the end of a replay: stop the metrics server too
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
