@@ -105,11 +105,15 @@ func evalRecordings(o evalOptions, w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			rec, _, err := readRecording(f, fh, set.valueSig)
+			rs, _, err := readRecording(f, fh, set.valueSig)
 			fh.Close()
 			if err != nil {
 				return err
 			}
+			if len(rs) != 1 {
+				return fmt.Errorf("eval: %s: %d trucks, want one recording", f, len(rs))
+			}
+			rec := rs[0]
 			rec.Name = strings.TrimSuffix(filepath.Base(f), ".csv")
 			recs = append(recs, rec)
 		}

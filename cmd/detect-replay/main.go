@@ -19,7 +19,9 @@
 // an empty cell is no answer. Each row's readings go, in time order, to
 // one detect.Detector with the truck configuration (detect.DefaultConfig,
 // or -config, the gateway's detector JSON). Output: one line per alert
-// transition. A candump -L log (the gateway's -replay input, e.g. the
+// transition. A long CSV with signal and value columns (and optionally
+// truck), such as firmware-sim's truth.csv (truck,signal,time_unix_ns,
+// value), is read too, one detector per truck. A candump -L log (the gateway's -replay input, e.g. the
 // shared J1939 clips) is read too: its frames are decoded as the gateway
 // decodes them.
 //
@@ -368,8 +370,12 @@ func writeTransition(w io.Writer, signal string, tr detect.Transition) error {
 	if tr.Signal.Valid() {
 		signal = tr.Signal.String()
 	}
-	_, err := fmt.Fprintf(w, "time=%s signal=%s phase=%s kind=%s severity=%s value=%g start=%s baseline=%.4g low=%.4g high=%.4g\n",
-		fmtTime(tr.Time), signal, tr.Phase, tr.Kind, tr.Severity, tr.Value, fmtTime(tr.Start), tr.Baseline, tr.Low, tr.High)
+	truck := ""
+	if tr.Truck != "" {
+		truck = " truck=" + tr.Truck
+	}
+	_, err := fmt.Fprintf(w, "time=%s signal=%s phase=%s kind=%s severity=%s value=%g start=%s baseline=%.4g low=%.4g high=%.4g%s\n",
+		fmtTime(tr.Time), signal, tr.Phase, tr.Kind, tr.Severity, tr.Value, fmtTime(tr.Start), tr.Baseline, tr.Low, tr.High, truck)
 	return err
 }
 

@@ -173,10 +173,11 @@ func TestTruckMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rec, _, err := readRecording(in, f, sensors.SignalInvalid)
-	if err != nil {
-		t.Fatal(err)
+	recs, _, err := readRecording(in, f, sensors.SignalInvalid)
+	if err != nil || len(recs) != 1 {
+		t.Fatal(len(recs), err)
 	}
+	rec := recs[0]
 	want := []sensors.Signal{sensors.CoolantTemp, sensors.AmbientTemp, sensors.EngineSpeed, sensors.WheelSpeed}
 	if fmt.Sprint(rec.Signals) != fmt.Sprint(want) {
 		t.Errorf("signals %v, want %v", rec.Signals, want)
@@ -197,5 +198,26 @@ func TestTruckConfig(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := run([]string{"-class", "truck", "-in", "testdata/vehicles/kit/trip_stall.csv", "-config", cfg}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "missing_afterr") {
 		t.Fatalf("bad config: %v", err)
+	}
+}
+
+// firmware-sim's truth.csv (truck,signal,time_unix_ns,value): Unix ns read
+// right, one detector per truck, the gap only on truck-02, GNSS rows left
+// out.
+func TestTruckModeTruth(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"-class", "truck", "-in", "testdata/truth.csv"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	gap := time.Unix(1764806400+59, 1000).UTC()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "time="+gap.Add(31*time.Second).Format(time.RFC3339Nano)+" signal=coolant_temp phase=raised kind=missing") ||
+		!strings.HasSuffix(got[0], "truck=truck-02") || !strings.Contains(got[1], "phase=cleared kind=missing") {
+		t.Fatalf("transitions:\n%s", stdout.String())
+	}
+	for _, want := range []string{"truck truck-01: 180 rows, 180 readings, 0 alerts", "truck truck-02: 120 rows, 120 readings, 1 alerts raised (missing 1)"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q: want %q", stderr.String(), want)
+		}
 	}
 }

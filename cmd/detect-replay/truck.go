@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ var truckColumns = map[string]sensors.Signal{
 }
 
 // timeColumns are the names of the time column, in order of preference.
-var timeColumns = []string{"time_unix_s", "timestamp", "time"}
+var timeColumns = []string{"time_unix_s", "time_unix_ns", "timestamp", "time"}
 
 func init() {
 	for s := sensors.CoolantTemp; s.Valid(); s++ {
@@ -37,24 +38,25 @@ func init() {
 // Times[i], and Values[i][j] is signal Signals[j] then (NaN: no answer).
 type recording struct {
 	Name    string
+	Truck   string // the truck column's value in long files, else ""
 	Signals []sensors.Signal
 	Times   []int64
 	Values  [][]float64
 }
 
-// readRecording reads a -class truck CSV. Columns it does not know are
-// returned in ignored; a column named "value" is read as valueSig when
-// that is valid (the one-signal files of the recordings).
-func readRecording(name string, r io.Reader, valueSig sensors.Signal) (rec recording, ignored []string, err error) {
-	rec.Name = name
+// readRecording reads a -class truck CSV: wide, one column per signal
+// (a column named "value" is read as valueSig when that is valid, for the
+// one-signal files of the recordings; columns it does not know are
+// returned in ignored), or long, with signal and value columns and
+// optionally truck (firmware-sim's truth.csv), one recording per truck.
+func readRecording(name string, r io.Reader, valueSig sensors.Signal) (recs []recording, ignored []string, err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
-		return rec, nil, fmt.Errorf("%s: read header: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: read header: %w", name, err)
 	}
 	tcol := -1
-	var cols []int
 	for pref := len(timeColumns) - 1; pref >= 0; pref-- {
 		for i, h := range header {
 			if strings.EqualFold(strings.TrimSpace(h), timeColumns[pref]) {
@@ -63,8 +65,88 @@ func readRecording(name string, r io.Reader, valueSig sensors.Signal) (rec recor
 		}
 	}
 	if tcol < 0 {
-		return rec, nil, fmt.Errorf("%s: line 1: no time column (want one of %s)", name, strings.Join(timeColumns, ", "))
+		return nil, nil, fmt.Errorf("%s: line 1: no time column (want one of %s)", name, strings.Join(timeColumns, ", "))
 	}
+	named := map[string]int{}
+	for i, h := range header {
+		named[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	if scol, ok := named["signal"]; ok {
+		vcol, ok := named["value"]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: line 1: a signal column but no value column", name)
+		}
+		kcol, ok := named["truck"]
+		if !ok {
+			kcol = -1
+		}
+		recs, err := readLong(name, cr, len(header), tcol, scol, vcol, kcol)
+		return recs, nil, err
+	}
+	rec, ignored, err := readWide(name, cr, header, tcol, valueSig)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []recording{rec}, ignored, nil
+}
+
+// readLong reads rows of (time, signal, value[, truck]).
+func readLong(name string, cr *csv.Reader, nf, tcol, scol, vcol, kcol int) ([]recording, error) {
+	var recs []recording
+	byTruck := map[string]int{}
+	for line := 2; ; line++ {
+		f, err := cr.Read()
+		if err == io.EOF {
+			return recs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		if len(f) != nf {
+			return nil, fmt.Errorf("%s: line %d: %d fields, header has %d", name, line, len(f), nf)
+		}
+		t, err := parseTime(f[tcol])
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		sig, err := sensors.ParseSignal(strings.TrimSpace(f[scol]))
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		if strings.TrimSpace(f[vcol]) == "" {
+			continue
+		}
+		v, err := parseValue(f[vcol])
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, line, err)
+		}
+		truck := ""
+		if kcol >= 0 {
+			truck = strings.TrimSpace(f[kcol])
+		}
+		k, ok := byTruck[truck]
+		if !ok {
+			k = len(recs)
+			byTruck[truck] = k
+			recs = append(recs, recording{Name: name, Truck: truck, Signals: candumpSignals})
+		}
+		j := slices.Index(candumpSignals, sig)
+		if j < 0 {
+			continue // not a signal a truck detector reads (GNSS, position)
+		}
+		row := make([]float64, len(candumpSignals))
+		for i := range row {
+			row[i] = math.NaN()
+		}
+		row[j] = v
+		recs[k].Times = append(recs[k].Times, t)
+		recs[k].Values = append(recs[k].Values, row)
+	}
+}
+
+func readWide(name string, cr *csv.Reader, header []string, tcol int, valueSig sensors.Signal) (rec recording, ignored []string, err error) {
+	rec.Name = name
+	var cols []int
 	seen := map[sensors.Signal]bool{}
 	for i, h := range header {
 		if i == tcol {
@@ -138,7 +220,11 @@ func (s truckStats) alerts() int {
 // (if set) sees each transition.
 func replayTruck(cfg detect.Config, rec recording, fn func(detect.Transition)) (truckStats, error) {
 	st := truckStats{Raised: map[string]int{}}
-	d, err := detect.New("replay", cfg)
+	truck := rec.Truck
+	if truck == "" {
+		truck = "replay"
+	}
+	d, err := detect.New(truck, cfg)
 	if err != nil {
 		return st, err
 	}
@@ -180,13 +266,15 @@ func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err
 	}
 	head := make([]byte, 64)
 	n, _ := io.ReadFull(f, head)
-	var rec recording
+	var recs []recording
 	var ignored []string
 	if _, err = f.Seek(0, io.SeekStart); err == nil {
 		if isCandump(head[:n]) {
+			var rec recording
 			rec, err = readCandump(in, f)
+			recs = []recording{rec}
 		} else {
-			rec, ignored, err = readRecording(in, f, sensors.SignalInvalid)
+			recs, ignored, err = readRecording(in, f, sensors.SignalInvalid)
 		}
 	}
 	f.Close()
@@ -211,24 +299,27 @@ func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err
 	}
 	bw := bufio.NewWriter(w)
 	var werr error
-	st, err := replayTruck(cfg, rec, func(tr detect.Transition) {
-		if werr == nil {
-			werr = writeTransition(bw, "", tr)
+	for _, rec := range recs {
+		st, err := replayTruck(cfg, rec, func(tr detect.Transition) {
+			if werr == nil {
+				werr = writeTransition(bw, "", tr)
+			}
+		})
+		if err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
+		kinds := make([]string, 0, len(st.Raised))
+		for k, n := range st.Raised {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		}
+		sort.Strings(kinds)
+		what := in
+		if rec.Truck != "" {
+			what += " truck " + rec.Truck
+		}
+		fmt.Fprintf(stderr, "detect-replay: %s: %d rows, %d readings, %d alerts raised (%s)\n", what, len(rec.Times), st.Readings, st.alerts(), strings.Join(kinds, ", "))
 	}
-	if err := errors.Join(werr, bw.Flush()); err != nil {
-		return err
-	}
-	kinds := make([]string, 0, len(st.Raised))
-	for k, n := range st.Raised {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(kinds)
-	fmt.Fprintf(stderr, "detect-replay: %s: %d rows, %d readings, %d alerts raised (%s)\n", in, len(rec.Times), st.Readings, st.alerts(), strings.Join(kinds, ", "))
-	return nil
+	return errors.Join(werr, bw.Flush())
 }
 
 // candumpSignals are the signals a candump replay keeps, in this order.
