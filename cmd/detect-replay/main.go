@@ -291,10 +291,12 @@ func (p *replayer) replay(name string, r io.Reader, w io.Writer) (st replayStats
 	tcol, vcol := 0, 1
 	for i, h := range header {
 		switch strings.ToLower(strings.TrimSpace(h)) {
-		case "timestamp", "time":
+		case "timestamp", "time", "time_unix_s", "time_unix_ns":
 			tcol = i
 		case "value":
 			vcol = i
+		case "signal":
+			return st, errors.New("line 1: a signal column: several signals in one file, replay it with -class truck")
 		}
 	}
 	if _, err := io.WriteString(w, "timestamp,value,anomaly_score\n"); err != nil {

@@ -112,6 +112,7 @@ func TestReplayRefusesBadRows(t *testing.T) {
 		{"bad timestamp", "timestamp,value\n1622547830,90\nlater,91\n", "coolant", `line 3: timestamp "later"`},
 		{"bad value", "timestamp,value\n1622547830,90\n1622547831,hot\n", "generic", `line 3: value "hot"`},
 		{"infinite value", "timestamp,value\n1622547830,Inf\n", "generic", `line 2: value "Inf"`},
+		{"several signals", "truck,signal,time_unix_ns,value\nt1,coolant_temp,1622547830000000000,90\n", "coolant", "line 1: a signal column"},
 		{"truck bad cell", "time_unix_s,coolant_c\n1622547830,90\n1622547831,9O\n", "truck", `line 3: column coolant_c: value "9O"`},
 		{"truck bad time", "time_unix_s,coolant_c\n1622547830,90\n-1622547831,91\n", "truck", `line 3: timestamp "-1622547831": negative`},
 		{"truck short row", "time_unix_s,coolant_c\n1622547830\n", "truck", `line 2: 1 fields, header has 2`},
