@@ -187,8 +187,8 @@ func sortedKeys(m map[string]int) []string {
 	return ks
 }
 
-// resample puts rec on a grid of hz from its first row (see the comment
-// at the top of this file).
+// resample puts rec on a grid of hz from its first row to the first grid
+// point at or after its last (see the comment at the top of this file).
 func resample(rec recording, hz float64) recording {
 	out := recording{Name: rec.Name, Signals: rec.Signals}
 	if len(rec.Times) == 0 {
@@ -234,7 +234,9 @@ func resample(rec recording, hz float64) recording {
 	for _, t := range rec.Times {
 		first, last = min(first, t), max(last, t)
 	}
-	for g := first; g <= last; g += step {
+	// The grid covers the last sample too: its last point is the first at
+	// or after it.
+	for g := first; g < last+step; g += step {
 		row := make([]float64, len(ss))
 		n := 0
 		for j := range ss {
