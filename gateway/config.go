@@ -41,7 +41,8 @@ type Config struct {
 	// log's time (every AdvanceInterval of it, before each replayed
 	// reading; several replays share one clock, the latest time
 	// replayed), not on the gateway's clock, so a gap in the log raises
-	// `missing` and the end of the log raises nothing. Beside live
+	// `missing` and the end of the log raises nothing (at ReplaySpeed
+	// 0 < speed <= 1 also while the replay waits out a gap). Beside live
 	// sources they run on the gateway's clock, as live readings need.
 	ReplayFollow bool `json:"replay_follow,omitempty"`
 	// ReplayDrain is how long Run, once the replays have ended, waits for

@@ -40,6 +40,8 @@ type Gateway struct {
 	replayFiles []*os.File
 	replayDone  sync.WaitGroup
 	logClock    detect.DataClock // missing-data checks on the replayed log's time; under mu
+	logLast     int64            // time of the last replayed reading; under mu
+	logLastWall time.Time        // when it was replayed; under mu
 
 	// mu serialises the detect stage: sources emit from their own
 	// goroutines, the detector is single-owner.
@@ -189,6 +191,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if len(g.replay) > 0 && !g.cfg.ReplayFollow {
 		grp.Go(func() error { return g.endWithReplays(ctx) })
 	}
+	if g.cfg.AdvanceInterval > 0 && g.replayOnly() && g.cfg.ReplaySpeed > 0 && g.cfg.ReplaySpeed <= 1 {
+		grp.Go(func() error { return g.advancePaced(ctx) })
+	}
 	g.log.Info("gateway running", "can", g.cfg.CAN, "serial", g.cfg.Serial, "broker", g.cfg.Uplink.BrokerURL)
 	err := grp.Wait()
 	if errors.Is(err, errReplaysEnded) {
@@ -284,16 +289,13 @@ func (g *Gateway) observeReplay(batch []sensors.Reading) {
 		g.mu.Lock()
 		g.trans = g.trans[:0]
 		for i := range batch {
-			for now, ok := g.logClock.Next(batch[i].Time); ok; now, ok = g.logClock.Next(batch[i].Time) {
-				g.advanced = g.det.Advance(now, g.advanced[:0])
-				for _, t := range g.advanced {
-					g.transition(t)
-				}
-			}
+			g.advanceLogLocked(batch[i].Time)
 			if t, ok := g.det.Observe(batch[i]); ok {
 				g.transition(t)
 			}
+			g.logLast = max(g.logLast, batch[i].Time)
 		}
+		g.logLastWall = time.Now()
 		g.appendLocked(batch, g.trans, nil)
 		if g.cab != nil {
 			g.cab.Readings(batch)
@@ -303,6 +305,49 @@ func (g *Gateway) observeReplay(batch []sensors.Reading) {
 		return
 	}
 	g.observe(batch)
+}
+
+// advanceLogLocked runs the missing-data checks due on the log's time
+// before t. g.mu is held.
+func (g *Gateway) advanceLogLocked(t int64) {
+	for now, ok := g.logClock.Next(t); ok; now, ok = g.logClock.Next(t) {
+		g.advanced = g.det.Advance(now, g.advanced[:0])
+		for _, tr := range g.advanced {
+			g.transition(tr)
+		}
+	}
+}
+
+// advancePaced runs the log-time checks while a replay paced at real time
+// or slower (0 < ReplaySpeed <= 1) waits between readings, so a gap in
+// the log raises missing when the log's time passes its grace period, as
+// live, not only when the next reading comes. The log's time is estimated
+// from the last reading replayed and the wall time since; at these speeds
+// a replay would have to fall a whole grace period behind its schedule
+// for the estimate to run past a reading still to come. (Faster replays
+// check on each reading's arrival only.) It stops with the replays.
+func (g *Gateway) advancePaced(ctx context.Context) error {
+	tk := time.NewTicker(time.Duration(float64(g.cfg.AdvanceInterval) / g.cfg.ReplaySpeed))
+	defer tk.Stop()
+	done := g.ReplaysDone()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			return nil
+		case <-tk.C:
+		}
+		g.mu.Lock()
+		if !g.logLastWall.IsZero() {
+			g.trans = g.trans[:0]
+			now := g.logLast + int64(float64(time.Since(g.logLastWall))*g.cfg.ReplaySpeed)
+			g.advanceLogLocked(now)
+			g.appendLocked(nil, g.trans, nil)
+			g.showBandsLocked()
+		}
+		g.mu.Unlock()
+	}
 }
 
 // transition hands one alert transition to the cab and stages it for the

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -236,6 +237,62 @@ func TestReplayFollowRaisesNothingAfterTheEnd(t *testing.T) {
 	for _, a := range alerts {
 		if a.Time > gapEnd {
 			t.Errorf("transition after the log ended: %+v", a)
+		}
+	}
+}
+
+// A replay paced at real time raises missing while it waits out a gap in
+// the log, when the log's time passes the grace period, not only once the
+// next reading comes.
+func TestReplayPacedRaisesMissingDuringTheGap(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "gap.log")
+	var b []byte
+	// Coolant every 0.25 s for 1 s, a 3 s gap, then 0.5 s more.
+	for _, ms := range []int64{0, 250, 500, 750, 1000, 4000, 4250, 4500} {
+		b = fmt.Appendf(b, "(%d.%06d) can0 18FEEE00#82FFFFFFFFFFFFFF\n", 1622547830+ms/1000, ms%1000*1000)
+	}
+	if err := os.WriteFile(log, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Truck = "truck-paced"
+	cfg.DataDir = filepath.Join(dir, "gw")
+	cfg.Replay = []string{log}
+	cfg.ReplaySpeed = 1
+	cfg.ReplayDrain = 0
+	cfg.Cab.Listen = CabOff
+	cfg.Uplink.BrokerURL = "tcp://127.0.0.1:1"
+	cfg.AdvanceInterval = 50 * time.Millisecond
+	cfg.Detect.Coolant.MissingAfter = 2 * time.Second
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var during []detect.Transition // what was open while the replay waited
+	for {
+		a := g.Alerts()
+		if len(a) == 1 {
+			during = a
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(during) != 1 || during[0].Kind != detect.KindMissing || during[0].Phase != detect.Raised {
+				t.Fatalf("while waiting out the gap: %+v; want missing raised", during)
+			}
+			a = g.Alerts()
+			if len(a) != 2 || a[1].Phase != detect.Cleared {
+				t.Fatalf("at the end: %+v; want the missing cleared by the reading after the gap", a)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
