@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,11 +46,15 @@ import (
 //   - generic_false_alerts_per_hour_outside_windows: alerts raised outside
 //     every labelled window (labels/combined_windows.json), on all 58
 //     files replayed whole, per hour outside the windows;
+//   - generic_false_alerts_per_hour_segments: each stretch of rows outside
+//     every window replayed as a series of its own (a fresh detector), the
+//     alerts per hour those stretches span;
 //   - nab_<profile>: the NAB score of each of the three profiles at
 //     threshold 0.5 (the real alerts), by the nabscore tool.
 type evalOptions struct {
 	vehicles, nab, nabTool, goCmd string
 	truck                         detect.Config
+	noScore                       bool // skip nabscore (tests on a corpus of their own)
 }
 
 // evalRates are the resampling rates in Hz; 0 is the recording's own.
@@ -389,6 +394,17 @@ func evalNAB(o evalOptions, w io.Writer) error {
 	fmt.Fprintf(w, "EVAL generic_outside_windows_hours %.1f h\n", outH)
 	fmt.Fprintf(w, "EVAL generic_false_alerts_per_hour_outside_windows %.4f 1/h\n", float64(outAlerts)/outH)
 	fmt.Fprintf(w, "EVAL generic_outside_windows_readings %d readings\n", rows)
+	segAlerts, segH, segs, err := nabSegments(data, rels, windows)
+	if err != nil {
+		return fmt.Errorf("eval nab: %w", err)
+	}
+	fmt.Fprintf(w, "EVAL generic_segments %d segments\n", segs)
+	fmt.Fprintf(w, "EVAL generic_segments_alerts %d alerts\n", segAlerts)
+	fmt.Fprintf(w, "EVAL generic_segments_hours %.1f h\n", segH)
+	fmt.Fprintf(w, "EVAL generic_false_alerts_per_hour_segments %.4f 1/h\n", float64(segAlerts)/segH)
+	if o.noScore {
+		return nil
+	}
 	profiles, err := nabScore(o.goCmd, tool, o.nab, results)
 	if err != nil {
 		return fmt.Errorf("eval nab: %w", err)
@@ -397,4 +413,66 @@ func evalNAB(o evalOptions, w io.Writer) error {
 		fmt.Fprintf(w, "EVAL nab_%s %.2f score\n", pr.Profile, pr.Score)
 	}
 	return nil
+}
+
+// nabSegments replays each stretch of NAB rows outside every labelled
+// window as a series of its own (a fresh generic detector from its first
+// row): anomaly-free series cut from the real ones. It returns the alerts
+// raised, the hours the stretches span and how many there were.
+func nabSegments(data string, rels []string, windows map[string][][2]int64) (alerts int, hours float64, segs int, err error) {
+	for _, rel := range rels {
+		f, err := os.Open(filepath.Join(data, filepath.FromSlash(rel)))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		cr := csv.NewReader(f)
+		cr.FieldsPerRecord = -1
+		recs, err := cr.ReadAll()
+		f.Close()
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("%s: %w", rel, err)
+		}
+		var s *detect.Series
+		var first, last int64
+		end := func() {
+			if s != nil {
+				hours += float64(last-first) / float64(time.Hour)
+				s = nil
+			}
+		}
+		for i, r := range recs[1:] {
+			if len(r) < 2 {
+				return 0, 0, 0, fmt.Errorf("%s: line %d: want timestamp,value", rel, i+2)
+			}
+			t, err := parseTime(r[0])
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("%s: line %d: %w", rel, i+2, err)
+			}
+			v, err := parseValue(r[1])
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("%s: line %d: %w", rel, i+2, err)
+			}
+			inside := false
+			for _, win := range windows[rel] {
+				inside = inside || (t >= win[0] && t <= win[1])
+			}
+			if inside {
+				end()
+				continue
+			}
+			if s == nil {
+				if s, err = detect.NewSeries(detect.DefaultGenericConfig()); err != nil {
+					return 0, 0, 0, err
+				}
+				first = t
+				segs++
+			}
+			last = t
+			if tr, ok := s.Observe(t, v); ok && tr.Phase == detect.Raised {
+				alerts++
+			}
+		}
+		end()
+	}
+	return alerts, hours, segs, nil
 }

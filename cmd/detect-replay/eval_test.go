@@ -103,3 +103,29 @@ func TestEvalRecordings(t *testing.T) {
 		}
 	}
 }
+
+// The generic class's false alerts on testdata/nab: a wave with no
+// anomaly (8.25 h, no alert); a series with a jump inside its labelled
+// window (row 120, window rows 110-130) and one outside it (row 170).
+// Replayed whole, only the jump at 170 is outside; replayed as stretches
+// outside the window, the fresh detector of rows 131-199 flags it too.
+func TestEvalNABFalseAlerts(t *testing.T) {
+	var out bytes.Buffer
+	if err := evalNAB(evalOptions{nab: "testdata/nab", noScore: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"EVAL generic_no_anomaly_alerts 0 alerts",
+		"EVAL generic_no_anomaly_hours 8.2 h",
+		"EVAL generic_outside_windows_files 2 files",
+		"EVAL generic_outside_windows_alerts 1 alerts",
+		"EVAL generic_outside_windows_hours 23.2 h", // 8.25 + 16.58 - the window's 1.67
+		"EVAL generic_segments 3 segments",
+		"EVAL generic_segments_alerts 1 alerts",
+	}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w+"\n") {
+			t.Errorf("want %q in:\n%s", w, out.String())
+		}
+	}
+}
