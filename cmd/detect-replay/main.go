@@ -21,9 +21,9 @@
 // or -config, the gateway's detector JSON). Output: one line per alert
 // transition. A long CSV with signal and value columns (and optionally
 // truck), such as firmware-sim's truth.csv (truck,signal,time_unix_ns,
-// value), is read too, one detector per truck. A candump -L log (the gateway's -replay input, e.g. the
-// shared J1939 clips) is read too: its frames are decoded as the gateway
-// decodes them.
+// value), is read too, one detector per truck; so is a candump -L log
+// (the gateway's -replay input, e.g. the shared J1939 clips), its frames
+// decoded as the gateway decodes them.
 //
 // Time: timestamps are Unix seconds, milliseconds, microseconds or
 // nanoseconds, told apart by magnitude (below 1e11 seconds, below 1e14
