@@ -203,5 +203,6 @@ func run() error {
 	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	log.Info("gateway stopped", "truck", cfg.Truck, "cause", context.Cause(ctx))
 	return nil
 }
