@@ -171,7 +171,11 @@ func run() error {
 		fmt.Printf("  injected fault:  engine overheat %s\n", *overheat)
 	}
 	fmt.Println()
-	fmt.Println(commandHelp(m.Trucks[0].ID))
+	example := m.Trucks[0].ID
+	if id, _, ok := strings.Cut(*overheat, "@"); ok && d.links[id] != nil {
+		example = id // the one with the alert: see its cab keep alerting offline
+	}
+	fmt.Println(commandHelp(example))
 	fmt.Println()
 	outMu.Unlock()
 
@@ -210,10 +214,10 @@ func run() error {
 // commandHelp says how to take a truck out of coverage and back.
 func commandHelp(truck string) string {
 	return fmt.Sprintf(`  type a command and Enter:
-    offline %[1]s   take %[1]s out of coverage: its cab says "No fleet link", its data waits on the truck
-    online %[1]s    back in coverage: it catches up (reconnects within 30 s)
-    cloud stop           stop the cloud (every truck offline); cloud start starts it again
-    help                 this list`, truck)
+    %-22s take %s out of coverage: its cab says "No fleet link", its data waits on the truck
+    %-22s back in coverage: it catches up (reconnects within 30 s)
+    %-22s stop the cloud (every truck offline); "cloud start" starts it again
+    %-22s this list`, "offline "+truck, truck, "online "+truck, "cloud stop", "help")
 }
 
 // demo owns the child processes and the trucks' links. Its methods are
