@@ -384,7 +384,7 @@ function incidentHTML(i, withTruck = true) {
   let btns = "";
   if (can && i.state !== "resolved") {
     if (!fleetAcked) btns += `<button class="act ack" data-act="ack" data-id="${esc(i.id)}">Acknowledge</button>`;
-    if (active) btns += `<span class="still" title="an incident resolves by itself when every source reports its condition cleared">still active: resolves when the condition clears</span>`;
+    if (active) btns += `<span class="still" title="an incident resolves by itself when every source reports its condition cleared">still active: resolves by itself when it clears</span>`;
     else btns += `<button class="act" data-act="resolve" data-id="${esc(i.id)}">Resolve</button>`;
     if (!snoozed) btns += `<button class="act ghost" data-act="snooze" data-id="${esc(i.id)}" title="hide its alarm for 30 minutes">Snooze 30 min</button>`;
   }
