@@ -3,11 +3,17 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/abc4logistics/tankguard/cloud/incident"
+	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
 )
 
 // recordMapLabels makes every page record the text drawn on the map
@@ -101,5 +107,82 @@ func TestBrowserMapLabelsAndTruckRange(t *testing.T) {
 		if span < 0.8 {
 			t.Errorf("%s: ten minutes of data span %.2f of the chart's width by default, want at least 0.8", c.id, span)
 		}
+	}
+}
+
+// Observations 2 and 3 of issue 18, in the console: a driver's
+// ACKNOWLEDGE after an operator's was lost, and the acknowledgements
+// table gave each the incident's current severity. Here the driver
+// acknowledges the warning, the engine goes critical, the operator
+// acknowledges in the console and then the driver again: the truck page
+// lists all three, each with the severity acknowledged then.
+func TestBrowserEveryAcknowledgementShown(t *testing.T) {
+	chromium(t)
+	e := start(t, 2, area{lat: 51.92, lon: 4.30, spread: 0.1}, nil)
+	const truck = "truck-001"
+	e.fleet.set(truck, func(t *simTruck) { t.ackAfter = 4 * time.Second })
+	now := time.Now()
+	if err := e.fleet.backlog([]string{truck}, 5*time.Minute, now, func(t *simTruck, ago time.Duration) {
+		t.overheat = ago < 3*time.Minute
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var inc incident.Incident
+	deadline := time.Now().Add(20 * time.Second)
+	acks := func(i incident.Incident) (n int) {
+		for _, h := range i.History {
+			if h.Type == incident.EventAcknowledged {
+				n++
+			}
+		}
+		return n
+	}
+	for inc.ID == "" || inc.Severity != "critical" || acks(inc) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no critical incident acknowledged by the driver: %+v", inc)
+		}
+		for _, i := range e.c.List() {
+			if i.Truck == truck && i.Signal == "coolant_temp" {
+				inc = i
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if inc.State != incident.StateOpen {
+		t.Fatalf("the driver's warning ack covers the critical: state %s", inc.State)
+	}
+
+	ctx := newBrowser(t, 1280, 800)
+	signIn(t, ctx, e.url, "otto")
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/#/truck/"+truck)); err != nil {
+		t.Fatal(err)
+	}
+	sel := fmt.Sprintf(`#t-feed li[data-incident="%s"] button[data-act=ack]`, inc.ID)
+	poll(t, ctx, "the incident's Acknowledge button", fmt.Sprintf(`!!document.querySelector('%s')`, sel), 15*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "the operator's acknowledgement", `document.getElementById('t-acks').textContent.includes('otto')`, 10*time.Second)
+
+	// The driver presses ACKNOWLEDGE on the critical, after the operator.
+	var ack detect.Ack
+	e.fleet.set(truck, func(t *simTruck) {
+		t.seq++
+		ack = detect.Ack{Seq: t.seq, Truck: truck, Signal: sensors.CoolantTemp, Start: inc.Sources[incident.SourceEdge].Start.UnixNano(),
+			Time: time.Now().UnixNano(), By: "driver", Severity: detect.SeverityCritical}
+	})
+	if err := e.fleet.publish([]uplink.Batch{{Truck: truck, Acks: []detect.Ack{ack}}}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "three acknowledgements", `document.querySelectorAll('#t-acks tr').length === 3`, 10*time.Second)
+	rows := eval[[]string](t, ctx, `[...document.querySelectorAll('#t-acks tr')].map((r) => r.textContent)`) // newest first
+	want := []struct{ who, sev string }{{"driver (cab)", "critical"}, {"otto (console)", "critical"}, {"driver (cab)", "warning"}}
+	for i, w := range want {
+		if !strings.Contains(rows[i], w.who) || !strings.HasSuffix(rows[i], ", "+w.sev) {
+			t.Errorf("acknowledgement %d: %q, want %s at %s", i, rows[i], w.who, w.sev)
+		}
+	}
+	if got, _ := e.c.Incident(inc.ID); acks(got) != 3 {
+		t.Errorf("incident history %+v, want 3 acknowledgements", got.History)
 	}
 }
