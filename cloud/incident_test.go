@@ -151,6 +151,11 @@ func TestIncidentNotifyAndAck(t *testing.T) {
 			t.Errorf("sns attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
 		}
 	}
+	// events lists every grouped event, for filter policies on any of them.
+	var grouped []string
+	if err := json.Unmarshal([]byte(attrs["events"]), &grouped); err != nil || len(grouped) == 0 || grouped[0] != "opened" {
+		t.Errorf("sns attribute events = %q, want a JSON array starting with opened", attrs["events"])
+	}
 
 	// Operator acknowledges in the console: incident acknowledged, the
 	// truck gets an alert_ack command, the webhook hears it once.
