@@ -108,11 +108,11 @@ func TestBrowserDriverWording(t *testing.T) {
 	if got := text("#tile-coolant .bandtext"); !strings.Contains(got, "learning the normal range") || strings.Contains(got, "normal 70") {
 		t.Errorf("band text before learning %q, want it to say the range is being learned", got)
 	}
-	if hidden := must[bool](t, "band")(chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#tile-coolant .band').classList.contains('hidden')`))); !hidden {
+	if hidden := must[bool](t, "band")(chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('#tile-coolant .band'); return getComputedStyle(b).visibility === 'hidden' || getComputedStyle(b).display === 'none'; })()`))); !hidden {
 		t.Error("a normal band is drawn before one was learned")
 	}
 	s.SetBand(sensors.CoolantTemp, Band{Low: 80, High: 96, Limit: 110})
-	poll(t, ctx, "the learned band", `document.querySelector('#tile-coolant .bandtext').textContent === 'normal 80 to 96 °C · limit 110 °C' && !document.querySelector('#tile-coolant .band').classList.contains('hidden')`)
+	poll(t, ctx, "the learned band", `document.querySelector('#tile-coolant .bandtext').textContent === 'normal 80 to 96 °C · limit 110 °C' && getComputedStyle(document.querySelector('#tile-coolant .band')).visibility === 'visible' && getComputedStyle(document.querySelector('#tile-coolant .band')).display !== 'none'`)
 
 	// The link, in words: no record counts.
 	for _, u := range []UplinkState{{Online: true, Backlog: 1234}, {Online: false, Backlog: 56789}} {
@@ -125,6 +125,15 @@ func TestBrowserDriverWording(t *testing.T) {
 		if !u.Online && !strings.Contains(got, "when back in coverage") {
 			t.Errorf("offline badge %q, want to say the data goes when back in coverage", got)
 		}
+	}
+	// The longest badge fits the header of the smallest cab screen.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 480)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "the header within 800 px", `innerWidth === 800 && document.getElementById('top').scrollWidth <= innerWidth && document.getElementById('uplink').getBoundingClientRect().right <= innerWidth`)
+	screenshot(t, ctx, "cab-offline-800x480.png")
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1024, 600)); err != nil {
+		t.Fatal(err)
 	}
 
 	// A warning at the warning limit, the reading already above the

@@ -113,15 +113,14 @@
     const band = tile.querySelector('.band');
     // Until the gateway has learned this truck's normal range there is
     // none to draw: say so, and give the limit.
+    band.classList.toggle('unlearned', !learned);
     if (!learned) {
-      band.classList.add('hidden');
       let text = v === null ? 'no data · ' : '';
       text += 'learning the normal range';
       if (b && b.limit) text += ' · limit ' + fmt(b.limit) + ' °C';
       tile.querySelector('.bandtext').textContent = text;
       return;
     }
-    band.classList.remove('hidden');
     const span = b.high - b.low;
     const lo = b.low - span * 0.4;
     const hi = Math.max(b.high, b.limit || b.high) + span * 0.2;
