@@ -94,7 +94,8 @@ type Incident struct {
 	Truck    string                  `json:"truck"`
 	Signal   string                  `json:"signal,omitempty"`
 	Kind     string                  `json:"kind"`
-	Severity string                  `json:"severity"`
+	Severity string                  `json:"severity"`       // of the latest condition
+	Peak     string                  `json:"peak,omitempty"` // the worst severity it reached
 	State    string                  `json:"state"`
 	Start    time.Time               `json:"start"`     // event time the condition began
 	OpenedAt time.Time               `json:"opened_at"` // cloud time the incident opened

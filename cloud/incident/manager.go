@@ -283,7 +283,7 @@ func (c *change) open(truck, signal, kind, severity string, start time.Time) (*I
 		return nil, err
 	}
 	inc := &Incident{
-		ID: fmt.Sprintf("inc-%08d", seq), Truck: truck, Signal: signal, Kind: kind, Severity: severity,
+		ID: fmt.Sprintf("inc-%08d", seq), Truck: truck, Signal: signal, Kind: kind, Severity: severity, Peak: severity,
 		State: StateOpen, Start: start.UTC(), OpenedAt: c.now, Sources: map[string]*SourceState{},
 	}
 	c.m.add(inc)
@@ -469,6 +469,9 @@ func (m *Manager) severityChanged(c *change, inc *Incident) error {
 	}
 	rose := severityRank[w] > severityRank[inc.Severity]
 	inc.Severity = w
+	if severityRank[w] > severityRank[inc.Peak] {
+		inc.Peak = w
+	}
 	c.touch(inc)
 	if rose && inc.State != StateResolved {
 		if inc.State == StateAcknowledged {

@@ -205,4 +205,10 @@ func TestKindFollowsLatestTransition(t *testing.T) {
 	if inc := w.only(); inc.Kind != "limit" || inc.Severity != "critical" {
 		t.Fatalf("%s %s, want critical limit", inc.Severity, inc.Kind)
 	}
+	// Easing back to a warning: the latest condition, and the peak kept.
+	ease := tr(detect.Changed, detect.SeverityWarning, 0, 40)
+	w.observe(40, SourceEdge, []detect.Transition{ease})
+	if inc := w.only(); inc.Severity != "warning" || inc.Kind != "deviation" || inc.Peak != "critical" {
+		t.Fatalf("after easing: %s %s peak %s, want a warning that peaked critical", inc.Severity, inc.Kind, inc.Peak)
+	}
 }

@@ -393,7 +393,7 @@ function incidentHTML(i, withTruck = true) {
   return {
     cls: `inc ${i.state} ${i.severity}${snoozed ? " snoozed" : ""}`,
     main: `<div class="l1"><span class="badge ${esc(i.severity)}">${esc(i.severity)}</span>${withTruck ? ` <a href="#/truck/${encodeURIComponent(i.truck)}"><b>${esc(i.truck)}</b></a>` : ""}
- ${esc((i.signal || "").replace("_temp", ""))} ${esc(i.kind)} <span class="state">${esc(i.state)}</span> ${srcs}</div>
+ ${esc((i.signal || "").replace("_temp", ""))} ${esc(i.kind)}${i.peak && i.peak !== i.severity ? ` <span class="peak">(was ${esc(i.peak)})</span>` : ""} <span class="state">${esc(i.state)}</span> ${srcs}</div>
 <div class="l2">since ${clock(i.start)}${who.length ? " · " + who.join(" · ") : ""}</div>
 ${btns ? `<div class="btns">${btns}</div>` : ""}`,
     details: `<summary>history · ${(i.notifications || []).length} notifications</summary>
