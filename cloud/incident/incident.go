@@ -164,12 +164,13 @@ type Summary struct {
 	Signal   string    `json:"signal,omitempty"`
 	Kind     string    `json:"kind"`
 	Severity string    `json:"severity"`
+	Peak     string    `json:"peak,omitempty"`
 	State    string    `json:"state"`
 	Sources  []string  `json:"sources"`
 	Start    time.Time `json:"start"`
 	OpenedAt time.Time `json:"opened_at"`
-	// AckedBy and AckedAt are the latest acknowledgement's (Acks has
-	// every one); cleared when a worse condition needs a new one.
+	// AckedBy and AckedAt are the latest acknowledgement's; Acks lists
+	// every one, driver's and fleet's, as made.
 	AckedBy    string            `json:"acked_by,omitempty"`
 	AckedAt    *time.Time        `json:"acked_at,omitempty"`
 	Acks       []Acknowledgement `json:"acks,omitempty"`
@@ -178,7 +179,8 @@ type Summary struct {
 
 func (i *Incident) summary() Summary {
 	return Summary{
-		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, State: i.State,
-		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt, ResolvedAt: i.ResolvedAt,
+		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, Peak: i.Peak, State: i.State,
+		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt,
+		Acks: slices.Clone(i.Acks), ResolvedAt: i.ResolvedAt,
 	}
 }

@@ -158,6 +158,11 @@ func TestEveryAcknowledgementRecordedAndNotified(t *testing.T) {
 	if strings.Join(ev, ",") != strings.Join(wantEv, ",") {
 		t.Fatalf("notifications %v, want %v (every acknowledgement reaches the fleet team)", ev, wantEv)
 	}
+	// The last notification tells the fleet team who acknowledged what.
+	out, _ := w.m.Outbox()
+	if last := out[len(out)-1].Incident; len(last.Acks) != 3 || last.Acks[2].Origin != OriginDriver || last.Acks[2].Severity != "critical" {
+		t.Errorf("last notification's acks %+v, want all three, the driver's critical last", last.Acks)
+	}
 	// The fleet team has acknowledged this severity: a second fleet ack is
 	// refused with who did it.
 	if _, err := w.m.Acknowledge(id, "bob", t0.Add(time.Minute)); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "alice") {
