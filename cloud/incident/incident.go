@@ -62,10 +62,11 @@ type Acknowledgement struct {
 	At time.Time `json:"at"`
 	// Recorded is when the cloud recorded it.
 	Recorded time.Time `json:"recorded"`
-	// Severity and Kind are what was acknowledged: for a driver, the
-	// severity the cab showed; for the fleet, the incident's at that moment.
+	// Severity is what was acknowledged: for a driver, the severity the
+	// cab showed at the press; for the fleet, the incident's at that moment.
 	Severity string `json:"severity"`
-	Kind     string `json:"kind"`
+	// Kind is the incident's kind when the cloud recorded it.
+	Kind string `json:"kind"`
 }
 
 // Event is one entry of an incident's history.
