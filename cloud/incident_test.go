@@ -151,6 +151,11 @@ func TestIncidentNotifyAndAck(t *testing.T) {
 			t.Errorf("sns attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
 		}
 	}
+	// events lists every grouped event, for filter policies on any of them.
+	var grouped []string
+	if err := json.Unmarshal([]byte(attrs["events"]), &grouped); err != nil || len(grouped) == 0 || grouped[0] != "opened" {
+		t.Errorf("sns attribute events = %q, want a JSON array starting with opened", attrs["events"])
+	}
 
 	// Operator acknowledges in the console: incident acknowledged, the
 	// truck gets an alert_ack command, the webhook hears it once.
@@ -186,7 +191,7 @@ func TestIncidentNotifyAndAck(t *testing.T) {
 		{"unknown incident", "/api/incidents/inc-404/ack", `{}`, 404},
 		{"who is the signed-in user, not the body", "/api/incidents/" + inc.ID + "/ack", `{"by":"bob"}`, 400},
 		{"bad json", "/api/incidents/" + inc.ID + "/ack", `{"note":`, 400},
-		{"resolve", "/api/incidents/" + inc.ID + "/resolve", ``, 200},
+		{"resolve while still critical is refused", "/api/incidents/" + inc.ID + "/resolve", ``, 409},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if code := post(tc.path, tc.body); code != tc.want {
@@ -196,6 +201,21 @@ func TestIncidentNotifyAndAck(t *testing.T) {
 	}
 	if s := c.Stats(); s.ConsoleBadRequests != 2 || s.Commands != 1 {
 		t.Errorf("stats %+v", s)
+	}
+	// The refused resolve changed nothing. The engine cools down: the edge
+	// clears its alert, the cloud sees normal readings, and the incident
+	// resolves by itself.
+	if got, _ := c.Incident(inc.ID); got.State != incident.StateAcknowledged || got.ResolvedAt != nil {
+		t.Fatalf("after the refused resolve: %+v", got)
+	}
+	t1 := time.Unix(0, start).Add(30 * time.Second)
+	publishBatch(t, cl, uplink.KindAlerts, uplink.Batch{Truck: "T9", Alerts: []detect.Transition{{
+		Seq: 200, Truck: "T9", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityCritical,
+		Phase: detect.Cleared, Start: start, Time: t1.Add(20 * time.Second).UnixNano(), Value: 88,
+	}}})
+	cool := series(sensors.CoolantTemp, 201, 260, t1, func(int) float64 { return 88 })
+	for i := 0; i < len(cool); i += 30 {
+		publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "T9", Readings: cool[i : i+30]})
 	}
 	waitFor(t, "resolved notification", func() bool { return len(hook.requests()) == 3 })
 	time.Sleep(200 * time.Millisecond)

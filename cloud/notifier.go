@@ -112,13 +112,10 @@ func (n *notifier) scan(ctx context.Context) time.Duration {
 // state, listing every grouped event) to each channel, then records the
 // outcome. If ctx ends first nothing is recorded: the outbox keeps them.
 func (n *notifier) deliver(ctx context.Context, id string, g []incident.Pending) {
-	note := g[len(g)-1].Notification
-	note.Events = nil
+	note := grouped(g)
 	seqs := make([]uint64, 0, len(g))
 	for _, p := range g {
 		seqs = append(seqs, p.Seq)
-		note.Events = append(note.Events, p.Events...)
-		note.Escalation = note.Escalation || p.Escalation
 	}
 	retry := notify.Retry{Attempts: n.cfg.Attempts, Initial: n.cfg.RetryInitial, Max: n.cfg.RetryMax}
 	type result struct {
@@ -167,4 +164,22 @@ func (n *notifier) deliver(ctx context.Context, id string, g []incident.Pending)
 	// Counted once recorded, so a reader of the counters finds the records.
 	n.cnt.notifyDead.Add(uint64(len(dead)))
 	n.cnt.notifySent.Add(uint64(len(ds) - len(dead)))
+}
+
+// grouped folds one incident's pending notifications into the one sent:
+// the latest state, every grouped event in Events, and as Event the
+// latest, except that a group holding the incident's first notification
+// is "opened" (a receiver filtering on opened must see every new
+// incident, even one that got worse within the group wait).
+func grouped(g []incident.Pending) incident.Notification {
+	note := g[len(g)-1].Notification
+	note.Events = nil
+	for _, p := range g {
+		note.Events = append(note.Events, p.Events...)
+		note.Escalation = note.Escalation || p.Escalation
+		if p.Event == incident.EventOpened {
+			note.Event = incident.EventOpened
+		}
+	}
+	return note
 }

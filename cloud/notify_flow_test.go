@@ -27,7 +27,9 @@ func notifications(t *testing.T, r *recorder) []incident.Notification {
 
 // TestBurstIsOneNotification: an excursion that is raised, worsens and
 // clears within the group wait reaches the webhook as one notification
-// listing all three changes.
+// listing all three changes. Its event is "opened": it is the incident's
+// first message, and a receiver filtering on opened must get it
+// (observation 4 of issue 18: it said "changed").
 func TestBurstIsOneNotification(t *testing.T) {
 	hook := newRecorder(t, 200, "")
 	c := startCloud(t, t.TempDir(), func(c *Config) {
@@ -53,7 +55,7 @@ func TestBurstIsOneNotification(t *testing.T) {
 	if len(ns) != 1 {
 		t.Fatalf("%d notifications, want 1: %+v", len(ns), ns)
 	}
-	if want := []string{"opened", "changed", "resolved"}; !slices.Equal(ns[0].Events, want) || ns[0].Event != "resolved" || ns[0].Incident.State != "resolved" {
+	if want := []string{"opened", "changed", "resolved"}; !slices.Equal(ns[0].Events, want) || ns[0].Event != "opened" || ns[0].Incident.State != "resolved" {
 		t.Fatalf("notification events %v (event %s, state %s), want %v", ns[0].Events, ns[0].Event, ns[0].Incident.State, want)
 	}
 }

@@ -61,6 +61,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Each stage scopes its own lines (component, and the uplink the
+	// truck): attributes are added once.
+	base := log
 	log = log.With("truck", cfg.Truck)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -80,13 +83,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway dbc: %w", err)
 	}
-	q, err := buffer.Open(cfg.QueuePath(), cfg.Buffer, log.With("component", "buffer"))
+	q, err := buffer.Open(cfg.QueuePath(), cfg.Buffer, log)
 	if err != nil {
 		return nil, fmt.Errorf("gateway queue: %w", err)
 	}
 	ucfg := cfg.Uplink
 	ucfg.Truck = cfg.Truck
-	pub, err := uplink.NewPublisher(ucfg, q, log.With("component", "uplink"))
+	pub, err := uplink.NewPublisher(ucfg, q, base)
 	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("gateway uplink: %w", err)
@@ -109,10 +112,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cab.SetClock(clk.Now)
 	}
 	for _, addr := range cfg.CAN {
-		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr)})
+		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log})
 	}
 	for _, port := range cfg.Probe {
-		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
+		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log})
 	}
 	if len(cfg.Replay) > 0 {
 		if g.replayDec, err = sensors.NewCANDecoder(dbc); err != nil {
@@ -133,7 +136,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: g.replayDec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
 	}
 	for _, port := range cfg.Serial {
-		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: stamp, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log.With("component", "nmea", "port", port)})
+		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: stamp, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log})
 	}
 	return g, nil
 }

@@ -201,8 +201,10 @@ func (h *interceptHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 	return pk, nil
 }
 
-// levelHandler drops records below min; mochi logs every connection at
-// info level, which is noise at fleet scale.
+// levelHandler adapts mochi's logging: it drops records below min (mochi
+// logs every connection at info level, which is noise at fleet scale),
+// and names what mochi logs with an empty message (a client connection
+// that ended in an error, from its listeners).
 type levelHandler struct {
 	slog.Handler
 	min slog.Level
@@ -210,6 +212,16 @@ type levelHandler struct {
 
 func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// emptyMessage replaces the empty message of mochi's listener warnings.
+const emptyMessage = "mqtt client connection ended with an error"
+
+func (h levelHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "" {
+		r.Message = emptyMessage
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h levelHandler) WithAttrs(a []slog.Attr) slog.Handler {

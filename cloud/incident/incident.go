@@ -36,12 +36,37 @@ const KindOffline = "offline"
 
 // SourceState is what one source said about the excursion.
 type SourceState struct {
-	Key      string     `json:"key"` // the transition Key (truck/signal/start)
-	Kind     string     `json:"kind"`
-	Severity string     `json:"severity"`
-	Start    time.Time  `json:"start"`     // when the condition began (event time)
-	RaisedAt time.Time  `json:"raised_at"` // event time of the raising reading
-	Cleared  *time.Time `json:"cleared,omitempty"`
+	Key      string    `json:"key"` // the transition Key (truck/signal/start)
+	Kind     string    `json:"kind"`
+	Severity string    `json:"severity"`
+	Start    time.Time `json:"start"`     // when the condition began (event time)
+	RaisedAt time.Time `json:"raised_at"` // event time of the raising reading
+	// At is the event time of this source's latest transition: the
+	// incident's Kind is that of the latest among its worst sources.
+	At      time.Time  `json:"at,omitzero"`
+	Cleared *time.Time `json:"cleared,omitempty"`
+}
+
+// Ack origins: who pressed acknowledge, and where.
+const (
+	OriginDriver = "driver" // the cab's ACKNOWLEDGE button, uplinked by the gateway
+	OriginFleet  = "fleet"  // a fleet-team user in the console
+)
+
+// Acknowledgement is one acknowledgement of an incident, as it was made.
+type Acknowledgement struct {
+	By     string `json:"by"`
+	Origin string `json:"origin"` // OriginDriver or OriginFleet
+	// At is when it was made: the cab's clock for a driver's, which may
+	// reach the cloud long after (a coverage gap).
+	At time.Time `json:"at"`
+	// Recorded is when the cloud recorded it.
+	Recorded time.Time `json:"recorded"`
+	// Severity is what was acknowledged: for a driver, the severity the
+	// cab showed at the press; for the fleet, the incident's at that moment.
+	Severity string `json:"severity"`
+	// Kind is the incident's kind when the cloud recorded it.
+	Kind string `json:"kind"`
 }
 
 // Event is one entry of an incident's history.
@@ -70,16 +95,20 @@ type Incident struct {
 	Truck    string                  `json:"truck"`
 	Signal   string                  `json:"signal,omitempty"`
 	Kind     string                  `json:"kind"`
-	Severity string                  `json:"severity"`
+	Severity string                  `json:"severity"`       // of the latest condition
+	Peak     string                  `json:"peak,omitempty"` // the worst severity it reached
 	State    string                  `json:"state"`
 	Start    time.Time               `json:"start"`     // event time the condition began
 	OpenedAt time.Time               `json:"opened_at"` // cloud time the incident opened
 	Sources  map[string]*SourceState `json:"sources"`
 
-	AckedBy    string     `json:"acked_by,omitempty"`
-	AckedAt    *time.Time `json:"acked_at,omitempty"`
-	ResolvedBy string     `json:"resolved_by,omitempty"`
-	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	// AckedBy and AckedAt are the latest acknowledgement's (Acks has
+	// every one); cleared when a worse condition needs a new one.
+	AckedBy    string            `json:"acked_by,omitempty"`
+	AckedAt    *time.Time        `json:"acked_at,omitempty"`
+	Acks       []Acknowledgement `json:"acks,omitempty"`
+	ResolvedBy string            `json:"resolved_by,omitempty"`
+	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
 
 	Escalated      bool      `json:"escalated"`
 	LastNotifiedAt time.Time `json:"last_notified_at"`
@@ -97,6 +126,7 @@ func (i *Incident) clone() Incident {
 		c.Sources[k] = &s
 	}
 	c.History = slices.Clone(i.History)
+	c.Acks = slices.Clone(i.Acks)
 	c.Notifications = slices.Clone(i.Notifications)
 	return c
 }
@@ -130,23 +160,28 @@ type Notification struct {
 
 // Summary is the part of an incident a notification carries.
 type Summary struct {
-	ID         string     `json:"id"`
-	Truck      string     `json:"truck"`
-	Signal     string     `json:"signal,omitempty"`
-	Kind       string     `json:"kind"`
-	Severity   string     `json:"severity"`
-	State      string     `json:"state"`
-	Sources    []string   `json:"sources"`
-	Start      time.Time  `json:"start"`
-	OpenedAt   time.Time  `json:"opened_at"`
-	AckedBy    string     `json:"acked_by,omitempty"`
-	AckedAt    *time.Time `json:"acked_at,omitempty"`
-	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	ID       string    `json:"id"`
+	Truck    string    `json:"truck"`
+	Signal   string    `json:"signal,omitempty"`
+	Kind     string    `json:"kind"`
+	Severity string    `json:"severity"`
+	Peak     string    `json:"peak,omitempty"`
+	State    string    `json:"state"`
+	Sources  []string  `json:"sources"`
+	Start    time.Time `json:"start"`
+	OpenedAt time.Time `json:"opened_at"`
+	// AckedBy and AckedAt are the latest acknowledgement's; Acks lists
+	// every one, driver's and fleet's, as made.
+	AckedBy    string            `json:"acked_by,omitempty"`
+	AckedAt    *time.Time        `json:"acked_at,omitempty"`
+	Acks       []Acknowledgement `json:"acks,omitempty"`
+	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
 }
 
 func (i *Incident) summary() Summary {
 	return Summary{
-		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, State: i.State,
-		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt, ResolvedAt: i.ResolvedAt,
+		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, Peak: i.Peak, State: i.State,
+		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt,
+		Acks: slices.Clone(i.Acks), ResolvedAt: i.ResolvedAt,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ var (
 var (
 	ErrNotFound = errors.New("incident: not found")
 	ErrState    = errors.New("incident: not allowed in this state")
+	// ErrActive: an operator may not resolve an incident whose condition
+	// a source still reports; it resolves by itself when they all clear.
+	// It wraps ErrState.
+	ErrActive = fmt.Errorf("%w: condition still active", ErrState)
 )
 
 // Config configures a Manager. Zero durations disable what they time.
@@ -278,7 +283,7 @@ func (c *change) open(truck, signal, kind, severity string, start time.Time) (*I
 		return nil, err
 	}
 	inc := &Incident{
-		ID: fmt.Sprintf("inc-%08d", seq), Truck: truck, Signal: signal, Kind: kind, Severity: severity,
+		ID: fmt.Sprintf("inc-%08d", seq), Truck: truck, Signal: signal, Kind: kind, Severity: severity, Peak: severity,
 		State: StateOpen, Start: start.UTC(), OpenedAt: c.now, Sources: map[string]*SourceState{},
 	}
 	c.m.add(inc)
@@ -323,6 +328,29 @@ func (inc *Incident) worst() string {
 		}
 	}
 	return best
+}
+
+// latestKind returns the kind of the latest transition among the
+// sources that worst (severity w) considers.
+func (inc *Incident) latestKind(w string) string {
+	any := false
+	for _, s := range inc.Sources {
+		if s.Cleared == nil {
+			any = true
+		}
+	}
+	kind, at := "", time.Time{}
+	for _, name := range inc.SourceNames() {
+		s := inc.Sources[name]
+		t := s.At
+		if t.IsZero() {
+			t = s.RaisedAt // stored before At existed
+		}
+		if (!any || s.Cleared == nil) && s.Severity == w && (kind == "" || t.After(at)) {
+			kind, at = s.Kind, t
+		}
+	}
+	return kind
 }
 
 func abs(d time.Duration) time.Duration {
@@ -382,7 +410,7 @@ func (m *Manager) transition(c *change, source string, t detect.Transition) erro
 			return nil // repeated raise of the same excursion
 		case inc != nil && src == nil && (inc.State != StateResolved || abs(start.Sub(inc.Start)) <= m.cfg.MergeWindow):
 			// The other source reports the same excursion.
-			inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+			inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at, At: at}
 			c.history(inc, EventSourceJoined, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
 			return m.severityChanged(c, inc)
 		case inc != nil && src != nil && inc.State != StateResolved:
@@ -391,7 +419,7 @@ func (m *Manager) transition(c *change, source string, t detect.Transition) erro
 			// clearing at all because it restarted (a gateway that
 			// restarts mid-excursion has lost its detector state and
 			// raises the same condition with a new start).
-			*src = SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+			*src = SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at, At: at}
 			c.history(inc, EventChanged, source, "", "raised again")
 			return m.severityChanged(c, inc)
 		}
@@ -399,14 +427,14 @@ func (m *Manager) transition(c *change, source string, t detect.Transition) erro
 		if err != nil {
 			return err
 		}
-		inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at}
+		inc.Sources[source] = &SourceState{Key: t.Key(), Kind: t.Kind.String(), Severity: t.Severity.String(), Start: start, RaisedAt: at, At: at}
 		c.history(inc, EventOpened, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
 		return c.notify(inc, EventOpened, false)
 	case detect.Changed:
 		if src == nil || src.Key != t.Key() {
 			return nil
 		}
-		src.Kind, src.Severity = t.Kind.String(), t.Severity.String()
+		src.Kind, src.Severity, src.At = t.Kind.String(), t.Severity.String(), at
 		c.history(inc, EventChanged, source, "", fmt.Sprintf("%s %s at %.1f", t.Kind, t.Severity, t.Value))
 		return m.severityChanged(c, inc)
 	case detect.Cleared:
@@ -428,19 +456,21 @@ func (m *Manager) transition(c *change, source string, t detect.Transition) erro
 	return nil
 }
 
-// severityChanged updates inc's severity from its sources and notifies a
-// rise while the incident is not resolved.
+// severityChanged updates inc's severity and kind from its sources and
+// notifies a rise while the incident is not resolved.
 func (m *Manager) severityChanged(c *change, inc *Incident) error {
 	w := inc.worst()
+	if k := inc.latestKind(w); k != "" && k != inc.Kind {
+		inc.Kind = k
+		c.touch(inc)
+	}
 	if w == inc.Severity {
 		return nil
 	}
 	rose := severityRank[w] > severityRank[inc.Severity]
 	inc.Severity = w
-	for _, s := range inc.Sources {
-		if s.Severity == w {
-			inc.Kind = s.Kind
-		}
+	if severityRank[w] > severityRank[inc.Peak] {
+		inc.Peak = w
 	}
 	c.touch(inc)
 	if rose && inc.State != StateResolved {
@@ -453,9 +483,12 @@ func (m *Manager) severityChanged(c *change, inc *Incident) error {
 	return nil
 }
 
+// ack records a driver's acknowledgement from the cab, in whatever state
+// the incident is: the fleet team hears of every one (a driver who
+// acknowledges after an operator did is news too).
 func (m *Manager) ack(c *change, a detect.Ack) error {
 	inc := m.current[key(a.Truck, a.Signal.String())]
-	if inc == nil || inc.State != StateOpen {
+	if inc == nil {
 		return nil
 	}
 	match := false
@@ -467,12 +500,34 @@ func (m *Manager) ack(c *change, a detect.Ack) error {
 	if !match {
 		return nil
 	}
-	return m.acknowledge(c, inc, a.By, time.Unix(0, a.Time).UTC())
+	sev := inc.Severity
+	if a.Severity > detect.SeverityNone {
+		sev = a.Severity.String()
+	}
+	ack := Acknowledgement{By: a.By, Origin: OriginDriver, At: time.Unix(0, a.Time).UTC(), Severity: sev, Kind: inc.Kind}
+	for _, have := range inc.Acks {
+		if have.Origin == ack.Origin && have.By == ack.By && have.At.Equal(ack.At) && have.Severity == ack.Severity {
+			return nil // the same press delivered again
+		}
+	}
+	return m.acknowledge(c, inc, ack)
 }
 
-func (m *Manager) acknowledge(c *change, inc *Incident, by string, at time.Time) error {
-	inc.State, inc.AckedBy, inc.AckedAt = StateAcknowledged, by, &at
-	c.history(inc, EventAcknowledged, "", by, "")
+// acknowledge records a and notifies it. An open incident becomes
+// acknowledged if a covers its severity (a driver who acknowledged the
+// warning has not acknowledged the critical it became).
+func (m *Manager) acknowledge(c *change, inc *Incident, a Acknowledgement) error {
+	a.Recorded = c.now
+	inc.Acks = append(inc.Acks, a)
+	if inc.State != StateResolved && severityRank[a.Severity] >= severityRank[inc.Severity] {
+		at := a.At
+		inc.State, inc.AckedBy, inc.AckedAt = StateAcknowledged, a.By, &at
+	}
+	source := ""
+	if a.Origin == OriginDriver {
+		source = SourceEdge
+	}
+	c.history(inc, EventAcknowledged, source, a.By, fmt.Sprintf("%s acknowledged %s %s at %s", a.Origin, a.Severity, a.Kind, a.At.Format(time.RFC3339)))
 	return c.notify(inc, EventAcknowledged, false)
 }
 
@@ -483,24 +538,54 @@ func (m *Manager) resolve(c *change, inc *Incident, by, detail string) error {
 	return c.notify(inc, EventResolved, false)
 }
 
-// Acknowledge records that by acknowledged incident id at now.
+// Acknowledge records that fleet user by acknowledged incident id at now.
+// It is refused for a resolved incident and for one the fleet team has
+// already acknowledged at its current severity; a driver's earlier
+// acknowledgement does not stand for the fleet team's.
 func (m *Manager) Acknowledge(id, by string, now time.Time) (Incident, error) {
 	return m.operate(id, now, func(c *change, inc *Incident) error {
-		if inc.State != StateOpen {
-			return fmt.Errorf("%w: acknowledge %s incident", ErrState, inc.State)
+		if inc.State == StateResolved {
+			return fmt.Errorf("%w: acknowledge resolved incident", ErrState)
 		}
-		return m.acknowledge(c, inc, by, c.now)
+		for _, a := range inc.Acks {
+			if a.Origin == OriginFleet && severityRank[a.Severity] >= severityRank[inc.Severity] {
+				return fmt.Errorf("%w: already acknowledged by %s at %s (%s)", ErrState, a.By, a.At.Format(time.RFC3339), a.Severity)
+			}
+		}
+		return m.acknowledge(c, inc, Acknowledgement{By: by, Origin: OriginFleet, At: c.now, Severity: inc.Severity, Kind: inc.Kind})
 	})
 }
 
-// Resolve records that by resolved incident id at now.
+// Resolve records that by resolved incident id at now. An incident whose
+// condition a source still reports is not resolved: the error (ErrActive)
+// says which, and the incident keeps repeating until acknowledged.
 func (m *Manager) Resolve(id, by string, now time.Time) (Incident, error) {
 	return m.operate(id, now, func(c *change, inc *Incident) error {
 		if inc.State == StateResolved {
 			return fmt.Errorf("%w: already resolved", ErrState)
 		}
+		if active := inc.active(); len(active) > 0 {
+			return fmt.Errorf("%w: %s; it resolves by itself when that clears (acknowledge it to stop the repeats)", ErrActive, strings.Join(active, "; "))
+		}
 		return m.resolve(c, inc, by, "resolved by operator")
 	})
+}
+
+// active describes each source still reporting inc's condition.
+func (inc *Incident) active() []string {
+	var out []string
+	for _, name := range inc.SourceNames() {
+		s := inc.Sources[name]
+		if s.Cleared != nil {
+			continue
+		}
+		if s.Kind == KindOffline {
+			out = append(out, "no data from "+inc.Truck+" since "+s.Start.UTC().Format(time.RFC3339))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s reports %s %s since %s", name, s.Kind, s.Severity, s.Start.UTC().Format(time.RFC3339)))
+	}
+	return out
 }
 
 func (m *Manager) operate(id string, now time.Time, fn func(*change, *Incident) error) (Incident, error) {

@@ -144,8 +144,9 @@ func (w *Webhook) Send(ctx context.Context, n incident.Notification) error {
 }
 
 // SNS publishes notifications to an SNS topic. The message is the
-// notification JSON; attributes truck, severity, kind, signal and event
-// allow subscription filter policies. On a FIFO topic (ARN ending in
+// notification JSON; attributes truck, severity, kind, signal, event and
+// events (a String.Array of every grouped event) allow subscription
+// filter policies. On a FIFO topic (ARN ending in
 // ".fifo") the notification id is the deduplication id and the truck the
 // message group, so a resend after a crash is dropped by SNS.
 type SNS struct {
@@ -186,6 +187,9 @@ func (s *SNS) Send(ctx context.Context, n incident.Notification) error {
 			"kind":     attr(n.Incident.Kind),
 			"signal":   attr(n.Incident.Signal),
 			"event":    attr(n.Event),
+			// Every event grouped into this message, for filter policies
+			// that match any of them.
+			"events": {DataType: aws.String("String.Array"), StringValue: aws.String(eventsJSON(n))},
 		},
 	}
 	if strings.HasSuffix(s.TopicARN, ".fifo") {
@@ -197,4 +201,14 @@ func (s *SNS) Send(ctx context.Context, n incident.Notification) error {
 		return fmt.Errorf("sns publish %s: %w", s.TopicARN, err)
 	}
 	return nil
+}
+
+// eventsJSON is n.Events as a JSON array (n.Event if empty).
+func eventsJSON(n incident.Notification) string {
+	ev := n.Events
+	if len(ev) == 0 {
+		ev = []string{n.Event}
+	}
+	b, _ := json.Marshal(ev) // strings always encode
+	return string(b)
 }

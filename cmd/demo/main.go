@@ -5,11 +5,18 @@
 // under ./var/. It prints the console and cab URLs; Ctrl-C stops
 // everything cleanly, gateways first so they flush their queues.
 //
+// Each gateway reaches the broker through its own link, which stands for
+// the truck's mobile coverage. Commands typed on the terminal take one
+// truck out of coverage and back ("offline truck-03", "online truck-03"),
+// or stop and start the whole cloud ("cloud stop", "cloud start"); the
+// demo keeps running meanwhile, as the trucks do.
+//
 //	make demo            (builds, then runs bin/demo)
 //	bin/demo -trucks 5 -overheat truck-03@45s -var ./var
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -17,11 +24,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,14 +88,8 @@ func run() error {
 	}
 	consoleAddr, brokerAddr := pickAddr(*console), pickAddr(*broker)
 	out := os.Stdout
-	var procs []*proc
-	defer func() {
-		// Stop in reverse order: gateways flush, then the sim, then the cloud.
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop(10 * time.Second)
-		}
-		fmt.Println("demo stopped")
-	}()
+	d := &demo{out: out, links: map[string]*link{}, died: make(chan *proc, 2**trucks+4)}
+	defer d.stopAll()
 
 	// Console users for this run: a fresh random password, shown below.
 	usersFile := filepath.Join(*varDir, "demo-users.json")
@@ -92,12 +97,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cloudP, err := start("cloud", out, bin("cloud"), "-data", filepath.Join(*varDir, "cloud"),
-		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s", "-users", usersFile)
+	d.cloudBin = bin("cloud")
+	d.cloudArgs = []string{"-data", filepath.Join(*varDir, "cloud"),
+		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s", "-users", usersFile}
+	cloudP, err := start("cloud", out, d.cloudBin, d.cloudArgs...)
 	if err != nil {
 		return err
 	}
-	procs = append(procs, cloudP)
+	d.add(cloudP)
 	// The console listens once the cloud is ready (probing the broker
 	// would make it log a client that hung up before CONNECT).
 	if err := waitListen(ctx, consoleAddr, cloudP); err != nil {
@@ -114,7 +121,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	procs = append(procs, simP)
+	d.add(simP)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = waitFile(wctx, manifest)
 	cancel()
@@ -134,8 +141,13 @@ func run() error {
 	var cabs []cabURL
 	for i, t := range m.Trucks {
 		cab := pickAddr(fmt.Sprintf("127.0.0.1:%d", *cabBase+i))
+		l, err := newLink(brokerAddr)
+		if err != nil {
+			return err
+		}
+		d.addLink(t.ID, l)
 		args := []string{"-truck", t.ID, "-data", filepath.Join(*varDir, t.ID), "-can", t.CAN,
-			"-broker", "tcp://" + brokerAddr, "-cab", cab}
+			"-broker", "tcp://" + l.Addr(), "-cab", cab}
 		if t.Serial != "" {
 			args = append(args, "-serial", t.Serial)
 		}
@@ -143,7 +155,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		procs = append(procs, p)
+		d.add(p)
 		cabs = append(cabs, cabURL{t.ID, "http://" + cab + "/"})
 	}
 
@@ -159,22 +171,160 @@ func run() error {
 		fmt.Printf("  injected fault:  engine overheat %s\n", *overheat)
 	}
 	fmt.Println()
+	example := m.Trucks[0].ID
+	if id, _, ok := strings.Cut(*overheat, "@"); ok && d.links[id] != nil {
+		example = id // the one with the alert: see its cab keep alerting offline
+	}
+	fmt.Println(commandHelp(example))
+	fmt.Println()
 	outMu.Unlock()
 
-	// Run until Ctrl-C, or until a process dies on its own.
-	died := make(chan *proc, len(procs))
-	for _, p := range procs {
-		go func() { <-p.done; died <- p }()
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case p := <-died:
-		if ctx.Err() != nil {
-			return nil
+	// Commands from the terminal, if it has one (EOF ends only them).
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if msg := d.command(sc.Text()); msg != "" {
+				outMu.Lock()
+				fmt.Fprintln(out, "demo       | "+msg)
+				outMu.Unlock()
+			}
 		}
-		return fmt.Errorf("%s exited: %v", p.name, p.err)
+	}()
+
+	// Run until Ctrl-C, or until a process other than the cloud dies on
+	// its own: the trucks outlive a stopped cloud, as real ones do.
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-d.died:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if p.name != "cloud" {
+				return fmt.Errorf("%s exited: %v", p.name, p.err)
+			}
+			outMu.Lock()
+			fmt.Fprintf(out, "demo       | the cloud is stopped (%v); the trucks keep their data and alert their drivers; type 'cloud start' to start it again\n", p.err)
+			outMu.Unlock()
+		}
 	}
+}
+
+// commandHelp says how to take a truck out of coverage and back.
+func commandHelp(truck string) string {
+	return fmt.Sprintf(`  type a command and Enter:
+    %-22s take %s out of coverage: its cab says "No fleet link", its data waits on the truck
+    %-22s back in coverage: it catches up (reconnects within 30 s)
+    %-22s stop the cloud (every truck offline); "cloud start" starts it again
+    %-22s this list`, "offline "+truck, truck, "online "+truck, "cloud stop", "help")
+}
+
+// demo owns the child processes and the trucks' links. Its methods are
+// safe for concurrent use.
+type demo struct {
+	out       io.Writer
+	cloudBin  string
+	cloudArgs []string
+	died      chan *proc
+	mu        sync.Mutex
+	procs     []*proc // start order; the cloud first
+	links     map[string]*link
+}
+
+// add records a started process and reports its exit on died.
+func (d *demo) add(p *proc) {
+	d.mu.Lock()
+	d.procs = append(d.procs, p)
+	d.mu.Unlock()
+	go func() { <-p.done; d.died <- p }()
+}
+
+func (d *demo) addLink(truck string, l *link) {
+	d.mu.Lock()
+	d.links[truck] = l
+	d.mu.Unlock()
+}
+
+// stopAll stops the processes in reverse order (gateways flush, then the
+// sim, then the cloud), then the links.
+func (d *demo) stopAll() {
+	d.mu.Lock()
+	procs := slices.Clone(d.procs)
+	d.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop(10 * time.Second)
+	}
+	for _, l := range d.links {
+		l.close()
+	}
+	fmt.Println("demo stopped")
+}
+
+// command runs one line typed on the terminal and returns what to print.
+func (d *demo) command(line string) string {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return ""
+	}
+	switch {
+	case len(f) == 2 && (f[0] == "offline" || f[0] == "online"):
+		d.mu.Lock()
+		l := d.links[f[1]]
+		d.mu.Unlock()
+		if l == nil {
+			return fmt.Sprintf("no truck %q", f[1])
+		}
+		if !l.setDown(f[0] == "offline") {
+			return f[1] + " is already " + f[0]
+		}
+		if f[0] == "offline" {
+			return f[1] + " is out of coverage: its cab shows No fleet link and keeps alerting; its data waits on the truck"
+		}
+		return f[1] + " is back in coverage: its gateway reconnects and sends what it kept"
+	case len(f) == 2 && f[0] == "cloud" && f[1] == "stop":
+		c := d.cloud()
+		select {
+		case <-c.done:
+			return "the cloud is already stopped"
+		default:
+		}
+		go c.stop(10 * time.Second)
+		return "stopping the cloud"
+	case len(f) == 2 && f[0] == "cloud" && f[1] == "start":
+		select {
+		case <-d.cloud().done:
+		default:
+			return "the cloud is already running"
+		}
+		p, err := start("cloud", d.out, d.cloudBin, d.cloudArgs...)
+		if err != nil {
+			return "cloud start: " + err.Error()
+		}
+		d.mu.Lock()
+		d.procs[0] = p
+		d.mu.Unlock()
+		go func() { <-p.done; d.died <- p }()
+		return "starting the cloud"
+	}
+	d.mu.Lock()
+	var first string
+	for t := range d.links {
+		if first == "" || t < first {
+			first = t
+		}
+	}
+	d.mu.Unlock()
+	if len(f) == 1 && f[0] == "help" {
+		return "\n" + commandHelp(first)
+	}
+	return "unknown command " + strconv.Quote(line) + "\n" + commandHelp(first)
+}
+
+func (d *demo) cloud() *proc {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.procs[0]
 }
 
 // writeDemoUsers writes a console users file with an admin, an operator

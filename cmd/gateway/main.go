@@ -214,5 +214,6 @@ func run() error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	log.Info("gateway stopped", "truck", cfg.Truck, "cause", context.Cause(ctx))
 	return nil
 }

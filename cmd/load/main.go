@@ -89,6 +89,10 @@ func run(args []string, stdout io.Writer) error {
 	if o.trucks < 1 || o.alerts < 0 || o.alerts > o.trucks || o.duration < 10*time.Second {
 		return fmt.Errorf("want -trucks >= 1, 0 <= -alerts <= -trucks, -duration >= 10s")
 	}
+	if offs := overheatOffsets(o.alerts, o.duration); len(offs) > 0 && offs[len(offs)-1]+overheatNotice > o.duration {
+		return fmt.Errorf("-duration %v is too short for -alerts %d: the last overheat starts %v after its gateway connects and takes about %v to be raised and notified, so no alert would land in the window; use -duration %v or more, or -alerts 0",
+			o.duration, o.alerts, offs[len(offs)-1], overheatNotice, minDuration(o.alerts))
+	}
 	if o.binDir == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -133,6 +137,39 @@ func stopContext(ctx context.Context, limit time.Duration) (context.Context, con
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	sctx, sstop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	return sctx, func() { sstop(); cancel() }
+}
+
+// Overheats start at overheatFirst after their gateway connects, spread
+// over the first third of the window; each takes up to overheatNotice
+// from its start to the gateway's alert and the cloud's notification
+// (the detector raises firmware-sim's overheat within 19 s of its start;
+// notifications take a few seconds at 1,000 trucks).
+const (
+	overheatFirst  = 45 * time.Second
+	overheatNotice = 30 * time.Second
+)
+
+// overheatOffsets returns when each of n overheats starts, counted from
+// its gateway connecting, in a window of d.
+func overheatOffsets(n int, d time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for k := range out {
+		out[k] = overheatFirst + time.Duration(k)*(d/3)/time.Duration(n)
+	}
+	return out
+}
+
+// minDuration is the shortest window in which every one of n overheats
+// is raised and notified, rounded up to 10 s.
+func minDuration(n int) time.Duration {
+	d := 10 * time.Second
+	for {
+		offs := overheatOffsets(n, d)
+		if len(offs) == 0 || offs[len(offs)-1]+overheatNotice <= d {
+			return d
+		}
+		d += 10 * time.Second
+	}
 }
 
 // truckID is firmware-sim's id for truck i (1-based) of n.
@@ -188,9 +225,8 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 	manifest := filepath.Join(o.varDir, "manifest.json")
 	simArgs := []string{"-trucks", strconv.Itoa(o.trucks), "-warm", "-manifest", manifest, "-print-manifest=false"}
 	hot := map[string]bool{}
-	for k := range o.alerts {
+	for k, at := range overheatOffsets(o.alerts, o.duration) {
 		i := 1 + k*o.trucks/max(o.alerts, 1)
-		at := 45*time.Second + time.Duration(k)*(o.duration/3)/time.Duration(max(o.alerts, 1))
 		id := truckID(i, o.trucks)
 		hot[id] = true
 		simArgs = append(simArgs, "-overheat", fmt.Sprintf("%s@%s", id, at))
@@ -223,7 +259,7 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 		}
 		cfg.Uplink.BrokerURL = "tcp://" + brokerAddr
 		cfg.Cab.Listen = gateway.CabOff
-		g, err := gateway.New(cfg, log.With("truck", t.ID))
+		g, err := gateway.New(cfg, log) // it scopes its lines with the truck
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTruckIDMatchesFirmwareSim(t *testing.T) {
@@ -89,5 +91,26 @@ func TestParseStatTicks(t *testing.T) {
 				t.Errorf("got %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+}
+
+// Observation 8 of issue 18: make load LOAD_DURATION=30s ran and reported
+// "0 alerts raised": its overheats start 45 s or more into the window. A
+// window too short for the alerts asked for is an error that says why;
+// one that fits, or -alerts 0, passes this check.
+func TestWindowTooShortForAlerts(t *testing.T) {
+	err := run([]string{"-trucks", "1000", "-duration", "30s"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "too short for -alerts 20") || !strings.Contains(err.Error(), "-alerts 0") {
+		t.Fatalf("30 s window with 20 overheats: %v, want an error saying the window is too short", err)
+	}
+	min := minDuration(20)
+	if offs := overheatOffsets(20, min); offs[19]+overheatNotice > min || min > 2*time.Minute {
+		t.Fatalf("minDuration(20) = %v: last overheat at %v; the default 2m window must fit", min, offs[19])
+	}
+	for _, args := range [][]string{{"-duration", "30s", "-alerts", "0"}, {"-duration", min.String()}} {
+		err := run(append(args, "-bin", t.TempDir()), io.Discard)
+		if err == nil || strings.Contains(err.Error(), "too short") {
+			t.Errorf("%v: %v, want past the window check (to the missing binaries)", args, err)
+		}
 	}
 }

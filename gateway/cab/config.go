@@ -32,16 +32,18 @@ type Config struct {
 	// WriteTimeout bounds one write of events to a page; a page that stalls
 	// longer is disconnected (it reconnects and re-syncs). Default 5s.
 	WriteTimeout time.Duration
-	// Bands are the normal operating ranges drawn next to the engine and
+	// Bands are normal operating ranges drawn next to the engine and
 	// cargo-tank temperatures, keyed by signal name ("coolant_temp",
-	// "cargo_temp"). Missing keys take the default. Server.SetBand changes
-	// them at run time (for example from the detector's learned baseline).
+	// "cargo_temp"), for a truck whose normal range is known beforehand.
+	// Missing keys take the default, which has only the critical limit: the
+	// page says the range is being learned and draws no range until
+	// Server.SetBand sets the detector's learned one.
 	Bands map[string]Band
 	// Texts are the plain words the driver reads for each kind of alert,
-	// keyed "signal/kind" (e.g. "coolant_temp/limit"), or "signal" for any
-	// kind of that signal, or "*" for anything else. The most specific key
-	// wins. Keys missing here take the defaults, so a config file need only
-	// list what it changes.
+	// keyed "signal/kind/severity" (e.g. "coolant_temp/limit/warning"),
+	// "signal/kind" (any severity), "signal" (any kind of that signal), or
+	// "*" for anything else. The most specific key wins. Keys missing here
+	// take the defaults, so a config file need only list what it changes.
 	Texts map[string]AlertText
 	// Buzzer holds the on/off pattern per severity, used by the page's
 	// audible alarm and the GPIO line alike.
@@ -53,7 +55,8 @@ type Config struct {
 
 // Band is a normal operating range of a temperature, in the signal's unit.
 // Limit, when not zero, is the absolute limit beyond which the detector
-// raises a critical alert; the page draws it as a red mark.
+// raises a critical alert; the page draws it as a red mark. Low == High
+// (both zero) means the range is not known: only the limit is drawn.
 type Band struct {
 	Low, High float64
 	Limit     float64
@@ -117,10 +120,11 @@ func DefaultConfig() Config {
 		StaleAfter:   10 * time.Second,
 		WriteTimeout: 5 * time.Second,
 		Bands: map[string]Band{
-			// Until the gateway sets the learned band (SetBand); the limits
-			// are the detector's default critical limits.
-			sensors.CoolantTemp.String(): {Low: 70, High: 100, Limit: finiteOr(detect.DefaultConfig().Coolant.CritHigh, 0)},
-			sensors.CargoTemp.String():   {Low: -10, High: 35, Limit: finiteOr(detect.DefaultConfig().Cargo.CritHigh, 0)},
+			// No range until the gateway sets the learned band (SetBand):
+			// a made-up one would look learned. The limits are the
+			// detector's default critical limits.
+			sensors.CoolantTemp.String(): {Limit: finiteOr(detect.DefaultConfig().Coolant.CritHigh, 0)},
+			sensors.CargoTemp.String():   {Limit: finiteOr(detect.DefaultConfig().Cargo.CritHigh, 0)},
 		},
 		Texts: defaultTexts(),
 		Buzzer: BuzzerConfig{
@@ -151,6 +155,13 @@ func defaultTexts() map[string]AlertText {
 			Title: "ENGINE OVERHEATING",
 			What:  "The engine is hotter than its safe limit.",
 			Do:    "Pull over and stop as soon as it is safe. Switch the engine off. Do not open the radiator cap. Call the fleet team.",
+		},
+		// Above the warning limit, below the critical one: the driver is
+		// not yet told to stop (the critical text above does that).
+		engine + "/limit/warning": {
+			Title: "ENGINE NEAR ITS LIMIT",
+			What:  "The engine is hotter than it should be, close to its safe limit.",
+			Do:    "Ease off and watch the temperature. Be ready to stop where it is safe. Call the fleet team if it keeps rising.",
 		},
 		engine + "/deviation": {
 			Title: "ENGINE RUNNING HOT",
@@ -186,6 +197,11 @@ func defaultTexts() map[string]AlertText {
 			Title: "CARGO TANK TOO HOT",
 			What:  "The fuel in the tank is hotter than its safe limit. There is a risk of fire.",
 			Do:    "Stop as soon as it is safe, away from people, buildings and other vehicles. Switch the engine off, get out, keep well away and call 112 and the fleet team.",
+		},
+		cargo + "/limit/warning": {
+			Title: "CARGO TANK GETTING HOT",
+			What:  "The fuel in the tank is above its warning temperature, close to its safe limit.",
+			Do:    "Plan to stop soon where it is safe, away from people and buildings. Call the fleet team.",
 		},
 		cargo + "/deviation": {
 			Title: "CARGO TANK TEMPERATURE UNUSUAL",
@@ -289,8 +305,9 @@ func (c Config) Validate() error {
 		if err != nil || !s.IsTemperature() {
 			return fmt.Errorf("cab config: bands: %q is not a temperature signal", name)
 		}
-		if !(b.Low < b.High) {
-			return fmt.Errorf("cab config: bands.%s: low %v must be below high %v", name, b.Low, b.High)
+		limitOnly := b.Low == 0 && b.High == 0 && b.Limit != 0
+		if !(b.Low < b.High) && !limitOnly {
+			return fmt.Errorf("cab config: bands.%s: low %v must be below high %v (or both left out, with a limit)", name, b.Low, b.High)
 		}
 	}
 	for key, t := range c.Texts {
@@ -326,18 +343,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// validTextKey checks a Texts key: "*", "signal" or "signal/kind".
+// validTextKey checks a Texts key: "*", "signal", "signal/kind" or
+// "signal/kind/severity".
 func validTextKey(key string) error {
 	if key == "*" {
 		return nil
 	}
-	sig, kind, hasKind := strings.Cut(key, "/")
+	sig, rest, hasKind := strings.Cut(key, "/")
 	if _, err := sensors.ParseSignal(sig); err != nil {
 		return fmt.Errorf("key %q: %w", key, err)
 	}
 	if hasKind {
+		kind, sev, hasSev := strings.Cut(rest, "/")
 		if _, ok := parseKind(kind); !ok {
 			return fmt.Errorf("key %q: unknown alert kind %q", key, kind)
+		}
+		if hasSev && sev != detect.SeverityInfo.String() && sev != detect.SeverityWarning.String() && sev != detect.SeverityCritical.String() {
+			return fmt.Errorf("key %q: severity %q, want info, warning or critical", key, sev)
 		}
 	}
 	return nil
@@ -356,7 +378,17 @@ func parseKind(name string) (detect.Kind, bool) {
 	}
 }
 
-// text returns the most specific text for an alert on s of kind k.
+// textFor returns the most specific text for an alert on s of kind k at
+// severity sev.
+func (c *Config) textFor(s sensors.Signal, k detect.Kind, sev detect.Severity) AlertText {
+	if t, ok := c.Texts[s.String()+"/"+k.String()+"/"+sev.String()]; ok {
+		return t
+	}
+	return c.text(s, k)
+}
+
+// text returns the most specific text for an alert on s of kind k, of any
+// severity.
 func (c *Config) text(s sensors.Signal, k detect.Kind) AlertText {
 	if t, ok := c.Texts[s.String()+"/"+k.String()]; ok {
 		return t

@@ -240,3 +240,19 @@ func TestParseConfigTrailingBrace(t *testing.T) {
 		t.Fatal("parseAckRequest accepted a trailing brace")
 	}
 }
+
+// Texts may be keyed by severity: the warning at a limit does not tell
+// the driver to pull over; the critical does.
+func TestTextBySeverity(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	warn := cfg.textFor(sensors.CoolantTemp, detect.KindLimit, detect.SeverityWarning)
+	crit := cfg.textFor(sensors.CoolantTemp, detect.KindLimit, detect.SeverityCritical)
+	if strings.Contains(warn.Do, "Pull over") || !strings.Contains(crit.Do, "Pull over") {
+		t.Errorf("limit warning %q, critical %q: only the critical says to pull over", warn.Do, crit.Do)
+	}
+	for key, ok := range map[string]bool{"coolant_temp/limit/warning": true, "cargo_temp/deviation/critical": true, "coolant_temp/limit/loud": false, "coolant_temp/hot/warning": false} {
+		if err := validTextKey(key); (err == nil) != ok {
+			t.Errorf("validTextKey(%q) = %v, want ok %v", key, err, ok)
+		}
+	}
+}

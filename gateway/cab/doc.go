@@ -19,8 +19,14 @@
 //	chromium --kiosk --autoplay-policy=no-user-gesture-required http://127.0.0.1:8081/
 //
 // Without the autoplay flag a browser keeps the alarm silent until the first
-// touch; the page then says so in a yellow bar. A hardware buzzer on GPIO
-// (Config.GPIO) sounds regardless of the browser.
+// touch; the page then says so in a yellow bar at the top of the alert
+// view, which never covers the acknowledge button. A hardware buzzer on
+// GPIO (Config.GPIO) sounds regardless of the browser.
+//
+// The page says only what is known: no normal band until the gateway has
+// learned one (Server.SetBand), the critical banner and text while a
+// reading is above the critical limit even before the detector's sustain
+// has made the alert critical, and the fleet link in words.
 //
 // Everything works with no network beyond the cab's own loopback or LAN
 // link: nothing here depends on the uplink or the cloud.

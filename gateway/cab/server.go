@@ -311,7 +311,7 @@ func (s *Server) Transition(t detect.Transition) {
 			s.alerts[t.Signal] = a
 		}
 		a.t = t
-		a.text = s.cfg.text(t.Signal, t.Kind)
+		a.text = s.cfg.textFor(t.Signal, t.Kind, t.Severity)
 		// An acknowledgement never covers more than what is open now, so
 		// that getting worse again sounds again.
 		a.driverAck = min(a.driverAck, t.Severity)
@@ -320,7 +320,7 @@ func (s *Server) Transition(t detect.Transition) {
 			s.alerts[t.Signal] = nil
 		} else {
 			// Not the open one (or none): tell the pages, keep the open one.
-			a = &alert{key: alertKey(s.truck, t.Signal, t.Start), text: s.cfg.text(t.Signal, t.Kind)}
+			a = &alert{key: alertKey(s.truck, t.Signal, t.Start), text: s.cfg.textFor(t.Signal, t.Kind, t.Severity)}
 		}
 		a.t = t
 	default:
@@ -478,10 +478,18 @@ type valueJSON struct {
 	At int64 `json:"at"` // received, Unix ms
 }
 
+// bandJSON is a band; low and high are absent while the range is not
+// known (not yet learned).
 type bandJSON struct {
-	Low   num `json:"low"`
-	High  num `json:"high"`
-	Limit num `json:"limit,omitempty"`
+	Low   *num `json:"low,omitempty"`
+	High  *num `json:"high,omitempty"`
+	Limit num  `json:"limit,omitempty"`
+}
+
+type textJSON struct {
+	Title string `json:"title"`
+	What  string `json:"what"`
+	Do    string `json:"do"`
 }
 
 type uplinkJSON struct {
@@ -520,6 +528,11 @@ type alertJSON struct {
 	Do        string   `json:"do"`
 	DriverAck *ackJSON `json:"driverAck"`
 	RemoteAck *ackJSON `json:"remoteAck"`
+	// Critical is the text of this signal's critical limit, for an alert
+	// below critical: the page shows it while the reading is above the
+	// limit (the detector takes its sustain period to say critical, and
+	// the banner must not say "check soon" meanwhile).
+	Critical *textJSON `json:"critical,omitempty"`
 }
 
 type alertEventJSON struct {
@@ -552,6 +565,10 @@ func (s *Server) alertJSONLocked(a *alert) alertJSON {
 	if a.remote.By != "" {
 		j.RemoteAck = &ackJSON{Severity: a.remote.Severity.String(), At: a.remote.Time / 1e6, By: a.remote.By}
 	}
+	if t.Severity < detect.SeverityCritical && t.Signal.IsTemperature() {
+		c := s.cfg.textFor(t.Signal, detect.KindLimit, detect.SeverityCritical)
+		j.Critical = &textJSON{Title: c.Title, What: c.What, Do: c.Do}
+	}
 	return j
 }
 
@@ -581,7 +598,12 @@ func (s *Server) statusJSONLocked() statusJSON {
 	}
 	for i, b := range s.bands {
 		if b != (Band{}) {
-			st.Bands[sensors.Signal(i).String()] = bandJSON{Low: num(b.Low), High: num(b.High), Limit: num(b.Limit)}
+			j := bandJSON{Limit: num(b.Limit)}
+			if b.Low < b.High {
+				lo, hi := num(b.Low), num(b.High)
+				j.Low, j.High = &lo, &hi
+			}
+			st.Bands[sensors.Signal(i).String()] = j
 		}
 	}
 	return st

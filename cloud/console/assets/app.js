@@ -205,6 +205,21 @@ const map = {
     c.fillStyle = "#1d2b36"; c.font = "10px system-ui, sans-serif";
     c.fillText(m >= 1000 ? m / 1000 + " km" : m + " m", x + 3, y - 4);
   },
+  // keepOut returns the canvas-relative boxes labels must not be drawn
+  // under: the attribution, the zoom buttons and the scale bar.
+  keepOut() {
+    const cr = this.canvas.getBoundingClientRect(), boxes = [[6, this.h - 44, 150, 30]];
+    for (const el of [$("#attrib"), $(".mapctl")]) {
+      const r = el && el.getBoundingClientRect();
+      if (r && r.width) boxes.push([r.left - cr.left - 3, r.top - cr.top - 3, r.width + 6, r.height + 6]);
+    }
+    return boxes;
+  },
+  label(text, x, y, boxes) { // fillText at (x, y) baseline unless it would be covered
+    const w = this.ctx.measureText(text).width, top = y - 10;
+    for (const [bx, by, bw, bh] of boxes) if (x < bx + bw && x + w > bx && top < by + bh && y + 2 > by) return;
+    this.ctx.fillText(text, x, y);
+  },
   drawGraticule() {
     const c = this.ctx;
     const [lat0, lon0] = this.unproject(this.cx - this.w / 2 / this.scale(), this.cy + this.h / 2 / this.scale());
@@ -213,20 +228,22 @@ const map = {
     const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30];
     const step = steps.find((v) => span / v <= 8) || 30;
     const dec = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+    // The attribution first: the labels keep clear of it.
+    $("#attrib").textContent = S.cfg.tile_url ? S.cfg.tile_attribution || "" : "no map tiles · graticule " + step + "°";
+    const boxes = this.keepOut();
     c.strokeStyle = "#d3dbe2"; c.lineWidth = 1; c.fillStyle = "#7b8a97"; c.font = "10px system-ui, sans-serif";
     c.beginPath();
     for (let lon = Math.ceil(lon0 / step) * step; lon <= lon1; lon += step) {
       const [x] = this.toScreen(this.project(0, lon)[0], 0);
       c.moveTo(Math.round(x) + 0.5, 0); c.lineTo(Math.round(x) + 0.5, this.h);
-      c.fillText(lon.toFixed(dec) + "°", x + 3, this.h - 4);
+      this.label(lon.toFixed(dec) + "°", x + 3, this.h - 4, boxes);
     }
     for (let lat = Math.ceil(lat0 / step) * step; lat <= lat1; lat += step) {
       const [, y] = this.toScreen(0, this.project(lat, 0)[1]);
       c.moveTo(0, Math.round(y) + 0.5); c.lineTo(this.w, Math.round(y) + 0.5);
-      c.fillText(lat.toFixed(dec) + "°", 3, y - 3);
+      this.label(lat.toFixed(dec) + "°", 3, y - 3, boxes);
     }
     c.stroke();
-    $("#attrib").textContent = "no map tiles · graticule " + step + "°";
   },
   drawTiles() {
     const c = this.ctx, z = Math.max(0, Math.min(19, Math.round(this.z))), n = Math.pow(2, z);
@@ -354,14 +371,21 @@ function incidentHTML(i, withTruck = true) {
   const snoozed = i.snooze && Date.parse(i.snooze.until) > Date.now();
   const srcs = Object.keys(i.sources || {}).sort().map((s) => `<span class="src">${esc(s)}</span>`).join("");
   const who = [];
-  if (i.acked_by) who.push(`acknowledged by <b>${esc(i.acked_by)}</b> at ${clock(i.acked_at)}`);
+  // Every acknowledgement, as made: who, when, and the severity acknowledged.
+  const acks = i.acks || [];
+  for (const a of acks) who.push(`acknowledged by <b>${esc(ackWho(a))}</b> at ${clock(a.at)} (${esc(a.severity)})`);
+  if (!acks.length && i.acked_by) who.push(`acknowledged by <b>${esc(i.acked_by)}</b> at ${clock(i.acked_at)}`);
+  // Still reported by a source: the server refuses to resolve it.
+  const active = Object.values(i.sources || {}).filter((s) => !s.cleared).length > 0;
+  const fleetAcked = acks.some((a) => a.origin === "fleet" && (SEV_RANK[a.severity] || 0) >= (SEV_RANK[i.severity] || 0));
   if (i.resolved_by) who.push(`resolved by <b>${esc(i.resolved_by)}</b> at ${clock(i.resolved_at)}`);
   else if (i.resolved_at) who.push(`resolved at ${clock(i.resolved_at)}`);
   if (snoozed) who.push(`snoozed by <b>${esc(i.snooze.by)}</b> until ${clock(i.snooze.until)}`);
   let btns = "";
   if (can && i.state !== "resolved") {
-    if (i.state === "open") btns += `<button class="act ack" data-act="ack" data-id="${esc(i.id)}">Acknowledge</button>`;
-    btns += `<button class="act" data-act="resolve" data-id="${esc(i.id)}">Resolve</button>`;
+    if (!fleetAcked) btns += `<button class="act ack" data-act="ack" data-id="${esc(i.id)}">Acknowledge</button>`;
+    if (active) btns += `<span class="still" title="an incident resolves by itself when every source reports its condition cleared">still active: resolves by itself when it clears</span>`;
+    else btns += `<button class="act" data-act="resolve" data-id="${esc(i.id)}">Resolve</button>`;
     if (!snoozed) btns += `<button class="act ghost" data-act="snooze" data-id="${esc(i.id)}" title="hide its alarm for 30 minutes">Snooze 30 min</button>`;
   }
   const notes = (i.notifications || []).map((d) => `<tr><td>${clock(d.at)}</td><td>${esc(d.event)}</td><td>${esc(d.channel)}</td><td>${d.attempts}</td><td class="${d.result === "ok" ? "ok" : "bad"}">${esc(d.result)}</td></tr>`).join("");
@@ -369,7 +393,7 @@ function incidentHTML(i, withTruck = true) {
   return {
     cls: `inc ${i.state} ${i.severity}${snoozed ? " snoozed" : ""}`,
     main: `<div class="l1"><span class="badge ${esc(i.severity)}">${esc(i.severity)}</span>${withTruck ? ` <a href="#/truck/${encodeURIComponent(i.truck)}"><b>${esc(i.truck)}</b></a>` : ""}
- ${esc((i.signal || "").replace("_temp", ""))} ${esc(i.kind)} <span class="state">${esc(i.state)}</span> ${srcs}</div>
+ ${esc((i.signal || "").replace("_temp", ""))} ${esc(i.kind)}${i.peak && i.peak !== i.severity ? ` <span class="peak">(was ${esc(i.peak)})</span>` : ""} <span class="state">${esc(i.state)}</span> ${srcs}</div>
 <div class="l2">since ${clock(i.start)}${who.length ? " · " + who.join(" · ") : ""}</div>
 ${btns ? `<div class="btns">${btns}</div>` : ""}`,
     details: `<summary>history · ${(i.notifications || []).length} notifications</summary>
@@ -377,6 +401,8 @@ ${btns ? `<div class="btns">${btns}</div>` : ""}`,
 ${notes ? `<table><thead><tr><th>time</th><th>notified</th><th>channel</th><th>tries</th><th>result</th></tr></thead><tbody>${notes}</tbody></table>` : "<p class=\"muted\">no notifications sent</p>"}`,
   };
 }
+// ackWho names who made acknowledgement a, and where.
+function ackWho(a) { return a.origin === "driver" ? "driver (cab)" : a.by + " (console)"; }
 // renderInto shows incidents in list ol, keyed by id: an incident's
 // element is reused and only the part that changed is rewritten, so a
 // button does not vanish under the pointer when a notification is logged.
@@ -443,7 +469,17 @@ function flash(msg) {
 }
 
 // ---- truck page ----
-const T = { id: null, hist: null, live: [], range: 3600, limits: {}, loading: null };
+// range: the chart window in seconds; 0 fits it to the data (the default:
+// a truck heard from for ten minutes fills the chart, not a sliver of 1 h).
+const T = { id: null, hist: null, live: [], range: 0, limits: {}, loading: null };
+// fitRange returns a window from the earliest point with a value to now,
+// 2 min to 6 h.
+function fitRange(...sets) {
+  let first = Infinity;
+  for (const pts of sets) for (const p of pts) if (p.v !== null && p.v !== undefined) { first = Math.min(first, p.t); break; }
+  if (first === Infinity) return 900;
+  return Math.max(120, Math.min(21600, Math.ceil((Date.now() / 1000 - first) * 1.05)));
+}
 async function loadTruck(id) {
   T.id = id; T.live = []; T.hist = null;
   const since = Math.floor(Date.now() / 1000) - 6 * 3600;
@@ -482,7 +518,7 @@ function drawChart(canvas, pts, opt) {
   const c = canvas.getContext("2d"), W = r.width, H = r.height, L = 44, R = 10, Tp = 10, B = 22;
   c.setTransform(dpr, 0, 0, dpr, 0, 0);
   c.clearRect(0, 0, W, H);
-  const now = Date.now() / 1000, t0 = now - T.range;
+  const range = opt.range, now = Date.now() / 1000, t0 = now - range;
   const vis = pts.filter((p) => p.t >= t0 - 60);
   let lo = Infinity, hi = -Infinity;
   for (const p of vis) {
@@ -498,7 +534,7 @@ function drawChart(canvas, pts, opt) {
   const ystep = [1, 2, 5, 10, 20, 25, 50, 100].find((s) => (hi - lo) / s <= 6) || 100;
   c.beginPath();
   for (let v = Math.ceil(lo / ystep) * ystep; v <= hi; v += ystep) { const y = Math.round(Y(v)) + 0.5; c.moveTo(L, y); c.lineTo(W - R, y); c.fillText(String(v), 4, y + 3); }
-  const tstep = [60, 300, 600, 900, 1800, 3600, 7200].find((s) => T.range / s <= 8) || 7200;
+  const tstep = [30, 60, 120, 300, 600, 900, 1800, 3600, 7200].find((s) => range / s <= 8) || 7200;
   for (let t = Math.ceil(t0 / tstep) * tstep; t <= now; t += tstep) {
     const x = Math.round(X(t)) + 0.5; c.moveTo(x, Tp); c.lineTo(x, H - B);
     c.fillText(new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false }), x - 14, H - 6);
@@ -537,6 +573,9 @@ function drawChart(canvas, pts, opt) {
   }
   c.stroke();
   canvas.dataset.points = vis.length;
+  // How much of the plot's width the data spans (tests check the fit).
+  const ts = vis.filter((p) => p.v !== null && p.v !== undefined).map((p) => p.t);
+  canvas.dataset.span = ts.length > 1 ? ((X(Math.max(...ts)) - X(Math.max(t0, Math.min(...ts)))) / (W - L - R)).toFixed(3) : "0";
 }
 function renderTruck(full) {
   const t = S.trucks.get(T.id);
@@ -549,22 +588,22 @@ function renderTruck(full) {
     $("#t-seen").textContent = ago(t.last_seen);
   }
   const lim = (sig) => T.limits[sig] || {};
-  drawChart($("#c-coolant"), series("coolant", "coolant"), { color: "#1c5d99", band: true, lines: [
+  const cool = series("coolant", "coolant"), cargo = series("cargo", "cargo"), speed = series("speed");
+  const range = T.range || fitRange(cool, cargo, speed);
+  drawChart($("#c-coolant"), cool, { range, color: "#1c5d99", band: true, lines: [
     { v: lim("coolant_temp").warn_high, color: "#d08700", label: "warning" }, { v: lim("coolant_temp").crit_high, color: "#d7263d", label: "critical" }] });
-  drawChart($("#c-cargo"), series("cargo", "cargo"), { color: "#7a3e9d", band: true, lines: [
+  drawChart($("#c-cargo"), cargo, { range, color: "#7a3e9d", band: true, lines: [
     { v: lim("cargo_temp").warn_high, color: "#d08700", label: "warning" }, { v: lim("cargo_temp").crit_high, color: "#d7263d", label: "critical" }] });
-  drawChart($("#c-speed"), series("speed"), { color: "#2b7a78", zero: true });
+  drawChart($("#c-speed"), speed, { range, color: "#2b7a78", zero: true });
   const incs = sortedIncidents(T.id);
   renderInto($("#t-feed"), incs, false, "No incidents.");
-  // Who acknowledged, when (the acknowledgement's own time: a driver's
-  // may reach the cloud much later, after a coverage gap).
+  // Every acknowledgement: who, when (its own time: a driver's may reach
+  // the cloud much later, after a coverage gap) and what was acknowledged
+  // then, not what the incident became.
   const acks = [];
-  for (const i of incs) {
-    const hs = (i.history || []).filter((h) => h.type === "acknowledged");
-    hs.forEach((h, k) => acks.push({ at: k === hs.length - 1 && i.acked_at && h.by === i.acked_by ? i.acked_at : h.at, by: h.by || "?", inc: i }));
-  }
+  for (const i of incs) for (const a of i.acks || []) acks.push({ ...a, inc: i });
   acks.sort((a, b) => (a.at < b.at ? 1 : -1));
-  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${a.by === "driver" ? "driver (cab)" : esc(a.by) + " (console)"}</td><td>${esc(a.inc.signal || "")} ${esc(a.inc.kind)}, ${esc(a.inc.severity)}</td></tr>`).join("")
+  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr data-severity="${esc(a.severity)}"><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${esc(ackWho(a))}</td><td>${esc(a.inc.signal || "")} ${esc(a.kind)}, ${esc(a.severity)}</td></tr>`).join("")
     : `<tr><td colspan="3" class="muted">No acknowledgements yet.</td></tr>`;
 }
 document.getElementById("ranges").addEventListener("click", (e) => {

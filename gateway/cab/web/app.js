@@ -42,7 +42,7 @@
     es = new EventSource('/api/events');
     const on = (name, f) => es.addEventListener(name, (e) => { lastMsg = Date.now(); setConn('up'); f(JSON.parse(e.data)); });
     on('state', applyState);
-    on('status', (s) => { status = s; skew = s.now - Date.now(); renderNormal(); });
+    on('status', (s) => { status = s; skew = s.now - Date.now(); renderNormal(); recheckLimit(); });
     on('alert', applyAlert);
     on('ping', (now) => { skew = now - Date.now(); });
     es.onerror = () => setConn('down');
@@ -101,15 +101,26 @@
     const b = status && status.bands[sig];
     tile.querySelector('.num').textContent = fmt(v);
     tile.classList.toggle('stale', v === null);
-    tile.classList.toggle('high', v !== null && b && v > b.high);
-    tile.classList.toggle('low', v !== null && b && v < b.low);
     const state = tile.querySelector('.state');
-    const [cls, word] = v === null ? ['none', 'no data'] : !b ? ['none', ''] : v > b.high ? ['high', 'HIGH'] : v < b.low ? ['low', 'LOW'] : ['ok', 'normal'];
+    const learned = b && b.low !== undefined && b.high !== undefined;
+    const over = v !== null && b && b.limit && v > b.limit;
+    const [cls, word] = v === null ? ['none', 'no data'] : over ? ['high', 'OVER LIMIT'] : !learned ? ['none', '']
+      : v > b.high ? ['high', 'HIGH'] : v < b.low ? ['low', 'LOW'] : ['ok', 'normal'];
+    tile.classList.toggle('high', over || (learned && v !== null && v > b.high));
+    tile.classList.toggle('low', learned && v !== null && v < b.low);
     state.className = 'state ' + cls;
     state.textContent = word;
     const band = tile.querySelector('.band');
-    if (!b) { band.classList.add('hidden'); tile.querySelector('.bandtext').textContent = v === null ? 'no data' : ''; return; }
-    band.classList.remove('hidden');
+    // Until the gateway has learned this truck's normal range there is
+    // none to draw: say so, and give the limit.
+    band.classList.toggle('unlearned', !learned);
+    if (!learned) {
+      let text = v === null ? 'no data · ' : '';
+      text += 'learning the normal range';
+      if (b && b.limit) text += ' · limit ' + fmt(b.limit) + ' °C';
+      tile.querySelector('.bandtext').textContent = text;
+      return;
+    }
     const span = b.high - b.low;
     const lo = b.low - span * 0.4;
     const hi = Math.max(b.high, b.limit || b.high) + span * 0.2;
@@ -155,11 +166,13 @@
     else if (fix > 0) badge($('gps'), 'ok', 'GPS fix' + (sats !== null ? ' · ' + fmt(sats) + ' sat' : ''));
     else badge($('gps'), 'warn', 'No GPS fix');
 
+    // In words a driver needs: is the fleet team told, and is anything
+    // kept for later. The record count is for the fleet team (tooltip).
     const u = status.uplink;
-    const waiting = u.backlog > 0 ? ' · ' + grouped(u.backlog) + ' waiting' : '';
-    if (u.online) badge($('uplink'), 'ok', 'Fleet link online' + waiting);
-    else badge($('uplink'), 'warn', 'Fleet link OFFLINE' + (u.backlog > 0 ? ' · ' + grouped(u.backlog) + ' waiting to send' : ''),
-      u.lastSent ? 'last sent ' + hhmmss(u.lastSent) : 'nothing sent yet');
+    const kept = u.backlog > 0 ? grouped(u.backlog) + ' records not yet sent' : 'all sent';
+    const last = u.lastSent ? 'last sent ' + hhmmss(u.lastSent) : 'nothing sent yet';
+    if (u.online) badge($('uplink'), 'ok', 'Fleet link online' + (u.backlog > 0 ? ' · catching up' : ''), kept + ' · ' + last);
+    else badge($('uplink'), 'warn', 'No fleet link · sends when back in coverage', kept + ' · ' + last);
 
     const g = status.gpio;
     const bad = g && g !== 'off' && g !== 'ok';
@@ -169,6 +182,20 @@
 
   // ---- alert view ----
   const acked = (a) => a.driverAck && RANK[a.driverAck.severity] >= RANK[a.severity];
+
+  // overLimit: the reading is above the signal's critical limit while the
+  // detector still says less (it waits its sustain period): the page then
+  // shows the critical banner and text, so the two never disagree.
+  let shownOver = false;
+  function recheckLimit() {
+    const a = mainAlert()[0];
+    if (a && overLimit(a) !== shownOver) renderAlert();
+  }
+  function overLimit(a) {
+    const b = status && status.bands[a.signal];
+    const v = value(a.signal);
+    return !!(a.critical && b && b.limit && v !== null && v > b.limit);
+  }
 
   function mainAlert() {
     const list = [...alerts.values()];
@@ -183,23 +210,28 @@
     if (!list.length) { view.classList.add('hidden'); view.dataset.key = ''; return; }
     const a = list[0];
     const isAcked = acked(a);
-    view.className = a.severity + (isAcked ? ' acked' : '');
+    const over = overLimit(a);
+    const sev = over ? 'critical' : a.severity;
+    const text = over ? a.critical : a;
+    view.className = sev + (isAcked ? ' acked' : '');
+    shownOver = over;
     view.dataset.key = a.key;
-    $('a-level').textContent = LEVEL[a.severity] || a.severity.toUpperCase();
-    $('a-title').textContent = a.title;
+    view.dataset.shown = sev;
+    $('a-level').textContent = LEVEL[sev] || sev.toUpperCase();
+    $('a-title').textContent = text.title;
     let ref = '';
     const st0 = a.signal;
     const band = status && status.bands[st0];
-    if (a.kind === 'limit' && band && band.limit) ref = 'limit ' + fmt(band.limit) + ' ' + unit(a.unit);
+    if ((a.kind === 'limit' || over) && band && band.limit) ref = 'limit ' + fmt(band.limit) + ' ' + unit(a.unit);
     else if (a.baseline !== null) ref = 'normal about ' + fmt(a.baseline) + ' ' + unit(a.unit);
-    else if (band) ref = 'normal ' + fmt(band.low) + ' to ' + fmt(band.high) + ' ' + unit(a.unit);
+    else if (band && band.low !== undefined) ref = 'normal ' + fmt(band.low) + ' to ' + fmt(band.high) + ' ' + unit(a.unit);
     const now = value(a.signal);
     const shown = now !== null ? now : a.value;
     $('a-reading').innerHTML = '';
     $('a-reading').append(fmt(shown) + ' ' + unit(a.unit));
     if (ref) { const s = document.createElement('small'); s.textContent = '  (' + ref + ')'; $('a-reading').append(s); }
-    $('a-what').textContent = a.what;
-    $('a-do').textContent = a.do;
+    $('a-what').textContent = text.what;
+    $('a-do').textContent = text.do;
     const u = status && status.uplink;
     $('a-link').textContent = !u ? '' : u.online ? 'Fleet link online: the fleet team gets this alert.'
       : 'No fleet link: the alert is kept and sent when back in coverage.';
@@ -288,9 +320,14 @@
     if (actx && actx.state !== 'running') actx.resume().catch(() => {});
   }
 
+  // The "turn on the sound" bar is part of the alert view's layout, above
+  // the text, so it never covers ACKNOWLEDGE; the text shrinks to fit.
   function updateAudio() {
     document.body.dataset.audio = actx ? actx.state : 'off';
-    $('sound-off').classList.toggle('hidden', sound === 'none' || (actx && actx.state === 'running'));
+    const off = $('sound-off');
+    const was = off.classList.contains('hidden');
+    off.classList.toggle('hidden', sound === 'none' || (actx && actx.state === 'running'));
+    if (was !== off.classList.contains('hidden') && !$('alert').classList.contains('hidden')) fit();
   }
 
   function setSound(s) {
