@@ -272,6 +272,9 @@ func (c *Cloud) run(ctx context.Context) error {
 				return err
 			}
 			opts.Admins, opts.Internal = t.Admins, filepath.Join(c.cfg.DataDir, "broker.sock")
+		} else {
+			log.Warn("INSECURE: the embedded MQTT broker runs on plain TCP (broker_plain_tcp): anyone who reaches it may publish as any truck and read every command; configure broker_tls for anything but development on loopback",
+				"listen", c.cfg.BrokerListen)
 		}
 		if c.cfg.Ingest == IngestHook {
 			opts.Match, opts.Intercept = isUpTopic, in.intercept

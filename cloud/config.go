@@ -33,6 +33,12 @@ type Config struct {
 	// with per-truck identity (see cloud/broker/auth.go); the cloud's own
 	// client then connects over the unix socket DataDir/broker.sock.
 	BrokerTLS BrokerTLSConfig `json:"broker_tls"`
+	// BrokerPlainTCP allows the embedded broker without BrokerTLS: plain
+	// TCP, no client identity, so anyone who reaches its port may publish
+	// as any truck and read every command. The embedded broker refuses to
+	// start without BrokerTLS unless this is set, and the cloud logs a
+	// warning at every start with it. For development on loopback only.
+	BrokerPlainTCP bool `json:"broker_plain_tcp,omitempty"`
 	// Ingest says how the cloud takes uplinked data from the embedded
 	// broker: IngestHook (default) ingests inside the broker before it
 	// acknowledges the gateway, so a gateway's PUBACK means the data is
@@ -264,6 +270,10 @@ func (c Config) Validate() error {
 		return bad("broker_tls: cert_file, key_file and client_ca_file are all required")
 	case c.BrokerTLS.Enabled() && c.BrokerListen == "":
 		return bad("broker_tls needs the embedded broker (broker_listen), not broker_url")
+	case c.BrokerListen != "" && !c.BrokerTLS.Enabled() && !c.BrokerPlainTCP:
+		return bad("the embedded broker needs broker_tls (mutual TLS, see cloud/broker/ACCESS.md); to run it on plain TCP, where anyone on the network may publish as any truck, set broker_plain_tcp (cloud -broker-plain-tcp)")
+	case c.BrokerTLS.Enabled() && c.BrokerPlainTCP:
+		return bad("set broker_tls or broker_plain_tcp, not both")
 	case c.HTTPListen == "":
 		return bad("http_listen is required")
 	case c.ClientID == "":

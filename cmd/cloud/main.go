@@ -68,6 +68,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		configFile    = fs.String("config", "", "JSON config file (keys as in cloud.Config's json tags); flags override it")
 		dataDir       = fs.String("data", "./var/cloud", "data directory (database and local archive)")
 		brokerListen  = fs.String("broker-listen", cloud.DefaultBrokerListen, "embedded MQTT broker listen address (host:port, port 0 = any free)")
+		brokerPlain   = fs.Bool("broker-plain-tcp", false, "run the embedded broker on plain TCP without mutual TLS (INSECURE: anyone on the network may publish as any truck; development on loopback only; logged as a warning at every start)")
+		brokerCert    = fs.String("broker-tls-cert", "", "embedded broker: server certificate (PEM; tankguard-ca broker)")
+		brokerKey     = fs.String("broker-tls-key", "", "embedded broker: server key (PEM)")
+		brokerCA      = fs.String("broker-tls-ca", "", "embedded broker: the fleet CA that signs the trucks' certificates (PEM)")
+		brokerCRL     = fs.String("broker-revoked", "", "embedded broker: revocation list (tankguard-ca revoke), re-read when it changes")
 		brokerURL     = fs.String("broker-url", "", "use this external MQTT broker instead of the embedded one, e.g. tcp://127.0.0.1:1883")
 		clientID      = fs.String("client-id", cloud.DefaultClientID, "MQTT client id (persistent session)")
 		httpListen    = fs.String("http", cloud.DefaultHTTPListen, "console listen address (host:port)")
@@ -121,6 +126,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.BrokerListen = *brokerListen
 		}
 	})
+	apply("broker-plain-tcp", func() { cfg.BrokerPlainTCP = *brokerPlain })
+	apply("broker-tls-cert", func() { cfg.BrokerTLS.CertFile = *brokerCert })
+	apply("broker-tls-key", func() { cfg.BrokerTLS.KeyFile = *brokerKey })
+	apply("broker-tls-ca", func() { cfg.BrokerTLS.ClientCAFile = *brokerCA })
+	apply("broker-revoked", func() { cfg.BrokerTLS.RevokedFile = *brokerCRL })
 	apply("client-id", func() { cfg.ClientID = *clientID })
 	apply("http", func() { cfg.HTTPListen = *httpListen })
 	apply("archive", func() { cfg.Archive = *archiveURL })

@@ -16,7 +16,7 @@ import (
 )
 
 func mustHash(t testing.TB, pw string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestParseUsers(t *testing.T) {
 }
 
 func FuzzParseUsers(f *testing.F) {
-	f.Add([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"$2a$04$abcdefghijklmnopqrstuuJ0i8ZxQoOZ2cQ1zq9YvQ9W3x6a4yq1e"}]}`))
+	f.Add([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}]}`))
 	f.Add([]byte(`{"users":[{"name":"bot","role":"viewer","token_sha256":"` + HashToken("x") + `"}]}`))
 	f.Add([]byte(`{"users":[{"name":"a","role":"admin","password_hash":"$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -107,13 +107,13 @@ func TestSessionsExpire(t *testing.T) {
 		r.AddCookie(&http.Cookie{Name: CookieName, Value: tok})
 		return r
 	}
-	if _, _, err := a.Login("ann", "password2"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("ann", "password2", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, _, err := a.Login("bob", "password1"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("bob", "password1", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
 	}
-	tok, s, err := a.Login("ann", "password1")
+	tok, s, err := a.Login("ann", "password1", "")
 	if err != nil || s.User != "ann" || s.Role != RoleOperator || s.CSRF == "" || !s.Expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("login: %+v %v", s, err)
 	}
@@ -133,7 +133,7 @@ func TestSessionsExpire(t *testing.T) {
 		}
 	}
 	// Absolute lifetime: keep using it every 5 minutes; it ends after 1 h.
-	tok, _, _ = a.Login("ann", "password1")
+	tok, _, _ = a.Login("ann", "password1", "")
 	start := now
 	for now.Sub(start) < time.Hour {
 		if _, ok := a.Authenticate(req(tok)); !ok {
@@ -149,6 +149,8 @@ func TestSessionsExpire(t *testing.T) {
 	}
 }
 
+// TestBootstrapCreatesAdminOnce: the first admin's password goes to a
+// file only its owner can read, never to the log (issue 15, observation 11).
 func TestBootstrapCreatesAdminOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.json")
 	var logBuf bytes.Buffer
@@ -157,34 +159,63 @@ func TestBootstrapCreatesAdminOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := logBuf.String()
-	_, after, ok := strings.Cut(line, " password=")
-	if !ok || len(us) != 1 || us[0].Name != "admin" || us[0].Role != RoleAdmin {
-		t.Fatalf("users %+v, log %q", us, line)
+	if len(us) != 1 || us[0].Name != "admin" || us[0].Role != RoleAdmin {
+		t.Fatalf("users %+v", us)
 	}
-	password, _, _ := strings.Cut(after, " ")
+	pwFile := filepath.Join(filepath.Dir(path), InitialPasswordFile)
+	raw, err := os.ReadFile(pwFile)
+	if err != nil {
+		t.Fatalf("initial password file: %v", err)
+	}
+	password := strings.TrimSpace(string(raw))
 	if len(password) != 20 {
 		t.Fatalf("password %q", password)
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("users file mode %v %v", st.Mode(), err)
+	if strings.Contains(logBuf.String(), password) {
+		t.Fatalf("the log holds the admin password: %q", logBuf.String())
 	}
-	raw, _ := os.ReadFile(path)
-	if bytes.Contains(raw, []byte(password)) {
+	if !strings.Contains(logBuf.String(), pwFile) {
+		t.Errorf("the log does not say where the password is: %q", logBuf.String())
+	}
+	for _, p := range []string{path, pwFile} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v %v", p, st.Mode(), err)
+		}
+	}
+	users, _ := os.ReadFile(path)
+	if bytes.Contains(users, []byte(password)) {
 		t.Fatal("users file holds the password in clear")
 	}
 	a, err := New(us, Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Login("admin", password); err != nil {
-		t.Fatalf("the logged password does not sign in: %v", err)
+	if _, _, err := a.Login("admin", password, ""); err != nil {
+		t.Fatalf("the written password does not sign in: %v", err)
 	}
 	logBuf.Reset()
 	again, err := Bootstrap(path, log)
 	if err != nil || len(again) != 1 || again[0].PasswordHash != us[0].PasswordHash || logBuf.Len() != 0 {
 		t.Fatalf("second start: %+v %v, log %q", again, err, logBuf.String())
+	}
+}
+
+// TestWeakBcryptRefused: a bcrypt hash below cost 10 is refused when the
+// users are loaded (issue 15, observation 11).
+func TestWeakBcryptRefused(t *testing.T) {
+	for _, cost := range []int{4, 9} {
+		h, err := bcrypt.GenerateFromPassword([]byte("password1"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ParseUsers([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"` + string(h) + `"}]}`))
+		if err == nil || !errors.Is(err, ErrUsers) || !strings.Contains(err.Error(), "cost") {
+			t.Errorf("cost %d: %v, want ErrUsers naming the cost", cost, err)
+		}
+	}
+	if _, err := ParseUsers([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"` + mustHash(t, "password1") + `"}]}`)); err != nil {
+		t.Errorf("cost %d refused: %v", bcrypt.DefaultCost, err)
 	}
 }
 
@@ -195,7 +226,7 @@ func TestSignInThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range FreeFailures {
-		if _, _, err := a.Login("ann", "guess"); !errors.Is(err, ErrBadCredentials) {
+		if _, _, err := a.Login("ann", "guess", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
@@ -212,7 +243,7 @@ func TestSignInThrottle(t *testing.T) {
 		{"success cleared it", 0, "guess", ErrBadCredentials},
 	} {
 		now = now.Add(step.advance)
-		if _, _, err := a.Login("ann", step.password); !errors.Is(err, step.want) && !(step.want == nil && err == nil) {
+		if _, _, err := a.Login("ann", step.password, ""); !errors.Is(err, step.want) && !(step.want == nil && err == nil) {
 			t.Fatalf("%s: %v, want %v", step.name, err, step.want)
 		}
 	}
@@ -221,13 +252,13 @@ func TestSignInThrottle(t *testing.T) {
 	}
 	// Unknown names are throttled too (no telling them apart).
 	for range FreeFailures {
-		a.Login("nobody", "x")
+		a.Login("nobody", "x", "")
 	}
-	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrThrottled) {
+	if _, _, err := a.Login("nobody", "x", ""); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("unknown name: %v", err)
 	}
 	now = now.Add(MaxThrottle)
-	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("nobody", "x", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("after MaxThrottle: %v", err)
 	}
 }

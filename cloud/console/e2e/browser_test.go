@@ -114,7 +114,7 @@ func poll(t testing.TB, ctx context.Context, what, expr string, timeout time.Dur
 }
 
 func hashPW(t testing.TB, pw string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
