@@ -106,8 +106,15 @@ type BrokerTLSConfig struct {
 	// ClientCAFile is the fleet CA that signs the trucks' certificates.
 	ClientCAFile string `json:"client_ca_file,omitempty"`
 	// Admins are certificate identities (CN) allowed every topic, for
-	// cloud services connecting over TLS rather than the unix socket.
+	// cloud services connecting over TLS rather than the unix socket. The
+	// certificate must also carry the cloud role (OU broker.CloudRole, as
+	// tankguard-ca cloud issues it).
 	Admins []string `json:"admins,omitempty"`
+	// RevokedFile is a PEM X.509 CRL signed by the fleet CA listing
+	// revoked client certificates (tankguard-ca revoke writes pki/crl.pem).
+	// The broker re-reads it when it changes, refuses those certificates
+	// and disconnects their clients. A missing file: nothing revoked.
+	RevokedFile string `json:"revoked_file,omitempty"`
 }
 
 // Enabled reports whether mutual TLS is configured.
@@ -268,6 +275,8 @@ func (c Config) Validate() error {
 		return bad("ingest %q needs the embedded broker; use %q with broker_url", IngestHook, IngestSubscribe)
 	case c.BrokerTLS.Enabled() && (c.BrokerTLS.CertFile == "" || c.BrokerTLS.KeyFile == "" || c.BrokerTLS.ClientCAFile == ""):
 		return bad("broker_tls: cert_file, key_file and client_ca_file are all required")
+	case c.BrokerTLS.RevokedFile != "" && !c.BrokerTLS.Enabled():
+		return bad("broker_tls.revoked_file needs broker_tls")
 	case c.BrokerTLS.Enabled() && c.BrokerListen == "":
 		return bad("broker_tls needs the embedded broker (broker_listen), not broker_url")
 	case c.BrokerListen != "" && !c.BrokerTLS.Enabled() && !c.BrokerPlainTCP:

@@ -4,13 +4,17 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/incident"
 )
 
 // TestParallelSignInThrottled: bursts of parallel wrong passwords against
@@ -104,5 +108,61 @@ func TestSessionCookieSecureOverTLS(t *testing.T) {
 	_, _, h := f.client(t).do("POST", "/api/login", `{"name":"vera","password":"vera-password"}`)
 	if sc := h.Get("Set-Cookie"); strings.Contains(sc, "Secure") {
 		t.Errorf("plain HTTP cookie is Secure: %q", sc)
+	}
+}
+
+// TestEventStreamWriteDeadline: a live client that stops reading is cut
+// off by the per-event write deadline instead of holding its connection
+// and goroutine forever (issue 15, observation 6).
+func TestEventStreamWriteDeadline(t *testing.T) {
+	f := newFixture(t, Config{EventWriteTimeout: 200 * time.Millisecond})
+	closed := make(chan string, 16) // remote addresses of closed connections
+	ts := httptest.NewUnstartedServer(f.c.Handler())
+	ts.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- c.RemoteAddr().String()
+		}
+	}
+	ts.Start()
+	defer ts.Close()
+	c := f.client(t)
+	c.base = ts.URL
+	if code := c.login("vera", "vera-password"); code != 200 {
+		t.Fatalf("login %d", code)
+	}
+	u, _ := url.Parse(ts.URL)
+	var cookie string
+	for _, ck := range c.hc.Jar.Cookies(u) {
+		cookie = ck.Name + "=" + ck.Value
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /api/events HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nAccept: text/event-stream\r\n\r\n", u.Host, cookie)
+	head := make([]byte, 256)
+	if _, err := conn.Read(head); err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 200") {
+		t.Fatalf("events: %q %v", head, err)
+	}
+	// Then never read again, while the console pushes megabytes.
+	big := incident.Incident{ID: "inc-big", Truck: "T1", State: incident.StateOpen}
+	for i := range 5000 {
+		big.History = append(big.History, incident.Event{At: time.Now(), Type: "changed", Detail: fmt.Sprintf("event %d of a long incident", i)})
+	}
+	for range 40 {
+		f.c.IncidentChanged(big)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case a := <-closed:
+			if a == conn.LocalAddr().String() {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the stalled event stream's connection is still open 10 s later")
+		}
 	}
 }

@@ -266,6 +266,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cloudArgs = append(cloudArgs, "-config", cf)
 		brokerURL = "ssl://" + brokerAddr
+	} else {
+		cloudArgs = append(cloudArgs, "-broker-plain-tcp")
 	}
 	startCloud := func() (*proc, error) {
 		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), []string{"TANKGUARD_WEBHOOK_SECRET=" + secret}, cloudArgs...)

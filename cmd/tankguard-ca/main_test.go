@@ -130,3 +130,67 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestRevoke: tankguard-ca revoke writes a CRL signed by the fleet CA that
+// the broker parses, keeps what was revoked before, and the broker refuses
+// the revoked certificate (issue 15, observation 8).
+func TestRevoke(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "init", "-dir", dir)
+	mustRun(t, "broker", "-dir", dir, "-host", "127.0.0.1")
+	mustRun(t, "truck", "-dir", dir, "truck-01", "truck-02", "truck-03")
+	serial := func(name string) string {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(pair.Certificate[0])
+		return c.SerialNumber.Text(16)
+	}
+	mustRun(t, "revoke", "-dir", dir, filepath.Join(dir, "truck-01.pem"))
+	mustRun(t, "revoke", "-dir", dir, "-serial", serial("truck-02"))
+	mustRun(t, "revoke", "-dir", dir, filepath.Join(dir, "truck-01.pem")) // again: no change
+	caPEM := readFile(t, filepath.Join(dir, "ca.pem"))
+	set, err := broker.ParseCRL(readFile(t, filepath.Join(dir, "crl.pem")), caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != 2 || !set[serial("truck-01")] || !set[serial("truck-02")] || set[serial("truck-03")] {
+		t.Fatalf("revoked %v; want truck-01 and truck-02 only", set)
+	}
+	if err := run([]string{"revoke", "-dir", dir, "-serial", "xyz"}, io.Discard, io.Discard); err == nil {
+		t.Error("a bad serial was accepted")
+	}
+
+	srvTLS, err := broker.LoadServerTLS(filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker-key.pem"), filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLS: srvTLS, RevokedFile: filepath.Join(dir, "crl.pem"), RevokedCA: caPEM}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct {
+		truck string
+		ok    bool
+	}{{"truck-01", false}, {"truck-03", true}} {
+		cfg, err := uplink.TLSConfig(readFile(t, filepath.Join(dir, tc.truck+".pem")), readFile(t, filepath.Join(dir, tc.truck+"-key.pem")), caPEM, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := paho.NewClientOptions().AddBroker("ssl://"+b.Addr()).SetClientID(tc.truck).SetTLSConfig(cfg).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		c := paho.NewClient(o)
+		tok := c.Connect()
+		ok := tok.WaitTimeout(5*time.Second) && tok.Error() == nil
+		if ok {
+			pub := c.Publish(uplink.Topic(tc.truck, uplink.KindStatus), 1, false, "x")
+			ok = pub.WaitTimeout(2*time.Second) && pub.Error() == nil && c.IsConnectionOpen()
+			c.Disconnect(0)
+		}
+		if ok != tc.ok {
+			t.Errorf("%s: connected and published %v, want %v", tc.truck, ok, tc.ok)
+		}
+	}
+}
