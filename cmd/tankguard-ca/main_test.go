@@ -179,7 +179,7 @@ func TestRevoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := paho.NewClientOptions().AddBroker("ssl://"+b.Addr()).SetClientID(tc.truck).SetTLSConfig(cfg).
+		o := paho.NewClientOptions().AddBroker("ssl://" + b.Addr()).SetClientID(tc.truck).SetTLSConfig(cfg).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 		c := paho.NewClient(o)
 		tok := c.Connect()
