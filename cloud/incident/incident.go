@@ -3,6 +3,8 @@ package incident
 import (
 	"slices"
 	"time"
+
+	"github.com/abc4logistics/tankguard/detect"
 )
 
 // States of an incident.
@@ -76,10 +78,13 @@ type Incident struct {
 	OpenedAt time.Time               `json:"opened_at"` // cloud time the incident opened
 	Sources  map[string]*SourceState `json:"sources"`
 
-	AckedBy    string     `json:"acked_by,omitempty"`
-	AckedAt    *time.Time `json:"acked_at,omitempty"`
-	ResolvedBy string     `json:"resolved_by,omitempty"`
-	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	AckedBy string     `json:"acked_by,omitempty"`
+	AckedAt *time.Time `json:"acked_at,omitempty"`
+	// AckedFrom says who AckedBy is: the driver at the cab ("driver") or
+	// a named fleet user ("fleet"); never inferred from the name.
+	AckedFrom  detect.AckOrigin `json:"acked_from,omitempty"`
+	ResolvedBy string           `json:"resolved_by,omitempty"`
+	ResolvedAt *time.Time       `json:"resolved_at,omitempty"`
 
 	Escalated      bool      `json:"escalated"`
 	LastNotifiedAt time.Time `json:"last_notified_at"`
@@ -130,23 +135,24 @@ type Notification struct {
 
 // Summary is the part of an incident a notification carries.
 type Summary struct {
-	ID         string     `json:"id"`
-	Truck      string     `json:"truck"`
-	Signal     string     `json:"signal,omitempty"`
-	Kind       string     `json:"kind"`
-	Severity   string     `json:"severity"`
-	State      string     `json:"state"`
-	Sources    []string   `json:"sources"`
-	Start      time.Time  `json:"start"`
-	OpenedAt   time.Time  `json:"opened_at"`
-	AckedBy    string     `json:"acked_by,omitempty"`
-	AckedAt    *time.Time `json:"acked_at,omitempty"`
-	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	ID         string           `json:"id"`
+	Truck      string           `json:"truck"`
+	Signal     string           `json:"signal,omitempty"`
+	Kind       string           `json:"kind"`
+	Severity   string           `json:"severity"`
+	State      string           `json:"state"`
+	Sources    []string         `json:"sources"`
+	Start      time.Time        `json:"start"`
+	OpenedAt   time.Time        `json:"opened_at"`
+	AckedBy    string           `json:"acked_by,omitempty"`
+	AckedFrom  detect.AckOrigin `json:"acked_from,omitempty"`
+	AckedAt    *time.Time       `json:"acked_at,omitempty"`
+	ResolvedAt *time.Time       `json:"resolved_at,omitempty"`
 }
 
 func (i *Incident) summary() Summary {
 	return Summary{
 		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, State: i.State,
-		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt, ResolvedAt: i.ResolvedAt,
+		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedFrom: i.AckedFrom, AckedAt: i.AckedAt, ResolvedAt: i.ResolvedAt,
 	}
 }

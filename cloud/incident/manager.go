@@ -446,7 +446,7 @@ func (m *Manager) severityChanged(c *change, inc *Incident) error {
 	if rose && inc.State != StateResolved {
 		if inc.State == StateAcknowledged {
 			// A worse condition needs a fresh acknowledgement.
-			inc.State, inc.AckedBy, inc.AckedAt = StateOpen, "", nil
+			inc.State, inc.AckedBy, inc.AckedAt, inc.AckedFrom = StateOpen, "", nil, detect.AckOriginUnknown
 		}
 		return c.notify(inc, EventChanged, false)
 	}
@@ -467,11 +467,11 @@ func (m *Manager) ack(c *change, a detect.Ack) error {
 	if !match {
 		return nil
 	}
-	return m.acknowledge(c, inc, a.By, time.Unix(0, a.Time).UTC())
+	return m.acknowledge(c, inc, a.Origin, a.By, time.Unix(0, a.Time).UTC())
 }
 
-func (m *Manager) acknowledge(c *change, inc *Incident, by string, at time.Time) error {
-	inc.State, inc.AckedBy, inc.AckedAt = StateAcknowledged, by, &at
+func (m *Manager) acknowledge(c *change, inc *Incident, origin detect.AckOrigin, by string, at time.Time) error {
+	inc.State, inc.AckedBy, inc.AckedAt, inc.AckedFrom = StateAcknowledged, by, &at, origin
 	c.history(inc, EventAcknowledged, "", by, "")
 	return c.notify(inc, EventAcknowledged, false)
 }
@@ -489,7 +489,7 @@ func (m *Manager) Acknowledge(id, by string, now time.Time) (Incident, error) {
 		if inc.State != StateOpen {
 			return fmt.Errorf("%w: acknowledge %s incident", ErrState, inc.State)
 		}
-		return m.acknowledge(c, inc, by, c.now)
+		return m.acknowledge(c, inc, detect.AckFleet, by, c.now)
 	})
 }
 

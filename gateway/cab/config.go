@@ -20,6 +20,13 @@ type Config struct {
 	// the cab tablet's kiosk browser. Default "127.0.0.1:8081". Use the
 	// address of the cab LAN interface when the screen is a separate device.
 	Listen string
+	// Hosts are the host names (or IP addresses) the display takes
+	// state-changing requests (the acknowledge button) for, besides
+	// loopback (localhost, 127.0.0.1, ::1) and Listen's own host: the name
+	// or address the kiosk browser opens, e.g. "cab.local" or
+	// "192.168.7.2". A request naming any other Host, as a page on a
+	// rebinding DNS name would, is refused. No port: any port matches.
+	Hosts []string
 	// PageInterval is how often readings and uplink state are pushed to
 	// the page at most. Alert transitions never wait for it. Default 250ms.
 	PageInterval time.Duration
@@ -268,6 +275,11 @@ func (c Config) Validate() error {
 	if c.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 			return fmt.Errorf("cab config: listen %q is not host:port", c.Listen)
+		}
+	}
+	for _, h := range c.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
+			return fmt.Errorf("cab config: hosts: %q is not a host name or IP address (no port, no scheme)", h)
 		}
 	}
 	for _, d := range []struct {
