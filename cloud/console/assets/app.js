@@ -355,7 +355,7 @@ function incidentHTML(i, withTruck = true) {
   const srcs = Object.keys(i.sources || {}).sort().map((s) => `<span class="src">${esc(s)}</span>`).join("");
   const who = [];
   // acked_from, not the name, says whether the driver (cab button) or a fleet user acknowledged.
-  if (i.acked_by) who.push(`acknowledged by <b>${i.acked_from === "driver" ? "the driver, in the cab" : "fleet user " + esc(i.acked_by)}</b> at ${clock(i.acked_at)}`);
+  if (i.acked_by) who.push(`acknowledged by <b>${i.acked_from === "driver" ? "the driver" : esc(i.acked_by)}</b> ${i.acked_from === "driver" ? "(cab button)" : "(fleet user)"} at ${clock(i.acked_at)}`);
   if (i.resolved_by) who.push(`resolved by <b>${esc(i.resolved_by)}</b> at ${clock(i.resolved_at)}`);
   else if (i.resolved_at) who.push(`resolved at ${clock(i.resolved_at)}`);
   if (snoozed) who.push(`snoozed by <b>${esc(i.snooze.by)}</b> until ${clock(i.snooze.until)}`);
