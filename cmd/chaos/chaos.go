@@ -164,7 +164,7 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.Header.Get(notify.HeaderSignature) != notify.Sign(w.secret, body) {
+	if notify.Verify(w.secret, body, r.Header.Get(notify.HeaderSignature), time.Now(), 0) != nil {
 		w.mu.Lock()
 		w.badSig++
 		w.mu.Unlock()
