@@ -279,8 +279,6 @@ func (c Config) Validate() error {
 		return bad("broker_tls.revoked_file needs broker_tls")
 	case c.BrokerTLS.Enabled() && c.BrokerListen == "":
 		return bad("broker_tls needs the embedded broker (broker_listen), not broker_url")
-	case c.BrokerListen != "" && !c.BrokerTLS.Enabled() && !c.BrokerPlainTCP:
-		return bad("the embedded broker needs broker_tls (mutual TLS, see cloud/broker/ACCESS.md); to run it on plain TCP, where anyone on the network may publish as any truck, set broker_plain_tcp (cloud -broker-plain-tcp)")
 	case c.BrokerTLS.Enabled() && c.BrokerPlainTCP:
 		return bad("set broker_tls or broker_plain_tcp, not both")
 	case c.HTTPListen == "":
@@ -342,6 +340,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Detect.Validate(); err != nil {
 		return bad("detect: %v", err)
+	}
+	if c.BrokerListen != "" && !c.BrokerTLS.Enabled() && !c.BrokerPlainTCP {
+		return bad("the embedded broker needs broker_tls (mutual TLS, see cloud/broker/ACCESS.md); to run it on plain TCP, where anyone on the network may publish as any truck, set broker_plain_tcp (cloud -broker-plain-tcp)")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,9 +98,12 @@ type failures struct {
 // Sign-in throttling: after FreeFailures failed sign-ins in a row for a
 // name, or AddrFreeFailures from one source address, each further try
 // must wait 1 s, doubling per failure up to MaxThrottle. A success clears
-// the name's count; MaxThrottle without tries clears either. A try counts
-// as a failure from the moment it is let through until its password is
-// found right, so parallel tries cannot all pass on one stale count.
+// the name's count; MaxThrottle without a checked try clears either. A
+// try counts as a failure from the moment it is let through until its
+// password is found right, so parallel tries cannot all pass on one stale
+// count; a try refused while throttled counts too (it lengthens the wait
+// but not the time it is measured from), so a flood locks the name out
+// for MaxThrottle and even the right password waits it out.
 const (
 	FreeFailures     = 5
 	AddrFreeFailures = 20
@@ -266,13 +270,25 @@ func (a *Authenticator) reserve(name, from string, now time.Time) bool {
 	if now.Sub(af.last) >= MaxThrottle {
 		af = failures{}
 	}
+	refuse := false
 	if w := f.wait(FreeFailures); w > 0 && now.Sub(f.last) < w {
-		return false
+		refuse = true
 	}
 	if from != "" {
 		if w := af.wait(AddrFreeFailures); w > 0 && now.Sub(af.last) < w {
-			return false
+			refuse = true
 		}
+	}
+	if refuse {
+		if f.n > 0 {
+			f.n++
+			a.fails[name] = f
+		}
+		if af.n > 0 {
+			af.n++
+			a.addrs[from] = af
+		}
+		return false
 	}
 	forget(a.fails, now)
 	a.fails[name] = failures{n: f.n + 1, last: now}
@@ -329,6 +345,13 @@ func (a *Authenticator) check(h hash, password string) (bool, error) {
 		return false, ErrBusy
 	}
 	defer a.hashing.Release(w)
+	if w == HashSlots {
+		// Collect the big argon2id buffer now, so the next check reuses
+		// its memory instead of the heap growing by another one before
+		// the collector would run: this keeps a sign-in flood within one
+		// buffer's worth of memory.
+		defer runtime.GC()
+	}
 	return h.check(password), nil
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -237,9 +238,10 @@ func TestSignInThrottle(t *testing.T) {
 		want     error
 	}{
 		{"right password refused while throttled", 0, "password1", ErrThrottled},
-		{"after the 1 s wait: checked again", time.Second, "guess", ErrBadCredentials},
-		{"wait doubled", 1500 * time.Millisecond, "password1", ErrThrottled},
-		{"after 2 s", 600 * time.Millisecond, "password1", nil},
+		{"a refused try lengthens the wait: 1 s is not enough", time.Second, "guess", ErrThrottled},
+		{"after the 4 s wait: checked again", 3 * time.Second, "guess", ErrBadCredentials},
+		{"wait doubled", 7 * time.Second, "password1", ErrThrottled},
+		{"after 16 s", 9 * time.Second, "password1", nil},
 		{"success cleared it", 0, "guess", ErrBadCredentials},
 	} {
 		now = now.Add(step.advance)
@@ -247,7 +249,7 @@ func TestSignInThrottle(t *testing.T) {
 			t.Fatalf("%s: %v, want %v", step.name, err, step.want)
 		}
 	}
-	if c := a.Counters(); c.Throttled != 2 {
+	if c := a.Counters(); c.Throttled != 3 {
 		t.Fatalf("counters %+v", c)
 	}
 	// Unknown names are throttled too (no telling them apart).
@@ -260,5 +262,80 @@ func TestSignInThrottle(t *testing.T) {
 	now = now.Add(MaxThrottle)
 	if _, _, err := a.Login("nobody", "x", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("after MaxThrottle: %v", err)
+	}
+}
+
+// TestSignInThrottleParallel: parallel wrong passwords for one name get
+// exactly FreeFailures password checks; the rest are throttled before
+// their password is looked at (issue 15, observation 1).
+func TestSignInThrottleParallel(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 40)
+	for range 40 {
+		go func() { _, _, err := a.Login("ann", "guess", "192.0.2.1"); errs <- err }()
+	}
+	n := map[error]int{}
+	for range 40 {
+		n[<-errs]++
+	}
+	if n[ErrBadCredentials] != FreeFailures || n[ErrThrottled] != 40-FreeFailures {
+		t.Fatalf("40 parallel wrong passwords: %v; want %d checked, the rest throttled", n, FreeFailures)
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.9"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("right password during the lock-out: %v", err)
+	}
+}
+
+// TestSignInThrottlePerAddress: one address trying many names is throttled
+// after AddrFreeFailures, whatever the names; other addresses are not.
+func TestSignInThrottlePerAddress(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range AddrFreeFailures {
+		if _, _, err := a.Login(fmt.Sprintf("name-%d", i), "x", "192.0.2.1"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("try %d: %v", i, err)
+		}
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.1"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("the address's next try: %v, want throttled", err)
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.2"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+}
+
+// TestPasswordHashingBounded: at most HashSlots+HashQueue password checks
+// run or wait at once; more at the same moment are refused with ErrBusy
+// (HTTP 429) without hashing (issue 15, observation 2).
+func TestPasswordHashingBounded(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			_, _, err := a.Login(fmt.Sprintf("user-%d", i), "x", "") // distinct names, no address: no throttle
+			errs <- err
+		}()
+	}
+	close(start)
+	got := map[error]int{}
+	for range n {
+		got[<-errs]++
+	}
+	if got[ErrBusy] == 0 || got[ErrBadCredentials] < HashSlots || got[ErrBusy]+got[ErrBadCredentials] != n {
+		t.Fatalf("%d sign-ins at once: %v; want some refused busy, the others checked", n, got)
+	}
+	if c := a.Counters(); c.Busy != uint64(got[ErrBusy]) {
+		t.Errorf("busy counter %d, want %d", c.Busy, got[ErrBusy])
 	}
 }
