@@ -155,6 +155,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if !uplink.ValidTruckID(id) {
 			return fmt.Errorf("truck %q: a truck id is 1-64 letters, digits, '-' or '_'", id)
 		}
+		if strings.EqualFold(id, "tankguard-cloud") {
+			// Mosquitto and AWS IoT know the cloud by this CN alone.
+			return fmt.Errorf("truck %q: reserved for the cloud's certificate (tankguard-ca cloud)", id)
+		}
 	}
 	for _, id := range fs.Args() {
 		tmpl := template(id, validity(825))

@@ -56,6 +56,19 @@ func TestIssuedCertificatesWorkWithTheBroker(t *testing.T) {
 		{"truck-02", "truck-02", x509.ExtKeyUsageClientAuth},
 		{"cloud", "tankguard-cloud", x509.ExtKeyUsageClientAuth},
 	} {
+		t.Run(tc.name+" role", func(t *testing.T) {
+			c, _ := x509.ParseCertificate(func() []byte {
+				p, _ := tls.LoadX509KeyPair(filepath.Join(dir, tc.name+".pem"), filepath.Join(dir, tc.name+"-key.pem"))
+				return p.Certificate[0]
+			}())
+			want := broker.TruckRole
+			if tc.name == "cloud" {
+				want = broker.CloudRole
+			}
+			if len(c.Subject.OrganizationalUnit) != 1 || c.Subject.OrganizationalUnit[0] != want {
+				t.Errorf("OU %v, want [%s]", c.Subject.OrganizationalUnit, want)
+			}
+		})
 		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, tc.name+".pem"), filepath.Join(dir, tc.name+"-key.pem"))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -117,6 +130,8 @@ func TestBadInput(t *testing.T) {
 		{"init twice", []string{"init", "-dir", dir}, "refusing to replace"},
 		{"truck without id", []string{"truck", "-dir", dir}, "at least one truck id"},
 		{"bad truck id", []string{"truck", "-dir", dir, "truck 1"}, `truck "truck 1"`},
+		{"truck named as the cloud", []string{"truck", "-dir", dir, "tankguard-cloud"}, "reserved for the cloud"},
+		{"revoke a foreign file", []string{"revoke", "-dir", dir, filepath.Join(dir, "none.pem")}, "no such file"},
 		{"no CA", []string{"truck", "-dir", filepath.Join(dir, "none"), "t1"}, "run tankguard-ca init first"},
 		{"broker without host", []string{"broker", "-dir", dir, "-host", ""}, "-host names no address"},
 		{"negative days", []string{"cloud", "-dir", dir, "-days", "-1"}, "-days must be positive"},
