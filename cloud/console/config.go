@@ -16,7 +16,7 @@ type Config struct {
 	// UsersFile is the JSON users file (see auth.UsersFile; create hashes
 	// with `cloud hash-password`). Empty: <data dir>/users.json, which the
 	// console creates at first start with one admin user and a random
-	// password that it logs once.
+	// password that it writes to <data dir>/initial-admin-password (0600).
 	UsersFile string `json:"users_file,omitempty"`
 	// Users, when not empty, are used instead of any users file (tests,
 	// programs embedding the cloud).

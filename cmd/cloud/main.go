@@ -88,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		snsEndpoint   = fs.String("sns-endpoint", "", "SNS endpoint override URL")
 		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
 		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password logged once")
+		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password written to <data>/initial-admin-password (0600)")
 		tileURL       = fs.String("tiles", "", "console map tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, a graticule)")
 	)
 	if err := fs.Parse(args); err != nil {
