@@ -150,7 +150,9 @@ type NotifyConfig struct {
 // WebhookConfig is one webhook receiver.
 type WebhookConfig struct {
 	URL string `json:"url"`
-	// Secret keys the HMAC-SHA256 signature header.
+	// Secret keys the HMAC-SHA256 signature header (t=<unix>,v1=<hex>
+	// over "<unix>." + body; receivers verify with notify.Verify, see
+	// SECURITY.md).
 	Secret string `json:"secret"`
 	// EscalationOnly: the webhook gets only escalations (an on-call pager).
 	EscalationOnly bool `json:"escalation_only,omitempty"`
