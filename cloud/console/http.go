@@ -362,10 +362,10 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
-	// The stream outlives the server's read and write timeouts: no read
-	// deadline (it reads nothing more), and a deadline per event instead.
+	// The stream outlives the server's timeouts: the read deadline ends
+	// once the request is read (net/http clears it), and a deadline per
+	// event replaces the server's WriteTimeout.
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
 	send := func(format string, a ...any) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(c.opts.Config.EventWriteTimeout))
 		if _, err := fmt.Fprintf(w, format, a...); err != nil {

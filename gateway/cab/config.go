@@ -36,6 +36,10 @@ type Config struct {
 	// StaleAfter is how long after its last reading a value is shown as
 	// "no data" instead of a number. Default 10s.
 	StaleAfter time.Duration
+	// ReadTimeout bounds reading one request, headers and body, so a
+	// half-sent request cannot hold a connection (the event stream is
+	// exempt once it runs). Default 15s.
+	ReadTimeout time.Duration
 	// WriteTimeout bounds one write of events to a page; a page that stalls
 	// longer is disconnected (it reconnects and re-syncs). Default 5s.
 	WriteTimeout time.Duration
@@ -123,6 +127,7 @@ func DefaultConfig() Config {
 		Heartbeat:    15 * time.Second,
 		StaleAfter:   10 * time.Second,
 		WriteTimeout: 5 * time.Second,
+		ReadTimeout:  15 * time.Second,
 		Bands: map[string]Band{
 			// Until the gateway sets the learned band (SetBand); the limits
 			// are the detector's default critical limits.
@@ -251,6 +256,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = d.WriteTimeout
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
 	bands := d.Bands
 	maps.Copy(bands, c.Bands)
 	c.Bands = bands
@@ -287,7 +295,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"page_interval", c.PageInterval}, {"heartbeat", c.Heartbeat},
-		{"stale_after", c.StaleAfter}, {"write_timeout", c.WriteTimeout},
+		{"stale_after", c.StaleAfter}, {"write_timeout", c.WriteTimeout}, {"read_timeout", c.ReadTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("cab config: %s must not be negative, got %v", d.name, d.v)

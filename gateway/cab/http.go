@@ -258,9 +258,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	// The stream outlives the server's read timeout: it reads nothing
-	// more. Each write has its own deadline (write).
-	_ = rc.SetReadDeadline(time.Time{})
+	// The server's ReadTimeout ends once the request is read (net/http
+	// clears the read deadline then); each write has its own deadline
+	// (write), replacing the server's WriteTimeout.
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

@@ -1,9 +1,14 @@
 package cab
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +103,38 @@ func TestRemoteAckNamedDriverDoesNotSilence(t *testing.T) {
 	if got.Alert.RemoteAck == nil || got.Alert.RemoteAck.By != "driver" {
 		t.Errorf("remote ack shown as %+v, want by the fleet user \"driver\"", got.Alert.RemoteAck)
 	}
+}
+
+// TestHalfSentRequestClosed: the display's server closes a connection
+// whose request body never finishes (issue 15, observation 6), while an
+// event stream stays open past the read timeout.
+func TestHalfSentRequestClosed(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0", ReadTimeout: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond}, "T1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-s.Ready()
+	ev := openEvents(t, "http://"+s.Addr())
+	defer ev.close()
+	ev.next("state")
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/ack HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":", s.Addr())
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a half-sent request is still open 5 s later (read timeout 300 ms)")
+	}
+	// The stream, older than the read timeout, is still connected.
+	time.Sleep(500 * time.Millisecond)
+	if n := s.Stats().Clients; n != 1 {
+		t.Errorf("%d event streams connected after the read timeout, want 1", n)
+	}
+	ev.next("ping")
 }

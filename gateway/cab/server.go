@@ -224,11 +224,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		// A request must arrive whole within ReadTimeout and its answer
-		// be written within WriteTimeout; the event stream clears the
-		// first and sets a deadline per write instead.
-		ReadTimeout:    15 * time.Second,
+		// be written within WriteTimeout; the event stream sets a
+		// deadline per write instead of the latter.
+		ReadTimeout:    s.cfg.ReadTimeout,
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
