@@ -53,6 +53,9 @@ type Event struct {
 	Source string    `json:"source,omitempty"`
 	By     string    `json:"by,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Origin, for an acknowledgement, says whether By is the driver at
+	// the cab or a named fleet user.
+	Origin detect.AckOrigin `json:"origin,omitempty"`
 }
 
 // Delivery is one notification outcome, in the incident's notification log.

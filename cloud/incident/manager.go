@@ -473,6 +473,7 @@ func (m *Manager) ack(c *change, a detect.Ack) error {
 func (m *Manager) acknowledge(c *change, inc *Incident, origin detect.AckOrigin, by string, at time.Time) error {
 	inc.State, inc.AckedBy, inc.AckedAt, inc.AckedFrom = StateAcknowledged, by, &at, origin
 	c.history(inc, EventAcknowledged, "", by, "")
+	inc.History[len(inc.History)-1].Origin = origin
 	return c.notify(inc, EventAcknowledged, false)
 }
 

@@ -47,6 +47,10 @@ func TestAckOriginTyped(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			last := inc.History[len(inc.History)-1]
+			if last.Type != EventAcknowledged || last.Origin != tc.want {
+				t.Errorf("history %+v, want an acknowledgement from %v", last, tc.want)
+			}
 			if inc.State != StateAcknowledged || inc.AckedBy != tc.by || inc.AckedFrom != tc.want || inc.summary().AckedFrom != tc.want {
 				t.Errorf("state %s, acked by %q from %v; want %q from %v", inc.State, inc.AckedBy, inc.AckedFrom, tc.by, tc.want)
 			}

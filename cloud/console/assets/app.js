@@ -562,10 +562,10 @@ function renderTruck(full) {
   const acks = [];
   for (const i of incs) {
     const hs = (i.history || []).filter((h) => h.type === "acknowledged");
-    hs.forEach((h, k) => acks.push({ at: k === hs.length - 1 && i.acked_at && h.by === i.acked_by ? i.acked_at : h.at, by: h.by || "?", inc: i }));
+    hs.forEach((h, k) => acks.push({ at: k === hs.length - 1 && i.acked_at && h.by === i.acked_by ? i.acked_at : h.at, by: h.by || "?", driver: h.origin === "driver", inc: i }));
   }
   acks.sort((a, b) => (a.at < b.at ? 1 : -1));
-  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${a.by === "driver" ? "driver (cab)" : esc(a.by) + " (console)"}</td><td>${esc(a.inc.signal || "")} ${esc(a.inc.kind)}, ${esc(a.inc.severity)}</td></tr>`).join("")
+  $("#t-acks").innerHTML = acks.length ? acks.map((a) => `<tr><td>${new Date(a.at).toLocaleString([], { hour12: false })}</td><td>${a.driver ? "driver (cab)" : esc(a.by) + " (console)"}</td><td>${esc(a.inc.signal || "")} ${esc(a.inc.kind)}, ${esc(a.inc.severity)}</td></tr>`).join("")
     : `<tr><td colspan="3" class="muted">No acknowledgements yet.</td></tr>`;
 }
 document.getElementById("ranges").addEventListener("click", (e) => {
