@@ -70,6 +70,11 @@ func TestSignInRedirectSameSiteOnly(t *testing.T) {
 		{"evil.example", "/"},
 		{"/\t/evil.example", "/"},
 		{"/%09/evil.example", "/"},
+		{"/..//evil.example", "/"},
+		{"/a/..//evil.example", "/"},
+		{"/%2e%2e//evil.example", "/"},
+		{"/./%2Fevil.example", "/"},
+		{"/trucks/T%201", "/trucks/T%201"},
 	} {
 		c := f.client(t)
 		body := fmt.Sprintf(`{"name":"vera","password":"vera-password","next":%q}`, tc.next)

@@ -19,7 +19,7 @@ document.getElementById("login").addEventListener("submit", async (e) => {
     // else: other hosts, "//", "/\\", schemes, encoded forms of them).
     const s = await r.json();
     const next = new URL(typeof s.next === "string" ? s.next : "/", location.origin);
-    location.replace(next.origin === location.origin ? next.pathname + next.search + next.hash : "/");
+    location.replace(next.origin === location.origin ? next.href : "/");
   } catch (x) {
     err.textContent = "Cannot reach the console: " + x.message;
   } finally {

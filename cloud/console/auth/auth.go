@@ -503,14 +503,18 @@ type loginResponse struct {
 
 // SafeNext returns next if it is a path on this site ("/..." that no
 // browser reads as another host), else "/". It refuses "//host",
-// "/\host", schemes, control characters and their percent-encoded forms.
+// "/\host", empty, "." and ".." path segments, schemes, control
+// characters and backslashes, and their percent-encoded forms.
 func SafeNext(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 2048 {
 		return "/"
 	}
 	for p := next; ; {
-		if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
-			return "/"
+		path, _, _ := strings.Cut(p, "?")
+		path, _, _ = strings.Cut(path, "#")
+		if strings.Contains(path, "//") || strings.Contains(path, "/./") || strings.Contains(path, "/../") ||
+			strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..") {
+			return "/" // "/..//host" resolves to "//host"
 		}
 		for i := 0; i < len(p); i++ {
 			if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {

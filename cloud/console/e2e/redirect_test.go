@@ -16,7 +16,7 @@ func TestBrowserSignInStaysOnSite(t *testing.T) {
 	e := start(t, 0, area{}, nil)
 	ctx := newBrowser(t, 1000, 700)
 	u, _ := url.Parse(e.url)
-	for _, next := range []string{"/%5Cevil.example", "//evil.example", "/%2F%2Fevil.example", "https://evil.example/", "/%09/evil.example"} {
+	for _, next := range []string{"/%5Cevil.example", "//evil.example", "/%2F%2Fevil.example", "https://evil.example/", "/%09/evil.example", "/..//evil.example"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/login?next="+next)); err != nil {
 			t.Fatal(err)
 		}
