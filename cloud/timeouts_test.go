@@ -1,13 +1,20 @@
 package cloud
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/abc4logistics/tankguard/cloud/console"
 )
 
 // TestHalfSentRequestsClosed: the cloud's HTTP server closes connections
@@ -38,4 +45,53 @@ func TestHalfSentRequestsClosed(t *testing.T) {
 	if open > 0 {
 		t.Errorf("%d of %d half-sent requests still open 8 s later (read timeout 1 s)", open, n)
 	}
+}
+
+// TestPlainBrokerWarned: the embedded broker on plain TCP is allowed only
+// with broker_plain_tcp and then warned about at every start (issue 15,
+// observation 7).
+func TestPlainBrokerWarned(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", Console: console.Config{Users: testUsers}}
+	if _, err := New(cfg, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("plain TCP without broker_plain_tcp: %v, want a config error", err)
+	}
+	cfg.BrokerPlainTCP = true
+	for start := range 2 {
+		var buf syncBuffer
+		c, err := New(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		select {
+		case <-c.Ready():
+		case err := <-done:
+			t.Fatalf("start %d: %v", start, err)
+		}
+		cancel()
+		<-done
+		if s := buf.String(); !strings.Contains(s, "level=WARN") || !strings.Contains(s, "INSECURE") || !strings.Contains(s, "plain TCP") {
+			t.Errorf("start %d logged no plain-TCP warning:\n%s", start, s)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
