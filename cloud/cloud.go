@@ -266,12 +266,21 @@ func (c *Cloud) run(ctx context.Context) error {
 
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
-		opts := broker.Options{Listen: c.cfg.BrokerListen}
+		opts := broker.Options{Listen: c.cfg.BrokerListen, CloudClientID: c.cfg.ClientID}
 		if t := c.cfg.BrokerTLS; t.Enabled() {
 			if opts.TLS, err = broker.LoadServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
 				return err
 			}
 			opts.Admins, opts.Internal = t.Admins, filepath.Join(c.cfg.DataDir, "broker.sock")
+			if t.RevokedFile != "" {
+				if opts.RevokedCA, err = os.ReadFile(t.ClientCAFile); err != nil {
+					return fmt.Errorf("broker revocation list CA: %w", err)
+				}
+				opts.RevokedFile = t.RevokedFile
+			}
+		} else {
+			log.Warn("INSECURE: the embedded MQTT broker runs on plain TCP (broker_plain_tcp): anyone who reaches it may publish as any truck and read every command; configure broker_tls for anything but development on loopback",
+				"listen", c.cfg.BrokerListen)
 		}
 		if c.cfg.Ingest == IngestHook {
 			opts.Match, opts.Intercept = isUpTopic, in.intercept
@@ -297,7 +306,8 @@ func (c *Cloud) run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := c.console.Server(c.httpHandler())
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

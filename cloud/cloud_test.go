@@ -48,11 +48,12 @@ type testCloud struct {
 func startCloud(t testing.TB, dataDir string, mod func(*Config)) *testCloud {
 	t.Helper()
 	cfg := Config{
-		DataDir:       dataDir,
-		BrokerListen:  "127.0.0.1:0",
-		HTTPListen:    "127.0.0.1:0",
-		FlushInterval: 50 * time.Millisecond,
-		Console:       console.Config{Users: testUsers},
+		DataDir:        dataDir,
+		BrokerListen:   "127.0.0.1:0",
+		BrokerPlainTCP: true,
+		HTTPListen:     "127.0.0.1:0",
+		FlushInterval:  50 * time.Millisecond,
+		Console:        console.Config{Users: testUsers},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -376,6 +377,13 @@ func TestConfigValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", func(*Config) {}, true},
+		{"plain TCP broker without the explicit flag", func(c *Config) { c.BrokerPlainTCP = false }, false},
+		{"broker tls and plain TCP", func(c *Config) {
+			c.BrokerTLS = BrokerTLSConfig{CertFile: "b.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+		}, false},
+		{"broker tls", func(c *Config) {
+			c.BrokerPlainTCP, c.BrokerTLS = false, BrokerTLSConfig{CertFile: "b.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+		}, true},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
 		{"both brokers", func(c *Config) { c.BrokerURL = "tcp://127.0.0.1:1883" }, false},
 		{"external broker", func(c *Config) { c.BrokerListen, c.BrokerURL, c.Ingest = "", "tcp://127.0.0.1:1883", IngestSubscribe }, true},
@@ -390,7 +398,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
-			c.DataDir = "/tmp/x"
+			c.DataDir, c.BrokerPlainTCP = "/tmp/x", true
 			tc.mod(&c)
 			err := c.Validate()
 			if (err == nil) != tc.ok {

@@ -33,6 +33,12 @@ type Config struct {
 	// with per-truck identity (see cloud/broker/auth.go); the cloud's own
 	// client then connects over the unix socket DataDir/broker.sock.
 	BrokerTLS BrokerTLSConfig `json:"broker_tls"`
+	// BrokerPlainTCP allows the embedded broker without BrokerTLS: plain
+	// TCP, no client identity, so anyone who reaches its port may publish
+	// as any truck and read every command. The embedded broker refuses to
+	// start without BrokerTLS unless this is set, and the cloud logs a
+	// warning at every start with it. For development on loopback only.
+	BrokerPlainTCP bool `json:"broker_plain_tcp,omitempty"`
 	// Ingest says how the cloud takes uplinked data from the embedded
 	// broker: IngestHook (default) ingests inside the broker before it
 	// acknowledges the gateway, so a gateway's PUBACK means the data is
@@ -100,8 +106,15 @@ type BrokerTLSConfig struct {
 	// ClientCAFile is the fleet CA that signs the trucks' certificates.
 	ClientCAFile string `json:"client_ca_file,omitempty"`
 	// Admins are certificate identities (CN) allowed every topic, for
-	// cloud services connecting over TLS rather than the unix socket.
+	// cloud services connecting over TLS rather than the unix socket. The
+	// certificate must also carry the cloud role (OU broker.CloudRole, as
+	// tankguard-ca cloud issues it).
 	Admins []string `json:"admins,omitempty"`
+	// RevokedFile is a PEM X.509 CRL signed by the fleet CA listing
+	// revoked client certificates (tankguard-ca revoke writes pki/crl.pem).
+	// The broker re-reads it when it changes, refuses those certificates
+	// and disconnects their clients. A missing file: nothing revoked.
+	RevokedFile string `json:"revoked_file,omitempty"`
 }
 
 // Enabled reports whether mutual TLS is configured.
@@ -137,7 +150,9 @@ type NotifyConfig struct {
 // WebhookConfig is one webhook receiver.
 type WebhookConfig struct {
 	URL string `json:"url"`
-	// Secret keys the HMAC-SHA256 signature header.
+	// Secret keys the HMAC-SHA256 signature header (t=<unix>,v1=<hex>
+	// over "<unix>." + body; receivers verify with notify.Verify, see
+	// SECURITY.md).
 	Secret string `json:"secret"`
 	// EscalationOnly: the webhook gets only escalations (an on-call pager).
 	EscalationOnly bool `json:"escalation_only,omitempty"`
@@ -262,8 +277,12 @@ func (c Config) Validate() error {
 		return bad("ingest %q needs the embedded broker; use %q with broker_url", IngestHook, IngestSubscribe)
 	case c.BrokerTLS.Enabled() && (c.BrokerTLS.CertFile == "" || c.BrokerTLS.KeyFile == "" || c.BrokerTLS.ClientCAFile == ""):
 		return bad("broker_tls: cert_file, key_file and client_ca_file are all required")
+	case c.BrokerTLS.RevokedFile != "" && !c.BrokerTLS.Enabled():
+		return bad("broker_tls.revoked_file needs broker_tls")
 	case c.BrokerTLS.Enabled() && c.BrokerListen == "":
 		return bad("broker_tls needs the embedded broker (broker_listen), not broker_url")
+	case c.BrokerTLS.Enabled() && c.BrokerPlainTCP:
+		return bad("set broker_tls or broker_plain_tcp, not both")
 	case c.HTTPListen == "":
 		return bad("http_listen is required")
 	case c.ClientID == "":
@@ -323,6 +342,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Detect.Validate(); err != nil {
 		return bad("detect: %v", err)
+	}
+	if c.BrokerListen != "" && !c.BrokerTLS.Enabled() && !c.BrokerPlainTCP {
+		return bad("the embedded broker needs broker_tls (mutual TLS, see cloud/broker/ACCESS.md); to run it on plain TCP, where anyone on the network may publish as any truck, set broker_plain_tcp (cloud -broker-plain-tcp)")
 	}
 	return nil
 }

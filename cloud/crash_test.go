@@ -126,12 +126,13 @@ func TestSIGKILLMidStream(t *testing.T) {
 	hook := newRecorder(t, 200, "")
 	dir := t.TempDir()
 	cfg := Config{
-		DataDir:       dir,
-		BrokerListen:  s3test.FreeAddr(t),
-		HTTPListen:    s3test.FreeAddr(t),
-		Console:       console.Config{Users: testUsers},
-		FlushInterval: 100 * time.Millisecond,
-		Notify:        NotifyConfig{Webhooks: []WebhookConfig{{URL: hook.URL, Secret: "k"}}, RetryInitial: 50 * time.Millisecond},
+		DataDir:        dir,
+		BrokerListen:   s3test.FreeAddr(t),
+		BrokerPlainTCP: true,
+		HTTPListen:     s3test.FreeAddr(t),
+		Console:        console.Config{Users: testUsers},
+		FlushInterval:  100 * time.Millisecond,
+		Notify:         NotifyConfig{Webhooks: []WebhookConfig{{URL: hook.URL, Secret: "k"}}, RetryInitial: 50 * time.Millisecond},
 	}
 	proc := startChild(t, cfg)
 

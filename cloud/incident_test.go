@@ -124,7 +124,7 @@ func TestIncidentNotifyAndAck(t *testing.T) {
 
 	// Webhook: signed JSON, one per state change.
 	r := hook.requests()[0]
-	if !notify.Verify("s3cret", r.body, r.header.Get(notify.HeaderSignature)) {
+	if err := notify.Verify("s3cret", r.body, r.header.Get(notify.HeaderSignature), time.Now(), 0); err != nil {
 		t.Fatalf("bad signature %q", r.header.Get(notify.HeaderSignature))
 	}
 	var n incident.Notification

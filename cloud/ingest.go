@@ -392,6 +392,10 @@ func (in *ingester) filter(st *truckState, b uplink.Batch) (out accepted, fresh,
 		if a.Truck == "" {
 			a.Truck = b.Truck
 		}
+		// A truck's uplink carries only its driver's acknowledgements
+		// (the broker lets only that truck publish there); fleet users'
+		// come from the console. The origin is the channel's, not By's.
+		a.Origin = detect.AckDriver
 		switch {
 		case a.Seq == 0 || a.Truck != b.Truck:
 			in.cnt.invalidRecords.Add(1)

@@ -69,8 +69,10 @@ func TestTruckOfflineIncident(t *testing.T) {
 		c.Notify.Webhooks = []WebhookConfig{{URL: hook.URL, Secret: "k"}}
 		c.Notify.Tick = 20 * time.Millisecond
 		c.Notify.GroupWait = 1
+		// Wide enough that a loaded machine's scheduling jitter does not
+		// turn a 400 ms gap into an offline truck.
 		c.Incidents.OfflineSilence = 500 * time.Millisecond
-		c.Incidents.OfflineGrace = 500 * time.Millisecond
+		c.Incidents.OfflineGrace = 1500 * time.Millisecond
 	})
 	cl := dial(t, c.BrokerAddr(), "sim")
 	t0 := time.Now().UTC()

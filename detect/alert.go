@@ -125,10 +125,53 @@ type Ack struct {
 	Start int64
 	// Time is when it was acknowledged, Unix ns UTC.
 	Time int64
-	// By says who: "driver" for the cab button, else the operator's user name.
+	// By names who: the fleet user's name for AckFleet; for AckDriver a
+	// label ("driver"). Nothing decides anything by it: Origin says who.
 	By string
 	// Severity is the severity that was acknowledged; a worse one sounds again.
 	Severity Severity
+	// Origin says where the acknowledgement was made. It is set by the
+	// code that takes it in, from the channel it came by (the cab button,
+	// a truck's uplink, the cloud's command topic), never from By.
+	Origin AckOrigin
+}
+
+// AckOrigin says where an acknowledgement was made.
+type AckOrigin uint8
+
+// Acknowledgement origins.
+const (
+	AckOriginUnknown AckOrigin = iota
+	// AckDriver: the driver pressed the acknowledge button on the cab
+	// display (and only the cab makes these).
+	AckDriver
+	// AckFleet: a named fleet user acknowledged in the console.
+	AckFleet
+)
+
+// String returns "driver", "fleet" or "unknown".
+func (o AckOrigin) String() string {
+	switch o {
+	case AckDriver:
+		return "driver"
+	case AckFleet:
+		return "fleet"
+	}
+	return "unknown"
+}
+
+// MarshalText encodes o as its String.
+func (o AckOrigin) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText decodes "driver", "fleet" or "unknown".
+func (o *AckOrigin) UnmarshalText(b []byte) error {
+	for _, v := range []AckOrigin{AckOriginUnknown, AckDriver, AckFleet} {
+		if v.String() == string(b) {
+			*o = v
+			return nil
+		}
+	}
+	return fmt.Errorf("detect: ack origin %q: want driver or fleet", b)
 }
 
 // Key returns the Key of the acknowledged alert.

@@ -75,7 +75,9 @@ func (c Command) DetectAck(truck string) (detect.Ack, error) {
 	if !ok {
 		return detect.Ack{}, fmt.Errorf("command %s: unknown severity %q: %w", c.ID, c.Ack.Severity, ErrBadCommand)
 	}
-	return detect.Ack{Truck: truck, Signal: sig, Start: c.Ack.Start, Time: c.Ack.Time, By: c.Ack.By, Severity: sev}, nil
+	// The cmd topic carries only fleet users' acknowledgements (the
+	// broker lets only the cloud publish there), whatever By says.
+	return detect.Ack{Truck: truck, Signal: sig, Start: c.Ack.Start, Time: c.Ack.Time, By: c.Ack.By, Severity: sev, Origin: detect.AckFleet}, nil
 }
 
 func parseSeverity(s string) (detect.Severity, bool) {

@@ -68,7 +68,7 @@ func TestCommandDetectAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := detect.Ack{Truck: "T1", Signal: sensors.CoolantTemp, Start: 100, Time: 200, By: "ops-anna", Severity: detect.SeverityCritical}
+	want := detect.Ack{Truck: "T1", Signal: sensors.CoolantTemp, Start: 100, Time: 200, By: "ops-anna", Severity: detect.SeverityCritical, Origin: detect.AckFleet}
 	if a != want {
 		t.Fatalf("got %+v want %+v", a, want)
 	}

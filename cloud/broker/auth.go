@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,10 +63,16 @@ type Stats struct {
 	// OversizedPackets are clients disconnected for sending a packet
 	// larger than Options.MaxPacketSize.
 	OversizedPackets uint64 `json:"oversized_packets"`
+	// RevokedCertificates are handshakes refused, and connected clients
+	// disconnected, for a certificate on the revocation list.
+	RevokedCertificates uint64 `json:"revoked_certificates"`
+	// RevocationListErrors are revocation lists that failed to load (the
+	// previous one stayed in force).
+	RevocationListErrors uint64 `json:"revocation_list_errors"`
 }
 
 type counters struct {
-	refusedHandshakes, deniedConnects, deniedPublishes, deniedSubscribes, oversized atomic.Uint64
+	refusedHandshakes, deniedConnects, deniedPublishes, deniedSubscribes, oversized, revokedClients atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -75,6 +82,8 @@ func (c *counters) snapshot() Stats {
 		DeniedPublishes:   c.deniedPublishes.Load(),
 		DeniedSubscribes:  c.deniedSubscribes.Load(),
 		OversizedPackets:  c.oversized.Load(),
+
+		RevokedCertificates: c.revokedClients.Load(),
 	}
 }
 
@@ -137,7 +146,7 @@ func CertIdentity(cert *x509.Certificate) (string, error) {
 // handshake is counted and logged (with RequireAndVerifyClientCert
 // crypto/tls refuses them before any callback runs). Every handshake
 // that completes has a verified client certificate; authHook relies on it.
-func countingTLS(cfg *tls.Config, cnt *counters, log *slog.Logger) (*tls.Config, error) {
+func countingTLS(cfg *tls.Config, cnt *counters, rv *revocations, log *slog.Logger) (*tls.Config, error) {
 	if cfg.ClientCAs == nil {
 		return nil, errors.New("broker tls: ClientCAs (the fleet CA) is required")
 	}
@@ -146,6 +155,12 @@ func countingTLS(cfg *tls.Config, cnt *counters, log *slog.Logger) (*tls.Config,
 	var thr throttle
 	c.VerifyConnection = func(st tls.ConnectionState) error {
 		err := verifyClient(st, c.ClientCAs)
+		if err == nil {
+			if rc, bad := rv.revoked(st.PeerCertificates); bad {
+				cnt.revokedClients.Add(1)
+				err = fmt.Errorf("broker tls: client certificate %q (serial %s) is revoked", rc.Subject.CommonName, serialKey(rc.SerialNumber))
+			}
+		}
 		if err != nil {
 			cnt.refusedHandshakes.Add(1)
 			if thr.allow("tls") {
@@ -179,14 +194,25 @@ func verifyClient(st tls.ConnectionState, roots *x509.CertPool) error {
 // authHook enforces the access rules above.
 type authHook struct {
 	mqtt.HookBase
-	admins map[string]bool
-	cnt    *counters
-	log    *slog.Logger
-	thr    throttle
+	admins  map[string]bool
+	cloudID string
+	revoked *revocations
+	cnt     *counters
+	log     *slog.Logger
+	thr     throttle
 }
 
-func newAuthHook(opts Options, cnt *counters, log *slog.Logger) *authHook {
-	h := &authHook{admins: map[string]bool{}, cnt: cnt, log: log}
+// CloudRole is the subject organizational unit (OU) that marks the
+// cloud's own certificate (tankguard-ca cloud sets it; truck certificates
+// carry TruckRole). Only a certificate with it, naming an identity in
+// Options.Admins, is an admin: a name alone is not enough.
+const (
+	CloudRole = "tankguard-cloud"
+	TruckRole = "tankguard-truck"
+)
+
+func newAuthHook(opts Options, cnt *counters, rv *revocations, log *slog.Logger) *authHook {
+	h := &authHook{admins: map[string]bool{}, cloudID: opts.CloudClientID, revoked: rv, cnt: cnt, log: log}
 	for _, a := range opts.Admins {
 		h.admins[a] = true
 	}
@@ -213,11 +239,18 @@ func (h *authHook) identity(cl *mqtt.Client) (id string, admin bool, err error) 
 	if !st.HandshakeComplete || len(st.PeerCertificates) == 0 {
 		return "", false, errors.New("no client certificate")
 	}
-	id, err = CertIdentity(st.PeerCertificates[0])
+	if c, bad := h.revoked.revoked(st.PeerCertificates); bad {
+		return "", false, fmt.Errorf("certificate serial %s is revoked", serialKey(c.SerialNumber))
+	}
+	leaf := st.PeerCertificates[0]
+	id, err = CertIdentity(leaf)
 	if err != nil {
 		return "", false, err
 	}
 	if h.admins[id] {
+		if !slices.Contains(leaf.Subject.OrganizationalUnit, CloudRole) {
+			return "", false, fmt.Errorf("certificate names the admin identity %q but lacks the cloud role (OU %s); issue it with tankguard-ca cloud", id, CloudRole)
+		}
 		return id, true, nil
 	}
 	if !uplink.ValidTruckID(id) {
@@ -240,6 +273,9 @@ func (h *authHook) checkConnect(cl *mqtt.Client, pk packets.Packet) error {
 	id, admin, err := h.identity(cl)
 	if err != nil || admin {
 		return err
+	}
+	if cid := string(pk.Connect.ClientIdentifier); h.cloudID != "" && cid == h.cloudID {
+		return fmt.Errorf("client id %q is the cloud's own; truck %q may not use it", cid, id)
 	}
 	if cid := string(pk.Connect.ClientIdentifier); cid != id && cid != gatewayClientPrefix+id {
 		return fmt.Errorf("client id %q: truck %q must use %q or %q", cid, id, id, gatewayClientPrefix+id)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -21,6 +23,9 @@ type Broker struct {
 	internal string    // unix socket path, or ""
 	auth     *authHook // nil without TLS
 	cnt      *counters
+	revoked  *revocations // nil without RevokedFile
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Options configure a Broker.
@@ -43,8 +48,28 @@ type Options struct {
 	// client may do anything (development on loopback only).
 	TLS *tls.Config
 	// Admins are certificate identities allowed to publish and subscribe
-	// anywhere (the cloud's own client when it connects over TLS).
+	// anywhere (the cloud's own client when it connects over TLS). A
+	// certificate counts as an admin only if it also carries the cloud
+	// role (subject OU CloudRole, as tankguard-ca cloud issues it); one
+	// naming an admin identity without the role is refused.
 	Admins []string
+	// CloudClientID is the cloud's own MQTT client id (its persistent
+	// session). With TLS, only the internal socket and admins may use it,
+	// so no truck certificate can take over the cloud's session.
+	CloudClientID string
+	// RevokedFile, if set with TLS, is a PEM certificate revocation list
+	// (X.509 CRL, as tankguard-ca revoke writes it) signed by RevokedCA.
+	// A client whose certificate serial it lists fails the handshake, and
+	// connected ones are disconnected when it changes. The broker re-reads
+	// it when its size or modification time changes (checked every
+	// RevokedPoll); a list that does not parse or verify is logged,
+	// counted, and the previous one kept. A missing file means none revoked.
+	RevokedFile string
+	// RevokedCA is the PEM CA certificate(s) whose signature on the CRL
+	// is accepted (the fleet CA).
+	RevokedCA []byte
+	// RevokedPoll is how often RevokedFile is checked (default 2s).
+	RevokedPoll time.Duration
 	// Internal, if set with TLS, is a unix socket path for the cloud's own
 	// client: whoever can open it (file permissions 0600) is trusted.
 	Internal string
@@ -74,12 +99,19 @@ func Start(opts Options, log *slog.Logger) (*Broker, error) {
 		mopts.Capabilities.MaximumPacketSize = uint32(opts.MaxPacketSize)
 	}
 	srv := mqtt.New(mopts)
-	b := &Broker{srv: srv, tls: opts.TLS != nil, cnt: new(counters)}
+	b := &Broker{srv: srv, tls: opts.TLS != nil, cnt: new(counters), stop: make(chan struct{})}
+	if opts.TLS != nil && opts.RevokedFile != "" {
+		rv, err := newRevocations(opts.RevokedFile, opts.RevokedCA)
+		if err != nil {
+			return nil, fmt.Errorf("broker start: %w", err)
+		}
+		b.revoked = rv
+	}
 	if err := srv.AddHook(&limitHook{cnt: b.cnt, log: log}, nil); err != nil {
 		return nil, fmt.Errorf("broker start: %w", err)
 	}
 	if opts.TLS != nil {
-		b.auth = newAuthHook(opts, b.cnt, log)
+		b.auth = newAuthHook(opts, b.cnt, b.revoked, log)
 		if err := srv.AddHook(b.auth, nil); err != nil {
 			return nil, fmt.Errorf("broker start: %w", err)
 		}
@@ -95,7 +127,7 @@ func Start(opts Options, log *slog.Logger) (*Broker, error) {
 	var tc *tls.Config
 	if opts.TLS != nil {
 		var err error
-		if tc, err = countingTLS(opts.TLS, b.cnt, log); err != nil {
+		if tc, err = countingTLS(opts.TLS, b.cnt, b.revoked, log); err != nil {
 			return nil, err
 		}
 	}
@@ -121,6 +153,17 @@ func Start(opts Options, log *slog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("broker internal socket: %w", err)
 		}
 	}
+	if b.revoked != nil {
+		poll := opts.RevokedPoll
+		if poll <= 0 {
+			poll = DefaultRevokedPoll
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.watchRevoked(poll, log)
+		}()
+	}
 	return b, nil
 }
 
@@ -137,7 +180,13 @@ func (b *Broker) ClientURL() string {
 }
 
 // Stats returns the broker's access-control and limit counters.
-func (b *Broker) Stats() Stats { return b.cnt.snapshot() }
+func (b *Broker) Stats() Stats {
+	s := b.cnt.snapshot()
+	if b.revoked != nil {
+		s.RevocationListErrors = b.revoked.errs.Load()
+	}
+	return s
+}
 
 // Addr returns the bound host:port.
 func (b *Broker) Addr() string { return b.tcp.Address() }
@@ -151,6 +200,12 @@ func (b *Broker) Addr() string { return b.tcp.Address() }
 // their clients from a snapshot taken with a single read lock; the
 // server's Close then finds them closed and skips that path.
 func (b *Broker) Close() error {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	b.wg.Wait()
 	b.srv.Listeners.CloseAll(b.closeListenerClients)
 	return b.srv.Close()
 }

@@ -16,7 +16,7 @@ type Config struct {
 	// UsersFile is the JSON users file (see auth.UsersFile; create hashes
 	// with `cloud hash-password`). Empty: <data dir>/users.json, which the
 	// console creates at first start with one admin user and a random
-	// password that it logs once.
+	// password that it writes to <data dir>/initial-admin-password (0600).
 	UsersFile string `json:"users_file,omitempty"`
 	// Users, when not empty, are used instead of any users file (tests,
 	// programs embedding the cloud).
@@ -36,12 +36,28 @@ type Config struct {
 	// HistoryStep is the chart resolution of the kept history: one point
 	// per step holding the highest temperatures and the last speed.
 	HistoryStep time.Duration `json:"history_step,omitempty"`
+	// ReadTimeout bounds reading one request, headers and body, so a
+	// half-sent request cannot hold a connection (default 15s);
+	// WriteTimeout bounds writing one answer (default 30s); IdleTimeout
+	// closes a keep-alive connection idle this long (default 2m). The
+	// live event stream is exempt from the first two and instead bounds
+	// each event by EventWriteTimeout (default 10s): a page that does not
+	// take its events in time is disconnected (it reconnects).
+	ReadTimeout       time.Duration `json:"read_timeout,omitempty"`
+	WriteTimeout      time.Duration `json:"write_timeout,omitempty"`
+	IdleTimeout       time.Duration `json:"idle_timeout,omitempty"`
+	EventWriteTimeout time.Duration `json:"event_write_timeout,omitempty"`
 }
 
 // Defaults.
 const (
 	DefaultHistory     = 6 * time.Hour
 	DefaultHistoryStep = 20 * time.Second
+
+	DefaultReadTimeout       = 15 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultEventWriteTimeout = 10 * time.Second
 	// UsersFileName is the users file in the data directory by default.
 	UsersFileName = "users.json"
 )
@@ -52,6 +68,14 @@ func (c *Config) setDefaults() {
 	}
 	if c.HistoryStep == 0 {
 		c.HistoryStep = DefaultHistoryStep
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&c.ReadTimeout, DefaultReadTimeout}, {&c.WriteTimeout, DefaultWriteTimeout}, {&c.IdleTimeout, DefaultIdleTimeout}, {&c.EventWriteTimeout, DefaultEventWriteTimeout}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
 	}
 }
 
@@ -76,6 +100,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.History < 0 || c.HistoryStep < 0:
 		return fmt.Errorf("history and history_step must not be negative")
+	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.EventWriteTimeout < 0:
+		return fmt.Errorf("read_timeout, write_timeout, idle_timeout and event_write_timeout must not be negative")
 	case c.History > 0 && c.HistoryStep > 0 && c.History/c.HistoryStep > 100000:
 		return fmt.Errorf("history/history_step: at most 100000 points per truck, got %d", c.History/c.HistoryStep)
 	}

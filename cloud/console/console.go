@@ -188,7 +188,8 @@ func New(log *slog.Logger, opts Options) *Console {
 }
 
 // Open loads the users (Config.Users, else the users file, creating
-// DataDir/users.json with a random admin password if no file is named and
+// DataDir/users.json with a random admin password, written to
+// DataDir/initial-admin-password, if no file is named and
 // none exists) and readies sign-in. Until Open succeeds every request but
 // the sign-in page gets 503.
 func (c *Console) Open() error {

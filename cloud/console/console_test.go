@@ -90,7 +90,7 @@ func (f *fakeIncidents) Resolve(id, by string) (incident.Incident, error) {
 }
 
 func hash(t testing.TB, pw string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}

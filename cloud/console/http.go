@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -346,8 +347,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 // serveEvents streams trucks, alert and incident events. It ends the
 // stream with an "auth" event when the session expires.
 func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
@@ -362,8 +362,25 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprint(w, "retry: 1000\n: hello\n\n")
-	fl.Flush()
+	// The stream outlives the server's timeouts: the read deadline ends
+	// once the request is read (net/http clears it), and a deadline per
+	// event replaces the server's WriteTimeout.
+	rc := http.NewResponseController(w)
+	send := func(format string, a ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(c.opts.Config.EventWriteTimeout))
+		if _, err := fmt.Fprintf(w, format, a...); err != nil {
+			c.slowClient(err)
+			return false
+		}
+		if err := rc.Flush(); err != nil {
+			c.slowClient(err)
+			return false
+		}
+		return true
+	}
+	if !send("retry: 1000\n: hello\n\n") {
+		return
+	}
 	keep := time.NewTicker(c.opts.KeepAlive)
 	defer keep.Stop()
 	for {
@@ -374,20 +391,38 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-keep.C:
 			if _, ok := c.auth.Load().Authenticate(r); !ok {
-				fmt.Fprint(w, "event: auth\ndata: {}\n\n")
-				fl.Flush()
+				send("event: auth\ndata: {}\n\n")
 				return
 			}
-			fmt.Fprint(w, ": keepalive\n\n")
-			fl.Flush()
+			if !send(": keepalive\n\n") {
+				return
+			}
 		case e, ok := <-ch:
 			if !ok {
 				return
 			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.name, e.data)
-			fl.Flush()
+			if !send("event: %s\ndata: %s\n\n", e.name, e.data) {
+				return
+			}
 		}
 	}
+}
+
+// slowClient counts a live stream ended because a write failed or missed
+// its deadline.
+func (c *Console) slowClient(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.dropped.Add(1)
+	}
+}
+
+// Server returns an HTTP server for h (the console's Handler, possibly
+// wrapped) with the console's read, write and idle timeouts. The caller
+// serves and shuts it down.
+func (c *Console) Server(h http.Handler) *http.Server {
+	cfg := c.opts.Config
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
 // Require wraps h so that it needs a session or API token whose role

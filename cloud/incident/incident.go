@@ -3,6 +3,8 @@ package incident
 import (
 	"slices"
 	"time"
+
+	"github.com/abc4logistics/tankguard/detect"
 )
 
 // States of an incident.
@@ -49,14 +51,14 @@ type SourceState struct {
 
 // Ack origins: who pressed acknowledge, and where.
 const (
-	OriginDriver = "driver" // the cab's ACKNOWLEDGE button, uplinked by the gateway
-	OriginFleet  = "fleet"  // a fleet-team user in the console
+	OriginDriver = detect.AckDriver // the cab's ACKNOWLEDGE button, uplinked by the gateway
+	OriginFleet  = detect.AckFleet  // a fleet-team user in the console
 )
 
 // Acknowledgement is one acknowledgement of an incident, as it was made.
 type Acknowledgement struct {
-	By     string `json:"by"`
-	Origin string `json:"origin"` // OriginDriver or OriginFleet
+	By     string           `json:"by"`
+	Origin detect.AckOrigin `json:"origin"` // OriginDriver or OriginFleet
 	// At is when it was made: the cab's clock for a driver's, which may
 	// reach the cloud long after (a coverage gap).
 	At time.Time `json:"at"`
@@ -76,6 +78,9 @@ type Event struct {
 	Source string    `json:"source,omitempty"`
 	By     string    `json:"by,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Origin, for an acknowledgement, says whether By is the driver at
+	// the cab or a named fleet user.
+	Origin detect.AckOrigin `json:"origin,omitempty"`
 }
 
 // Delivery is one notification outcome, in the incident's notification log.
@@ -102,10 +107,13 @@ type Incident struct {
 	OpenedAt time.Time               `json:"opened_at"` // cloud time the incident opened
 	Sources  map[string]*SourceState `json:"sources"`
 
-	// AckedBy and AckedAt are the latest acknowledgement's (Acks has
-	// every one); cleared when a worse condition needs a new one.
+	// AckedBy, AckedAt and AckedFrom are the latest acknowledgement's
+	// (Acks has every one); cleared when a worse condition needs a new
+	// one. AckedFrom says who AckedBy is: the driver at the cab or a named
+	// fleet user; never inferred from the name.
 	AckedBy    string            `json:"acked_by,omitempty"`
 	AckedAt    *time.Time        `json:"acked_at,omitempty"`
+	AckedFrom  detect.AckOrigin  `json:"acked_from,omitempty"`
 	Acks       []Acknowledgement `json:"acks,omitempty"`
 	ResolvedBy string            `json:"resolved_by,omitempty"`
 	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
@@ -174,6 +182,7 @@ type Summary struct {
 	// every one, driver's and fleet's, as made.
 	AckedBy    string            `json:"acked_by,omitempty"`
 	AckedAt    *time.Time        `json:"acked_at,omitempty"`
+	AckedFrom  detect.AckOrigin  `json:"acked_from,omitempty"`
 	Acks       []Acknowledgement `json:"acks,omitempty"`
 	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
 }
@@ -181,7 +190,7 @@ type Summary struct {
 func (i *Incident) summary() Summary {
 	return Summary{
 		ID: i.ID, Truck: i.Truck, Signal: i.Signal, Kind: i.Kind, Severity: i.Severity, Peak: i.Peak, State: i.State,
-		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedAt: i.AckedAt,
+		Sources: i.SourceNames(), Start: i.Start, OpenedAt: i.OpenedAt, AckedBy: i.AckedBy, AckedFrom: i.AckedFrom, AckedAt: i.AckedAt,
 		Acks: slices.Clone(i.Acks), ResolvedAt: i.ResolvedAt,
 	}
 }

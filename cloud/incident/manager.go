@@ -476,7 +476,7 @@ func (m *Manager) severityChanged(c *change, inc *Incident) error {
 	if rose && inc.State != StateResolved {
 		if inc.State == StateAcknowledged {
 			// A worse condition needs a fresh acknowledgement.
-			inc.State, inc.AckedBy, inc.AckedAt = StateOpen, "", nil
+			inc.State, inc.AckedBy, inc.AckedAt, inc.AckedFrom = StateOpen, "", nil, detect.AckOriginUnknown
 		}
 		return c.notify(inc, EventChanged, false)
 	}
@@ -504,7 +504,11 @@ func (m *Manager) ack(c *change, a detect.Ack) error {
 	if a.Severity > detect.SeverityNone {
 		sev = a.Severity.String()
 	}
-	ack := Acknowledgement{By: a.By, Origin: OriginDriver, At: time.Unix(0, a.Time).UTC(), Severity: sev, Kind: inc.Kind}
+	origin := a.Origin
+	if origin == detect.AckOriginUnknown {
+		origin = OriginDriver // an edge ack comes from the cab
+	}
+	ack := Acknowledgement{By: a.By, Origin: origin, At: time.Unix(0, a.Time).UTC(), Severity: sev, Kind: inc.Kind}
 	for _, have := range inc.Acks {
 		if have.Origin == ack.Origin && have.By == ack.By && have.At.Equal(ack.At) && have.Severity == ack.Severity {
 			return nil // the same press delivered again
@@ -521,13 +525,14 @@ func (m *Manager) acknowledge(c *change, inc *Incident, a Acknowledgement) error
 	inc.Acks = append(inc.Acks, a)
 	if inc.State != StateResolved && severityRank[a.Severity] >= severityRank[inc.Severity] {
 		at := a.At
-		inc.State, inc.AckedBy, inc.AckedAt = StateAcknowledged, a.By, &at
+		inc.State, inc.AckedBy, inc.AckedAt, inc.AckedFrom = StateAcknowledged, a.By, &at, a.Origin
 	}
 	source := ""
 	if a.Origin == OriginDriver {
 		source = SourceEdge
 	}
 	c.history(inc, EventAcknowledged, source, a.By, fmt.Sprintf("%s acknowledged %s %s at %s", a.Origin, a.Severity, a.Kind, a.At.Format(time.RFC3339)))
+	inc.History[len(inc.History)-1].Origin = a.Origin
 	return c.notify(inc, EventAcknowledged, false)
 }
 

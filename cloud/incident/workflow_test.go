@@ -137,7 +137,11 @@ func TestEveryAcknowledgementRecordedAndNotified(t *testing.T) {
 	w.observe(42, SourceEdge, nil, driverAck(C, 40)) // the same press, delivered again
 
 	inc := w.only()
-	type ack struct{ by, origin, sev string }
+	type ack struct {
+		by     string
+		origin detect.AckOrigin
+		sev    string
+	}
 	want := []ack{{"driver", OriginDriver, "warning"}, {"alice", OriginFleet, "critical"}, {"driver", OriginDriver, "critical"}}
 	if len(inc.Acks) != len(want) {
 		t.Fatalf("acks %+v, want %v", inc.Acks, want)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 
 // Webhook headers.
 const (
-	HeaderSignature = "X-Tankguard-Signature" // "sha256=" + hex HMAC-SHA256 of the body with the webhook's secret
+	HeaderSignature = "X-Tankguard-Signature" // "t=<unix seconds>,v1=<hex HMAC-SHA256>": see Sign and Verify
 	HeaderDelivery  = "X-Tankguard-Delivery"  // the notification id; the same on every retry
 	HeaderEvent     = "X-Tankguard-Event"     // the notification event
 )
@@ -87,6 +88,8 @@ type Webhook struct {
 	// EscalationOnly: only escalations go to this webhook.
 	EscalationOnly bool
 	Client         *http.Client // nil: a client with a 10 s timeout
+	// Now is the clock that stamps signatures (nil: time.Now).
+	Now func() time.Time
 }
 
 // Name implements Sender.
@@ -95,16 +98,85 @@ func (w *Webhook) Name() string { return "webhook " + w.URL }
 // Escalation implements Sender.
 func (w *Webhook) Escalation() bool { return w.EscalationOnly }
 
-// Sign returns the signature header value of body under secret.
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+// DefaultTolerance is how far a webhook's signed time may be from the
+// receiver's clock for Verify to accept it: a captured request replayed
+// later than this is refused. Receivers drop repeats within it by the
+// HeaderDelivery id (the same on every retry of one notification).
+const DefaultTolerance = 5 * time.Minute
+
+// ErrSignature reports a webhook signature that Verify refused; the
+// wrapping error says why (malformed, wrong, or outside the tolerance).
+var ErrSignature = errors.New("notify: bad webhook signature")
+
+// Sign returns the HeaderSignature value for body sent at t:
+//
+//	t=<Unix seconds>,v1=<hex HMAC-SHA256 over "<Unix seconds>." + body, keyed by secret>
+//
+// The time is signed with the body, so a receiver can refuse a replay
+// (Verify). Each delivery attempt is signed afresh.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
 }
 
-// Verify reports whether sig is body's signature under secret.
-func Verify(secret string, body []byte, sig string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(sig))
+func mac(secret, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// Verify checks a webhook's HeaderSignature value against its raw body
+// and secret, as a receiver must: the header has a "t" and at least one
+// "v1" (several are allowed, for secret rotation), one v1 equals
+// HMAC-SHA256(secret, t + "." + body) (compared in constant time), and t
+// is within tolerance of now (DefaultTolerance if tolerance <= 0).
+// Otherwise it returns an error wrapping ErrSignature.
+func Verify(secret string, body []byte, header string, now time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	var ts string
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%w: malformed element %q", ErrSignature, part)
+		}
+		switch k {
+		case "t":
+			if ts != "" {
+				return fmt.Errorf("%w: more than one t", ErrSignature)
+			}
+			ts = v
+		case "v1":
+			if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
+				sigs = append(sigs, b)
+			}
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: no valid t (signed time)", ErrSignature)
+	}
+	if len(sigs) == 0 {
+		return fmt.Errorf("%w: no v1 signature", ErrSignature)
+	}
+	want := mac(secret, ts, body)
+	match := false
+	for _, s := range sigs {
+		if hmac.Equal(s, want) {
+			match = true
+		}
+	}
+	if !match {
+		return fmt.Errorf("%w: signature does not match the body and secret", ErrSignature)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: signed %v from now, outside the tolerance of %v (a replay?)", ErrSignature, d.Round(time.Second), tolerance)
+	}
+	return nil
 }
 
 var defaultClient = &http.Client{Timeout: 10 * time.Second}
@@ -121,7 +193,11 @@ func (w *Webhook) Send(ctx context.Context, n incident.Notification) error {
 		return Permanent(fmt.Errorf("webhook %s: %w", w.URL, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderSignature, Sign(w.Secret, body))
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	req.Header.Set(HeaderSignature, Sign(w.Secret, now(), body))
 	req.Header.Set(HeaderDelivery, n.ID)
 	req.Header.Set(HeaderEvent, n.Event)
 	cl := w.Client

@@ -2,10 +2,12 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,7 +38,7 @@ func TestWebhookDeliver(t *testing.T) {
 			var sigOK atomic.Bool
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
-				sigOK.Store(Verify("sekrit", body, r.Header.Get(HeaderSignature)) && r.Header.Get(HeaderDelivery) == "inc-1/1")
+				sigOK.Store(Verify("sekrit", body, r.Header.Get(HeaderSignature), time.Now(), 0) == nil && r.Header.Get(HeaderDelivery) == "inc-1/1")
 				i := int(n.Add(1)) - 1
 				w.WriteHeader(tc.statuses[min(i, len(tc.statuses)-1)])
 			}))
@@ -55,9 +57,59 @@ func TestWebhookDeliver(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	body := []byte(`{"id":"x"}`)
-	sig := Sign("k", body)
-	if !Verify("k", body, sig) || Verify("other", body, sig) || Verify("k", []byte(`{"id":"y"}`), sig) {
-		t.Fatal("Verify disagrees with Sign")
+	at := time.Unix(1_800_000_000, 0)
+	sig := Sign("k", at, body)
+	if !strings.HasPrefix(sig, "t=1800000000,v1=") {
+		t.Fatalf("header %q, want t=...,v1=...", sig)
+	}
+	for _, tc := range []struct {
+		name   string
+		secret string
+		body   []byte
+		header string
+		now    time.Time
+		ok     bool
+	}{
+		{"right", "k", body, sig, at.Add(time.Minute), true},
+		{"clock a little behind", "k", body, sig, at.Add(-time.Minute), true},
+		{"rotation: one of two v1 matches", "k", body, sig + ",v1=" + strings.Repeat("ab", 32), at, true},
+		{"other secret", "other", body, sig, at, false},
+		{"other body", "k", []byte(`{"id":"y"}`), sig, at, false},
+		{"replayed after the tolerance", "k", body, sig, at.Add(DefaultTolerance + time.Second), false},
+		{"from the future", "k", body, sig, at.Add(-DefaultTolerance - time.Second), false},
+		{"time changed", "k", body, strings.Replace(sig, "t=1800000000", "t=1800000600", 1), at.Add(10 * time.Minute), false},
+		{"no time", "k", body, sig[strings.Index(sig, "v1="):], at, false},
+		{"old style", "k", body, "sha256=" + sig[strings.Index(sig, "v1=")+3:], at, false},
+		{"empty", "k", body, "", at, false},
+	} {
+		err := Verify(tc.secret, tc.body, tc.header, tc.now, 0)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrSignature)) {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// TestCapturedWebhookReplayRefused: a webhook captured off the wire and
+// replayed after the tolerance fails verification, while the original
+// passes (issue 15, observation 10: signatures carried no timestamp).
+func TestCapturedWebhookReplayRefused(t *testing.T) {
+	var header string
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		header = r.Header.Get(HeaderSignature)
+	}))
+	defer srv.Close()
+	sent := time.Now()
+	w := &Webhook{URL: srv.URL, Secret: "sekrit", Now: func() time.Time { return sent }}
+	if err := w.Send(context.Background(), incident.Notification{ID: "inc-1/1", Event: "opened"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify("sekrit", body, header, sent.Add(time.Second), 0); err != nil {
+		t.Fatalf("the delivered webhook does not verify: %v", err)
+	}
+	if err := Verify("sekrit", body, header, sent.Add(time.Hour), 0); !errors.Is(err, ErrSignature) {
+		t.Errorf("the same request replayed an hour later: %v, want refused", err)
 	}
 }
 

@@ -164,7 +164,7 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.Header.Get(notify.HeaderSignature) != notify.Sign(w.secret, body) {
+	if notify.Verify(w.secret, body, r.Header.Get(notify.HeaderSignature), time.Now(), 0) != nil {
 		w.mu.Lock()
 		w.badSig++
 		w.mu.Unlock()
@@ -266,6 +266,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cloudArgs = append(cloudArgs, "-config", cf)
 		brokerURL = "ssl://" + brokerAddr
+	} else {
+		cloudArgs = append(cloudArgs, "-broker-plain-tcp")
 	}
 	startCloud := func() (*proc, error) {
 		p, err := startProc(filepath.Join(dir, "logs", "cloud.log"), bin("cloud"), []string{"TANKGUARD_WEBHOOK_SECRET=" + secret}, cloudArgs...)

@@ -68,6 +68,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		configFile    = fs.String("config", "", "JSON config file (keys as in cloud.Config's json tags); flags override it")
 		dataDir       = fs.String("data", "./var/cloud", "data directory (database and local archive)")
 		brokerListen  = fs.String("broker-listen", cloud.DefaultBrokerListen, "embedded MQTT broker listen address (host:port, port 0 = any free)")
+		brokerPlain   = fs.Bool("broker-plain-tcp", false, "run the embedded broker on plain TCP without mutual TLS (INSECURE: anyone on the network may publish as any truck; development on loopback only; logged as a warning at every start)")
+		brokerCert    = fs.String("broker-tls-cert", "", "embedded broker: server certificate (PEM; tankguard-ca broker)")
+		brokerKey     = fs.String("broker-tls-key", "", "embedded broker: server key (PEM)")
+		brokerCA      = fs.String("broker-tls-ca", "", "embedded broker: the fleet CA that signs the trucks' certificates (PEM)")
+		brokerCRL     = fs.String("broker-revoked", "", "embedded broker: revocation list (tankguard-ca revoke), re-read when it changes")
 		brokerURL     = fs.String("broker-url", "", "use this external MQTT broker instead of the embedded one, e.g. tcp://127.0.0.1:1883")
 		clientID      = fs.String("client-id", cloud.DefaultClientID, "MQTT client id (persistent session)")
 		httpListen    = fs.String("http", cloud.DefaultHTTPListen, "console listen address (host:port)")
@@ -83,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		snsEndpoint   = fs.String("sns-endpoint", "", "SNS endpoint override URL")
 		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
 		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password logged once")
+		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password written to <data>/initial-admin-password (0600)")
 		tileURL       = fs.String("tiles", "", "console map tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, a graticule)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +126,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.BrokerListen = *brokerListen
 		}
 	})
+	apply("broker-plain-tcp", func() { cfg.BrokerPlainTCP = *brokerPlain })
+	apply("broker-tls-cert", func() { cfg.BrokerTLS.CertFile = *brokerCert })
+	apply("broker-tls-key", func() { cfg.BrokerTLS.KeyFile = *brokerKey })
+	apply("broker-tls-ca", func() { cfg.BrokerTLS.ClientCAFile = *brokerCA })
+	apply("broker-revoked", func() { cfg.BrokerTLS.RevokedFile = *brokerCRL })
 	apply("client-id", func() { cfg.ClientID = *clientID })
 	apply("http", func() { cfg.HTTPListen = *httpListen })
 	apply("archive", func() { cfg.Archive = *archiveURL })

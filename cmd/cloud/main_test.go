@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAthenaDDLCommand(t *testing.T) {
@@ -50,3 +52,21 @@ func TestBadConfigFile(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+// TestPlainBrokerNeedsFlag: the cloud does not run its embedded broker on
+// plain TCP unless told to, and says how (issue 15, observation 7).
+func TestPlainBrokerNeedsFlag(t *testing.T) {
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run([]string{"-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"}, io.Discard, &errb)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "broker_plain_tcp") || !strings.Contains(err.Error(), "broker_tls") {
+			t.Fatalf("run: %v, want a refusal naming broker_tls and broker_plain_tcp", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cloud started its embedded broker on plain TCP without -broker-plain-tcp")
+	}
+}

@@ -30,7 +30,7 @@ func TestDemoCoverageCommands(t *testing.T) {
 	bin := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", ".", "../cloud", "../gateway", "../firmware-sim").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", ".", "../cloud", "../gateway", "../firmware-sim", "../tankguard-ca").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	t.Logf("built in %.1f s", time.Since(tb).Seconds())

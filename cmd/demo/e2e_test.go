@@ -69,7 +69,7 @@ func startSystem(t *testing.T, ctx context.Context, brokerURL string, overheatAt
 	ccfg.HTTPListen = "127.0.0.1:0"
 	ccfg.FlushInterval = 500 * time.Millisecond
 	if brokerURL == "" {
-		ccfg.BrokerListen = "127.0.0.1:0"
+		ccfg.BrokerListen, ccfg.BrokerPlainTCP = "127.0.0.1:0", true
 	} else {
 		ccfg.BrokerListen, ccfg.BrokerURL, ccfg.Ingest = "", brokerURL, cloud.IngestSubscribe
 	}

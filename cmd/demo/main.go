@@ -11,6 +11,12 @@
 // or stop and start the whole cloud ("cloud stop", "cloud start"); the
 // demo keeps running meanwhile, as the trucks do.
 //
+// The broker is mutual TLS, as in production: at start the demo makes a
+// fleet CA in ./var/pki with tankguard-ca (once; it is kept), a broker
+// certificate and one client certificate per truck, and the cloud enforces
+// ./var/pki/crl.pem (tankguard-ca revoke). -broker-plain-tcp runs it on
+// plain TCP instead, with a warning at every start.
+//
 //	make demo            (builds, then runs bin/demo)
 //	bin/demo -trucks 5 -overheat truck-03@45s -var ./var
 package main
@@ -27,6 +33,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -56,6 +63,7 @@ func run() error {
 		console  = flag.String("console", "127.0.0.1:8080", "console listen address (a free port is used if busy)")
 		broker   = flag.String("broker", "127.0.0.1:1883", "embedded broker listen address (a free port is used if busy)")
 		cabBase  = flag.Int("cab-port", 8081, "first cab display port; truck N gets cab-port+N-1 (free ports if busy)")
+		plain    = flag.Bool("broker-plain-tcp", false, "run the broker on plain TCP without mutual TLS (INSECURE: anyone who reaches it may publish as any truck)")
 	)
 	flag.Parse()
 	if *trucks < 1 || *trucks > 99 {
@@ -69,7 +77,7 @@ func run() error {
 		*binDir = filepath.Dir(exe)
 	}
 	bin := func(name string) string { return filepath.Join(*binDir, name) }
-	for _, b := range []string{"cloud", "gateway", "firmware-sim"} {
+	for _, b := range []string{"cloud", "gateway", "firmware-sim", "tankguard-ca"} {
 		if _, err := os.Stat(bin(b)); err != nil {
 			return fmt.Errorf("%s not built (run make demo): %w", b, err)
 		}
@@ -97,9 +105,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	pki := filepath.Join(*varDir, "pki")
+	if *plain {
+		fmt.Fprintln(out, "demo: WARNING: -broker-plain-tcp: the broker runs on plain TCP; anyone who reaches", brokerAddr, "may publish as any truck")
+	} else if err := makePKI(ctx, bin("tankguard-ca"), pki, brokerAddr); err != nil {
+		return err
+	}
 	d.cloudBin = bin("cloud")
-	d.cloudArgs = []string{"-data", filepath.Join(*varDir, "cloud"),
-		"-broker-listen", brokerAddr, "-http", consoleAddr, "-flush-interval", "2s", "-users", usersFile}
+	d.cloudArgs = cloudArgs(*varDir, pki, brokerAddr, consoleAddr, usersFile, *plain)
 	cloudP, err := start("cloud", out, d.cloudBin, d.cloudArgs...)
 	if err != nil {
 		return err
@@ -137,6 +150,15 @@ func run() error {
 		return fmt.Errorf("sim manifest: %w", err)
 	}
 
+	if !*plain {
+		var ids []string
+		for _, t := range m.Trucks {
+			ids = append(ids, t.ID)
+		}
+		if err := truckCerts(ctx, bin("tankguard-ca"), pki, ids); err != nil {
+			return err
+		}
+	}
 	type cabURL struct{ truck, url string }
 	var cabs []cabURL
 	for i, t := range m.Trucks {
@@ -146,8 +168,10 @@ func run() error {
 			return err
 		}
 		d.addLink(t.ID, l)
-		args := []string{"-truck", t.ID, "-data", filepath.Join(*varDir, t.ID), "-can", t.CAN,
-			"-broker", "tcp://" + l.Addr(), "-cab", cab}
+		// The gateway dials its link, which forwards to the broker: TLS
+		// passes through it end to end.
+		args := append([]string{"-truck", t.ID, "-data", filepath.Join(*varDir, t.ID), "-can", t.CAN, "-cab", cab},
+			gatewayBrokerArgs(pki, l.Addr(), t.ID, *plain)...)
 		if t.Serial != "" {
 			args = append(args, "-serial", t.Serial)
 		}
@@ -164,6 +188,12 @@ func run() error {
 	fmt.Println("  tankguard demo is running. Ctrl-C stops it.")
 	fmt.Printf("  fleet console:   http://%s/\n", consoleAddr)
 	fmt.Printf("  sign in as:      admin, ops (operator) or view (viewer); password %s\n", password)
+	if *plain {
+		fmt.Printf("  broker:          %s, PLAIN TCP (insecure)\n", brokerAddr)
+	} else {
+		fmt.Printf("  broker:          ssl://%s, mutual TLS (certificates in %s; revoke one with bin/tankguard-ca revoke -dir %s %s)\n",
+			brokerAddr, pki, pki, filepath.Join(pki, "TRUCK.pem"))
+	}
 	for _, c := range cabs {
 		fmt.Printf("  cab %-9s    %s\n", c.truck+":", c.url)
 	}
@@ -388,4 +418,64 @@ func waitListen(ctx context.Context, addr string, p *proc) error {
 			return fmt.Errorf("%s not listening after 30 s", addr)
 		}
 	}
+}
+
+// makePKI makes the demo's fleet PKI in dir with the project's CA tool
+// (caBin, cmd/tankguard-ca): the CA once (it is kept across runs, like the
+// data), and at every start the broker's server certificate for the host
+// of brokerAddr and loopback.
+func makePKI(ctx context.Context, caBin, dir, brokerAddr string) error {
+	if _, err := os.Stat(filepath.Join(dir, "ca-key.pem")); errors.Is(err, os.ErrNotExist) {
+		if err := runCA(ctx, caBin, "init", "-dir", dir, "-name", "tankguard demo fleet CA"); err != nil {
+			return err
+		}
+	}
+	hosts := "127.0.0.1,localhost"
+	if h, _, err := net.SplitHostPort(brokerAddr); err == nil && h != "" && h != "127.0.0.1" && h != "localhost" {
+		hosts += "," + h
+	}
+	return runCA(ctx, caBin, "broker", "-dir", dir, "-host", hosts)
+}
+
+// truckCerts issues a client certificate for each truck that has none.
+func truckCerts(ctx context.Context, caBin, dir string, ids []string) error {
+	var missing []string
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(dir, id+".pem")); err != nil {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return runCA(ctx, caBin, append([]string{"truck", "-dir", dir}, missing...)...)
+}
+
+func runCA(ctx context.Context, caBin string, args ...string) error {
+	if out, err := exec.CommandContext(ctx, caBin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("tankguard-ca %s: %v\n%s", args[0], err, out)
+	}
+	return nil
+}
+
+// cloudArgs are the cloud's flags: the embedded broker with mutual TLS
+// from pki and its revocation list, unless plain.
+func cloudArgs(varDir, pki, brokerAddr, consoleAddr, usersFile string, plain bool) []string {
+	args := []string{"-data", filepath.Join(varDir, "cloud"), "-broker-listen", brokerAddr, "-http", consoleAddr,
+		"-flush-interval", "2s", "-users", usersFile}
+	if plain {
+		return append(args, "-broker-plain-tcp")
+	}
+	return append(args, "-broker-tls-cert", filepath.Join(pki, "broker.pem"), "-broker-tls-key", filepath.Join(pki, "broker-key.pem"),
+		"-broker-tls-ca", filepath.Join(pki, "ca.pem"), "-broker-revoked", filepath.Join(pki, "crl.pem"))
+}
+
+// gatewayBrokerArgs are a gateway's broker flags: ssl:// with the truck's
+// own certificate, unless plain.
+func gatewayBrokerArgs(pki, brokerAddr, truck string, plain bool) []string {
+	if plain {
+		return []string{"-broker", "tcp://" + brokerAddr}
+	}
+	return []string{"-broker", "ssl://" + brokerAddr, "-tls-cert", filepath.Join(pki, truck+".pem"),
+		"-tls-key", filepath.Join(pki, truck+"-key.pem"), "-tls-ca", filepath.Join(pki, "ca.pem")}
 }

@@ -42,7 +42,7 @@ func TestCrashLosesNothingSynced(t *testing.T) {
 
 	ccfg := cloud.DefaultConfig()
 	ccfg.DataDir = filepath.Join(dir, "cloud")
-	ccfg.BrokerListen = "127.0.0.1:0"
+	ccfg.BrokerListen, ccfg.BrokerPlainTCP = "127.0.0.1:0", true
 	ccfg.HTTPListen = "127.0.0.1:0"
 	ccfg.FlushInterval = 300 * time.Millisecond
 	c, err := cloud.New(ccfg, log)

@@ -58,6 +58,7 @@ type fileConfig struct {
 	TLSKey  string          `json:"tls_key"`
 	TLSCA   string          `json:"tls_ca"`
 	Cab     string          `json:"cab_listen"`
+	CabHost []string        `json:"cab_hosts"`
 	DBC     string          `json:"dbc_file"`
 	Detect  json.RawMessage `json:"detect"`
 }
@@ -79,6 +80,7 @@ func run() error {
 		dataDir        = flag.String("data", "", "data directory for the store-and-forward queue")
 		broker         = flag.String("broker", "", "MQTT broker URL (default tcp://127.0.0.1:1883)")
 		cabListen      = flag.String("cab", "", `cab display listen address (default 127.0.0.1:8081; "off" disables)`)
+		cabHosts       = flag.String("cab-hosts", "", "comma-separated host names or IPs the kiosk browser opens the cab display by, besides loopback and -cab's host (acknowledgements for any other Host are refused)")
 		dbcFile        = flag.String("dbc", "", "DBC file (default: the built-in sensors/tankguard.dbc)")
 		verbose        = flag.Bool("v", false, "debug logging")
 		metricsAddr    = flag.String("metrics", "", "serve Prometheus metrics on this listen address at /metrics, e.g. 127.0.0.1:9101 (default off)")
@@ -178,6 +180,10 @@ func run() error {
 	}
 	if c := pick(*cabListen, fc.Cab); c != "" {
 		cfg.Cab.Listen = c
+	}
+	cfg.Cab.Hosts = fc.CabHost
+	if *cabHosts != "" {
+		cfg.Cab.Hosts = strings.Split(*cabHosts, ",")
 	}
 	if f := pick(*dbcFile, fc.DBC); f != "" {
 		b, err := os.ReadFile(f)

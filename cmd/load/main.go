@@ -200,7 +200,7 @@ func loadTest(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	cloudP, err := startProc(filepath.Join(o.binDir, "cloud"), "-data", filepath.Join(o.varDir, "cloud"),
-		"-broker-listen", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log-level", "error", "-users", usersFile,
+		"-broker-listen", "127.0.0.1:0", "-broker-plain-tcp", "-http", "127.0.0.1:0", "-log-level", "error", "-users", usersFile,
 		"-webhook", "http://"+hl.Addr().String()+"/hook", "-webhook-secret", "load-test")
 	if err != nil {
 		return err

@@ -13,7 +13,16 @@
 //	    truck-01.pem, truck-01-key.pem, ... (client certificates: subject
 //	    CN and DNS SAN are the truck id, which is the identity the broker
 //	    enforces)
+//	tankguard-ca revoke -dir pki [-days 365] [-serial HEX] [truck-01.pem ...]
+//	    crl.pem: the fleet CA's certificate revocation list, with the
+//	    named certificates (files or hex serial numbers) added to the ones
+//	    already revoked; with nothing named it is re-signed as it is (run
+//	    it before -days runs out). The embedded broker (broker_tls.revoked_file)
+//	    re-reads it within seconds; Mosquitto reads it as crlfile on restart
+//	    or SIGHUP. Revoking cannot be undone here: issue a new certificate.
 //
+// The cloud's certificate carries the subject OU broker.CloudRole, which
+// the broker requires of an admin; truck certificates carry broker.TruckRole.
 // The cloud uses ca.pem as broker_tls.client_ca_file; gateways use it as
 // the CA that signs the broker's certificate.
 package main
@@ -36,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/abc4logistics/tankguard/cloud/broker"
 	"github.com/abc4logistics/tankguard/uplink"
 )
 
@@ -49,7 +59,7 @@ func main() {
 	}
 }
 
-const usage = "usage: tankguard-ca init|broker|cloud|truck -dir DIR [flags] [truck ids]"
+const usage = "usage: tankguard-ca init|broker|cloud|truck|revoke -dir DIR [flags] [truck ids | certificate files]"
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -60,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "pki", "directory holding ca.pem and ca-key.pem")
 	days := fs.Int("days", 0, "validity in days (default 3650 for the CA, 825 otherwise)")
-	var name, hosts *string
+	var name, hosts, serials *string
 	switch cmd {
 	case "init":
 		name = fs.String("name", "tankguard fleet CA", "the CA's common name")
@@ -69,13 +79,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "cloud":
 		name = fs.String("name", "tankguard-cloud", "the cloud client's identity (CN)")
 	case "truck":
+	case "revoke":
+		serials = fs.String("serial", "", "comma-separated hex serial numbers to revoke (as well as any certificate files named)")
 	default:
 		return fmt.Errorf("unknown command %q; %s", cmd, usage)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if cmd != "truck" && fs.NArg() > 0 {
+	if cmd != "truck" && cmd != "revoke" && fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected arguments %q", cmd, fs.Args())
 	}
 	if *days < 0 {
@@ -108,6 +120,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch cmd {
+	case "revoke":
+		return revoke(stdout, *dir, *serials, fs.Args(), validity(365), ca, caKey)
 	case "broker":
 		tmpl := template("tankguard broker", validity(825))
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -130,6 +144,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("cloud: -name is empty")
 		}
 		tmpl := template(*name, validity(825))
+		tmpl.Subject.OrganizationalUnit = []string{broker.CloudRole}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		return write(stdout, *dir, "cloud", tmpl, ca, caKey)
 	}
@@ -140,9 +155,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if !uplink.ValidTruckID(id) {
 			return fmt.Errorf("truck %q: a truck id is 1-64 letters, digits, '-' or '_'", id)
 		}
+		if strings.EqualFold(id, "tankguard-cloud") {
+			// Mosquitto and AWS IoT know the cloud by this CN alone.
+			return fmt.Errorf("truck %q: reserved for the cloud's certificate (tankguard-ca cloud)", id)
+		}
 	}
 	for _, id := range fs.Args() {
 		tmpl := template(id, validity(825))
+		tmpl.Subject.OrganizationalUnit = []string{broker.TruckRole}
 		tmpl.DNSNames = []string{id}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		if err := write(stdout, *dir, id, tmpl, ca, caKey); err != nil {
@@ -229,4 +249,91 @@ func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		return nil, nil, errors.New("fleet CA key: not ECDSA")
 	}
 	return cert, key, nil
+}
+
+// CRLFile is the revocation list revoke writes in the PKI directory.
+const CRLFile = "crl.pem"
+
+// revoke adds the certificates in files and the hex serials to dir's
+// revocation list, signs it with the CA, valid for d, and writes it
+// atomically (mode 0644: it is public).
+func revoke(stdout io.Writer, dir, serials string, files []string, d time.Duration, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+	path := filepath.Join(dir, CRLFile)
+	list := &x509.RevocationList{Number: big.NewInt(1)}
+	if b, err := os.ReadFile(path); err == nil {
+		p, _ := pem.Decode(b)
+		if p == nil || p.Type != "X509 CRL" {
+			return fmt.Errorf("revoke: existing %s is not a PEM CRL", path)
+		}
+		old, err := x509.ParseRevocationList(p.Bytes)
+		if err != nil {
+			return fmt.Errorf("revoke: existing %s: %w", path, err)
+		}
+		if err := old.CheckSignatureFrom(ca); err != nil {
+			return fmt.Errorf("revoke: existing %s is not signed by this fleet CA: %w", path, err)
+		}
+		list.RevokedCertificateEntries = old.RevokedCertificateEntries
+		if old.Number != nil {
+			list.Number = new(big.Int).Add(old.Number, big.NewInt(1))
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	have := map[string]bool{}
+	for _, e := range list.RevokedCertificateEntries {
+		have[e.SerialNumber.Text(16)] = true
+	}
+	now := time.Now()
+	add := func(sn *big.Int, what string) {
+		if have[sn.Text(16)] {
+			fmt.Fprintf(stdout, "already revoked: %s (serial %s)\n", what, sn.Text(16))
+			return
+		}
+		have[sn.Text(16)] = true
+		list.RevokedCertificateEntries = append(list.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: sn, RevocationTime: now})
+		fmt.Fprintf(stdout, "revoked %s (serial %s)\n", what, sn.Text(16))
+	}
+	for _, h := range strings.Split(serials, ",") {
+		h = strings.TrimSpace(strings.ReplaceAll(h, ":", ""))
+		if h == "" {
+			continue
+		}
+		sn, ok := new(big.Int).SetString(h, 16)
+		if !ok || sn.Sign() <= 0 {
+			return fmt.Errorf("revoke: -serial %q: want a positive hex number", h)
+		}
+		add(sn, "serial "+h)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		p, _ := pem.Decode(b)
+		if p == nil || p.Type != "CERTIFICATE" {
+			return fmt.Errorf("revoke: %s: not a PEM certificate", f)
+		}
+		c, err := x509.ParseCertificate(p.Bytes)
+		if err != nil {
+			return fmt.Errorf("revoke: %s: %w", f, err)
+		}
+		if c.CheckSignatureFrom(ca) != nil {
+			return fmt.Errorf("revoke: %s: not issued by this fleet CA", f)
+		}
+		add(c.SerialNumber, fmt.Sprintf("%s (CN %s)", f, c.Subject.CommonName))
+	}
+	list.ThisUpdate, list.NextUpdate = now.Add(-time.Hour), now.Add(d)
+	der, err := x509.CreateRevocationList(rand.Reader, list, ca, caKey)
+	if err != nil {
+		return fmt.Errorf("revoke: sign: %w (a CA made before revocation existed lacks the CRL-signing usage: see SECURITY.md)", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d revoked, valid until %s)\n", path, len(list.RevokedCertificateEntries), list.NextUpdate.UTC().Format(time.DateOnly))
+	return nil
 }

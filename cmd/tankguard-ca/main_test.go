@@ -56,6 +56,19 @@ func TestIssuedCertificatesWorkWithTheBroker(t *testing.T) {
 		{"truck-02", "truck-02", x509.ExtKeyUsageClientAuth},
 		{"cloud", "tankguard-cloud", x509.ExtKeyUsageClientAuth},
 	} {
+		t.Run(tc.name+" role", func(t *testing.T) {
+			c, _ := x509.ParseCertificate(func() []byte {
+				p, _ := tls.LoadX509KeyPair(filepath.Join(dir, tc.name+".pem"), filepath.Join(dir, tc.name+"-key.pem"))
+				return p.Certificate[0]
+			}())
+			want := broker.TruckRole
+			if tc.name == "cloud" {
+				want = broker.CloudRole
+			}
+			if len(c.Subject.OrganizationalUnit) != 1 || c.Subject.OrganizationalUnit[0] != want {
+				t.Errorf("OU %v, want [%s]", c.Subject.OrganizationalUnit, want)
+			}
+		})
 		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, tc.name+".pem"), filepath.Join(dir, tc.name+"-key.pem"))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -117,6 +130,8 @@ func TestBadInput(t *testing.T) {
 		{"init twice", []string{"init", "-dir", dir}, "refusing to replace"},
 		{"truck without id", []string{"truck", "-dir", dir}, "at least one truck id"},
 		{"bad truck id", []string{"truck", "-dir", dir, "truck 1"}, `truck "truck 1"`},
+		{"truck named as the cloud", []string{"truck", "-dir", dir, "tankguard-cloud"}, "reserved for the cloud"},
+		{"revoke a foreign file", []string{"revoke", "-dir", dir, filepath.Join(dir, "none.pem")}, "no such file"},
 		{"no CA", []string{"truck", "-dir", filepath.Join(dir, "none"), "t1"}, "run tankguard-ca init first"},
 		{"broker without host", []string{"broker", "-dir", dir, "-host", ""}, "-host names no address"},
 		{"negative days", []string{"cloud", "-dir", dir, "-days", "-1"}, "-days must be positive"},
@@ -128,5 +143,69 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRevoke: tankguard-ca revoke writes a CRL signed by the fleet CA that
+// the broker parses, keeps what was revoked before, and the broker refuses
+// the revoked certificate (issue 15, observation 8).
+func TestRevoke(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "init", "-dir", dir)
+	mustRun(t, "broker", "-dir", dir, "-host", "127.0.0.1")
+	mustRun(t, "truck", "-dir", dir, "truck-01", "truck-02", "truck-03")
+	serial := func(name string) string {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(pair.Certificate[0])
+		return c.SerialNumber.Text(16)
+	}
+	mustRun(t, "revoke", "-dir", dir, filepath.Join(dir, "truck-01.pem"))
+	mustRun(t, "revoke", "-dir", dir, "-serial", serial("truck-02"))
+	mustRun(t, "revoke", "-dir", dir, filepath.Join(dir, "truck-01.pem")) // again: no change
+	caPEM := readFile(t, filepath.Join(dir, "ca.pem"))
+	set, err := broker.ParseCRL(readFile(t, filepath.Join(dir, "crl.pem")), caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != 2 || !set[serial("truck-01")] || !set[serial("truck-02")] || set[serial("truck-03")] {
+		t.Fatalf("revoked %v; want truck-01 and truck-02 only", set)
+	}
+	if err := run([]string{"revoke", "-dir", dir, "-serial", "xyz"}, io.Discard, io.Discard); err == nil {
+		t.Error("a bad serial was accepted")
+	}
+
+	srvTLS, err := broker.LoadServerTLS(filepath.Join(dir, "broker.pem"), filepath.Join(dir, "broker-key.pem"), filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLS: srvTLS, RevokedFile: filepath.Join(dir, "crl.pem"), RevokedCA: caPEM}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct {
+		truck string
+		ok    bool
+	}{{"truck-01", false}, {"truck-03", true}} {
+		cfg, err := uplink.TLSConfig(readFile(t, filepath.Join(dir, tc.truck+".pem")), readFile(t, filepath.Join(dir, tc.truck+"-key.pem")), caPEM, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := paho.NewClientOptions().AddBroker("ssl://" + b.Addr()).SetClientID(tc.truck).SetTLSConfig(cfg).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		c := paho.NewClient(o)
+		tok := c.Connect()
+		ok := tok.WaitTimeout(5*time.Second) && tok.Error() == nil
+		if ok {
+			pub := c.Publish(uplink.Topic(tc.truck, uplink.KindStatus), 1, false, "x")
+			ok = pub.WaitTimeout(2*time.Second) && pub.Error() == nil && c.IsConnectionOpen()
+			c.Disconnect(0)
+		}
+		if ok != tc.ok {
+			t.Errorf("%s: connected and published %v, want %v", tc.truck, ok, tc.ok)
+		}
 	}
 }

@@ -122,3 +122,45 @@ func TestMosquittoACL(t *testing.T) {
 		t.Errorf("truck-01 received truck-02's command %d times", truckGot[other])
 	}
 }
+
+// TestMosquittoCRL runs Mosquitto with the revocation list tankguard-ca
+// revoke writes, as SECURITY.md documents (crlfile): the revoked truck's
+// certificate is refused, the others still connect.
+func TestMosquittoCRL(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "init", "-dir", dir)
+	mustRun(t, "broker", "-dir", dir, "-host", "127.0.0.1")
+	mustRun(t, "truck", "-dir", dir, "truck-01", "truck-02")
+	mustRun(t, "revoke", "-dir", dir, filepath.Join(dir, "truck-01.pem"))
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Join(dir, "broker-key.pem"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "acl"), []byte(MosquittoACL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := mosquittotest.StartConf(t, func(port, _ string) string {
+		return fmt.Sprintf(mosquittoConf, port, dir) + fmt.Sprintf("crlfile %s/crl.pem\n", dir)
+	})
+	caPEM := readFile(t, filepath.Join(dir, "ca.pem"))
+	for _, tc := range []struct {
+		truck string
+		ok    bool
+	}{{"truck-01", false}, {"truck-02", true}} {
+		tc2, err := uplink.TLSConfig(readFile(t, filepath.Join(dir, tc.truck+".pem")), readFile(t, filepath.Join(dir, tc.truck+"-key.pem")), caPEM, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("tankguard-gw-" + tc.truck).
+			SetTLSConfig(tc2).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+		tok := c.Connect()
+		ok := tok.WaitTimeout(10*time.Second) && tok.Error() == nil
+		if ok {
+			p := c.Publish(uplink.Topic(tc.truck, uplink.KindStatus), 1, false, "x")
+			ok = p.WaitTimeout(3*time.Second) && p.Error() == nil && c.IsConnectionOpen()
+			c.Disconnect(0)
+		}
+		if ok != tc.ok {
+			t.Errorf("%s: connected %v, want %v (revoked: truck-01)", tc.truck, ok, tc.ok)
+		}
+	}
+}

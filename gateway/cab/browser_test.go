@@ -185,7 +185,7 @@ func TestBrowserAlertAndAck(t *testing.T) {
 	}
 	select {
 	case a := <-sink.ch:
-		want := detect.Ack{Truck: "T1", Signal: tr.Signal, Start: tr.Start, Time: a.Time, By: "driver", Severity: detect.SeverityCritical}
+		want := detect.Ack{Truck: "T1", Signal: tr.Signal, Start: tr.Start, Time: a.Time, By: "driver", Severity: detect.SeverityCritical, Origin: detect.AckDriver}
 		if a != want || a.Time < now.UnixNano() {
 			t.Errorf("ack %+v, want %+v at or after %v", a, want, now)
 		}

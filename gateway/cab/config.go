@@ -20,6 +20,13 @@ type Config struct {
 	// the cab tablet's kiosk browser. Default "127.0.0.1:8081". Use the
 	// address of the cab LAN interface when the screen is a separate device.
 	Listen string
+	// Hosts are the host names (or IP addresses) the display takes
+	// state-changing requests (the acknowledge button) for, besides
+	// loopback (localhost, 127.0.0.1, ::1) and Listen's own host: the name
+	// or address the kiosk browser opens, e.g. "cab.local" or
+	// "192.168.7.2". A request naming any other Host, as a page on a
+	// rebinding DNS name would, is refused. No port: any port matches.
+	Hosts []string
 	// PageInterval is how often readings and uplink state are pushed to
 	// the page at most. Alert transitions never wait for it. Default 250ms.
 	PageInterval time.Duration
@@ -29,6 +36,10 @@ type Config struct {
 	// StaleAfter is how long after its last reading a value is shown as
 	// "no data" instead of a number. Default 10s.
 	StaleAfter time.Duration
+	// ReadTimeout bounds reading one request, headers and body, so a
+	// half-sent request cannot hold a connection (the event stream is
+	// exempt once it runs). Default 15s.
+	ReadTimeout time.Duration
 	// WriteTimeout bounds one write of events to a page; a page that stalls
 	// longer is disconnected (it reconnects and re-syncs). Default 5s.
 	WriteTimeout time.Duration
@@ -119,6 +130,7 @@ func DefaultConfig() Config {
 		Heartbeat:    15 * time.Second,
 		StaleAfter:   10 * time.Second,
 		WriteTimeout: 5 * time.Second,
+		ReadTimeout:  15 * time.Second,
 		Bands: map[string]Band{
 			// No range until the gateway sets the learned band (SetBand):
 			// a made-up one would look learned. The limits are the
@@ -260,6 +272,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = d.WriteTimeout
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
 	bands := d.Bands
 	maps.Copy(bands, c.Bands)
 	c.Bands = bands
@@ -286,12 +301,17 @@ func (c Config) Validate() error {
 			return fmt.Errorf("cab config: listen %q is not host:port", c.Listen)
 		}
 	}
+	for _, h := range c.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
+			return fmt.Errorf("cab config: hosts: %q is not a host name or IP address (no port, no scheme)", h)
+		}
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
 		{"page_interval", c.PageInterval}, {"heartbeat", c.Heartbeat},
-		{"stale_after", c.StaleAfter}, {"write_timeout", c.WriteTimeout},
+		{"stale_after", c.StaleAfter}, {"write_timeout", c.WriteTimeout}, {"read_timeout", c.ReadTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("cab config: %s must not be negative, got %v", d.name, d.v)

@@ -31,6 +31,12 @@
 // Everything works with no network beyond the cab's own loopback or LAN
 // link: nothing here depends on the uplink or the cloud.
 //
+// Only the display's own page may acknowledge: the request's Host must be
+// one of the display's names (loopback, the listen host, Config.Hosts), so
+// a page on a rebinding DNS name is refused, and the browser must say it is
+// same-origin (Origin, Sec-Fetch-Site). Only the button makes a driver's
+// acknowledgement (detect.AckDriver); RemoteAck never counts as one.
+//
 // cab must not import buffer, uplink or cloud (they are downstream of
 // detect); it reads only sensors and detect types. It never reads files,
 // flags or the environment: cmd/ builds its Config.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -161,11 +162,9 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only the display's own page may acknowledge: a page from elsewhere
 	// that the tablet's browser happens to show must not silence the alarm.
-	if o := r.Header.Get("Origin"); o != "" {
-		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
-			s.reject(w, r, http.StatusForbidden, "ack: origin %q is not this display", o)
-			return
-		}
+	if err := s.ownPage(r); err != nil {
+		s.reject(w, r, http.StatusForbidden, "ack: %v", err)
+		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -196,6 +195,60 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ackResponse{Key: key, Severity: a.Severity.String(), Time: a.Time / 1e6, Duplicate: dup})
 }
 
+// ownPage checks that a state-changing request comes from the display's
+// own page: its Host is one of the display's names (loopback, Listen's
+// host, Config.Hosts; so a rebinding DNS name is refused), and the browser
+// says it is same-origin: an Origin naming that same host, and no
+// Sec-Fetch-Site other than same-origin. Browsers send Origin with every
+// POST, so a request with neither header is not from a page and is
+// refused too.
+func (s *Server) ownPage(r *http.Request) error {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	if !s.ownHost(host) {
+		return fmt.Errorf("host %q is not this display (add it to the cab's hosts if the kiosk uses that name)", r.Host)
+	}
+	sfs := r.Header.Get("Sec-Fetch-Site")
+	if sfs != "" && sfs != "same-origin" {
+		return fmt.Errorf("request from another site (Sec-Fetch-Site %s) is not this display's page", sfs)
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		if sfs == "" {
+			return errors.New("no Origin: only the display's own page may acknowledge")
+		}
+		return nil
+	}
+	if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host != r.Host {
+		return fmt.Errorf("origin %q is not this display", o)
+	}
+	return nil
+}
+
+// ownHost reports whether host (no port) names this display.
+func (s *Server) ownHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(s.cfg.Listen); err == nil && h != "" && strings.EqualFold(strings.Trim(h, "[]"), host) {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			return true
+		}
+	}
+	for _, h := range s.cfg.Hosts {
+		if strings.EqualFold(strings.TrimSuffix(h, "."), host) {
+			return true
+		}
+	}
+	return false
+}
+
 // handleEvents streams Server-Sent Events to one page: the full "state"
 // first (also on every reconnect), then "alert" events as they happen,
 // "status" (readings, uplink) at most every PageInterval and "ping" every
@@ -205,6 +258,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	// The server's ReadTimeout ends once the request is read (net/http
+	// clears the read deadline then); each write has its own deadline
+	// (write), replacing the server's WriteTimeout.
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

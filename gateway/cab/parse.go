@@ -28,6 +28,8 @@ import (
 func ParseConfig(data []byte) (Config, error) {
 	var f struct {
 		Listen       string              `json:"listen"`
+		Hosts        []string            `json:"hosts"`
+		ReadTimeout  duration            `json:"read_timeout"`
 		PageInterval duration            `json:"page_interval"`
 		Heartbeat    duration            `json:"heartbeat"`
 		StaleAfter   duration            `json:"stale_after"`
@@ -55,6 +57,8 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	c := Config{
 		Listen:       f.Listen,
+		Hosts:        f.Hosts,
+		ReadTimeout:  time.Duration(f.ReadTimeout),
 		PageInterval: time.Duration(f.PageInterval),
 		Heartbeat:    time.Duration(f.Heartbeat),
 		StaleAfter:   time.Duration(f.StaleAfter),

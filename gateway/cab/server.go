@@ -76,7 +76,8 @@ type alert struct {
 	// not acknowledged); it never exceeds the alert's current severity.
 	driverAck   detect.Severity
 	driverAckAt int64 // Unix ms
-	// remote is the latest operator acknowledgement; By == "" if none.
+	// remote is the latest fleet user's acknowledgement; Origin is
+	// AckFleet if there is one.
 	remote detect.Ack
 }
 
@@ -223,9 +224,16 @@ func (s *Server) Run(ctx context.Context) error {
 
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		// A request must arrive whole within ReadTimeout and its answer
+		// be written within WriteTimeout; the event stream sets a
+		// deadline per write instead of the latter.
+		ReadTimeout:    s.cfg.ReadTimeout,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -333,11 +341,12 @@ func (s *Server) Transition(t detect.Transition) {
 	s.buzz.set(sound)
 }
 
-// RemoteAck shows that an operator acknowledged an alert in the fleet
-// console ("acknowledged by <operator>"). It does not silence the cab: the
+// RemoteAck shows that a fleet user acknowledged an alert in the fleet
+// console ("acknowledged by <user>"). It does not silence the cab: the
 // driver must still press the button, so a missed alarm is never silenced
-// from afar. An Ack with By "driver" (the cab's own, echoed back) counts as
-// the driver's. It reports whether the Ack named an open alert.
+// from afar. Whatever its By or Origin, an Ack that comes this way is never
+// taken as the driver's: only the cab's own button makes those. It reports
+// whether the Ack named an open alert.
 func (s *Server) RemoteAck(a detect.Ack) bool {
 	if !a.Signal.Valid() || a.Truck != s.truck {
 		s.remoteUnmatched.Add(1)
@@ -350,14 +359,11 @@ func (s *Server) RemoteAck(a detect.Ack) bool {
 		s.remoteUnmatched.Add(1)
 		return false
 	}
-	if a.By == "driver" {
-		if a.Severity > al.driverAck {
-			al.driverAck = min(a.Severity, al.t.Severity)
-			al.driverAckAt = a.Time / 1e6
-		}
-	} else {
-		al.remote = a
+	a.Origin = detect.AckFleet
+	if a.By == "" {
+		a.By = "fleet"
 	}
+	al.remote = a
 	sound := s.soundLocked()
 	s.broadcastLocked("alert", s.alertEventLocked(al, sound))
 	s.mu.Unlock()
@@ -384,7 +390,7 @@ func (s *Server) ack(key string, sev detect.Severity) (a detect.Ack, dup bool, e
 		return a, false, fmt.Errorf("%w %q", ErrNoAlert, key)
 	}
 	sev = min(sev, al.t.Severity)
-	a = detect.Ack{Truck: s.truck, Signal: al.t.Signal, Start: al.t.Start, Time: now.UnixNano(), By: "driver", Severity: al.driverAck}
+	a = detect.Ack{Truck: s.truck, Signal: al.t.Signal, Start: al.t.Start, Time: now.UnixNano(), By: "driver", Severity: al.driverAck, Origin: detect.AckDriver}
 	if sev <= al.driverAck {
 		s.mu.Unlock()
 		return a, true, nil
@@ -562,7 +568,7 @@ func (s *Server) alertJSONLocked(a *alert) alertJSON {
 	if a.driverAck > detect.SeverityNone {
 		j.DriverAck = &ackJSON{Severity: a.driverAck.String(), At: a.driverAckAt, By: "driver"}
 	}
-	if a.remote.By != "" {
+	if a.remote.Origin == detect.AckFleet {
 		j.RemoteAck = &ackJSON{Severity: a.remote.Severity.String(), At: a.remote.Time / 1e6, By: a.remote.By}
 	}
 	if t.Severity < detect.SeverityCritical && t.Signal.IsTemperature() {

@@ -29,7 +29,10 @@ func get(t *testing.T, url string) (int, string) {
 
 func postAck(t *testing.T, url, body string) (int, string) {
 	t.Helper()
-	res, err := http.Post(url+"/api/ack", "application/json", strings.NewReader(body))
+	req, _ := http.NewRequest("POST", url+"/api/ack", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", url) // the display's own page
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +187,7 @@ func TestDriverAck(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("POST /api/ack: %d %s", code, body)
 	}
-	want := detect.Ack{Truck: "T1", Signal: sensors.CoolantTemp, Start: tr.Start, Time: t0.UnixNano(), By: "driver", Severity: detect.SeverityWarning}
+	want := detect.Ack{Truck: "T1", Signal: sensors.CoolantTemp, Start: tr.Start, Time: t0.UnixNano(), By: "driver", Severity: detect.SeverityWarning, Origin: detect.AckDriver}
 	if got := sink.all(); len(got) != 1 || got[0] != want {
 		t.Fatalf("acks %+v, want [%+v]", got, want)
 	}
@@ -262,6 +265,9 @@ func TestBadRequests(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
 			if tc.ctype != "" {
 				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.origin == "" && tc.method == http.MethodPost {
+				tc.origin = ts.URL // the display's own page
 			}
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)

@@ -374,7 +374,7 @@ function incidentHTML(i, withTruck = true) {
   // Every acknowledgement, as made: who, when, and the severity acknowledged.
   const acks = i.acks || [];
   for (const a of acks) who.push(`acknowledged by <b>${esc(ackWho(a))}</b> at ${clock(a.at)} (${esc(a.severity)})`);
-  if (!acks.length && i.acked_by) who.push(`acknowledged by <b>${esc(i.acked_by)}</b> at ${clock(i.acked_at)}`);
+  if (!acks.length && i.acked_by) who.push(`acknowledged by <b>${esc(ackWho({ by: i.acked_by, origin: i.acked_from }))}</b> at ${clock(i.acked_at)}`);
   // Still reported by a source: the server refuses to resolve it.
   const active = Object.values(i.sources || {}).filter((s) => !s.cleared).length > 0;
   const fleetAcked = acks.some((a) => a.origin === "fleet" && (SEV_RANK[a.severity] || 0) >= (SEV_RANK[i.severity] || 0));

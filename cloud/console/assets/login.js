@@ -9,12 +9,17 @@ document.getElementById("login").addEventListener("submit", async (e) => {
   try {
     const r = await fetch("/api/login", {
       method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name: document.getElementById("name").value, password: document.getElementById("password").value }),
+      body: JSON.stringify({
+        name: document.getElementById("name").value, password: document.getElementById("password").value,
+        next: new URLSearchParams(location.search).get("next") || "/",
+      }),
     });
     if (!r.ok) { err.textContent = r.status === 401 ? "Wrong user name or password." : (await r.text()); return; }
-    let next = new URLSearchParams(location.search).get("next") || "/";
-    if (!next.startsWith("/") || next.startsWith("//")) next = "/";
-    location.replace(next);
+    // The server answers the same-site path to go to ("/" for anything
+    // else: other hosts, "//", "/\\", schemes, encoded forms of them).
+    const s = await r.json();
+    const next = new URL(typeof s.next === "string" ? s.next : "/", location.origin);
+    location.replace(next.origin === location.origin ? next.href : "/");
   } catch (x) {
     err.textContent = "Cannot reach the console: " + x.message;
   } finally {

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Config configures sessions. Zero fields take the defaults below.
@@ -22,8 +26,9 @@ type Config struct {
 	// IdleTimeout ends a session unused for this long. An open console
 	// page keeps its session alive through its live event stream.
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
-	// SecureCookie marks the session cookie Secure (HTTPS only). Set it
-	// when the console is served over TLS, e.g. behind a proxy.
+	// SecureCookie marks the session cookie Secure (HTTPS only) even on
+	// plain HTTP requests: set it when a proxy terminates TLS in front of
+	// the console. Requests that come over TLS always get a Secure cookie.
 	SecureCookie bool `json:"secure_cookie,omitempty"`
 	// MaxSessions bounds the live sessions; the oldest is ended to make room.
 	MaxSessions int `json:"max_sessions,omitempty"`
@@ -84,25 +89,42 @@ type session struct {
 	created, used time.Time
 }
 
-// failures are a name's failed sign-ins in a row.
+// failures are a name's (or a source address's) failed sign-ins in a row.
 type failures struct {
 	n    int
 	last time.Time
 }
 
 // Sign-in throttling: after FreeFailures failed sign-ins in a row for a
-// name, each further try must wait 1 s, doubling per failure up to
-// MaxThrottle. A success clears it; so does MaxThrottle without tries.
+// name, or AddrFreeFailures from one source address, each further try
+// must wait 1 s, doubling per failure up to MaxThrottle. A success clears
+// the name's count; MaxThrottle without a checked try clears either. A
+// try counts as a failure from the moment it is let through until its
+// password is found right, so parallel tries cannot all pass on one stale
+// count; a try refused while throttled counts too (it lengthens the wait
+// but not the time it is measured from), so a flood locks the name out
+// for MaxThrottle and even the right password waits it out.
 const (
-	FreeFailures = 5
-	MaxThrottle  = time.Minute
+	FreeFailures     = 5
+	AddrFreeFailures = 20
+	MaxThrottle      = time.Minute
 )
 
-func (f failures) wait() time.Duration {
-	if f.n < FreeFailures {
+// Password checks are bounded: at most HashSlots run at once (an argon2id
+// check with more than 16 MiB takes both), at most HashQueue more wait for
+// a slot, for at most HashWait; any other try is refused with ErrBusy
+// (HTTP 429) before its password is looked at.
+const (
+	HashSlots = 2
+	HashQueue = 8
+	HashWait  = 5 * time.Second
+)
+
+func (f failures) wait(free int) time.Duration {
+	if f.n < free {
 		return 0
 	}
-	return min(time.Second<<min(f.n-FreeFailures, 10), MaxThrottle)
+	return min(time.Second<<min(f.n-free, 10), MaxThrottle)
 }
 
 type account struct {
@@ -117,6 +139,7 @@ type Counters struct {
 	Unauthorized uint64 `json:"unauthorized"` // requests refused with 401
 	Forbidden    uint64 `json:"forbidden"`    // requests refused with 403 (role or CSRF)
 	Throttled    uint64 `json:"throttled"`    // sign-ins refused for too many failures
+	Busy         uint64 `json:"busy"`         // sign-ins refused because too many passwords were being checked
 	Sessions     int    `json:"sessions"`
 }
 
@@ -133,8 +156,12 @@ type Authenticator struct {
 	tokens   map[string]account  // by TokenSHA256
 	sessions map[string]*session // by HashToken(cookie value)
 	fails    map[string]failures // by user name tried, known or not
+	addrs    map[string]failures // by source address (host, no port)
 
-	logins, failed, unauthorized, forbidden, throttled atomic.Uint64
+	hashing *semaphore.Weighted // HashSlots
+	queued  atomic.Int32        // tries waiting for a hashing slot
+
+	logins, failed, unauthorized, forbidden, throttled, busy atomic.Uint64
 }
 
 // New returns an Authenticator for users (checked with ValidateUsers).
@@ -154,7 +181,8 @@ func New(users []User, cfg Config, log *slog.Logger, now func() time.Time) (*Aut
 		now = time.Now
 	}
 	a := &Authenticator{cfg: cfg, log: log, now: now, users: map[string]account{}, tokens: map[string]account{},
-		sessions: map[string]*session{}, fails: map[string]failures{}}
+		sessions: map[string]*session{}, fails: map[string]failures{}, addrs: map[string]failures{},
+		hashing: semaphore.NewWeighted(HashSlots)}
 	// A fixed valid hash of a random password, at the default cost.
 	a.dummy, _ = parseHash("$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy")
 	for _, u := range users {
@@ -176,46 +204,38 @@ func (a *Authenticator) Counters() Counters {
 	n := len(a.sessions)
 	a.mu.Unlock()
 	return Counters{Logins: a.logins.Load(), LoginsFailed: a.failed.Load(), Unauthorized: a.unauthorized.Load(),
-		Forbidden: a.forbidden.Load(), Throttled: a.throttled.Load(), Sessions: n}
+		Forbidden: a.forbidden.Load(), Throttled: a.throttled.Load(), Busy: a.busy.Load(), Sessions: n}
 }
 
-// Login checks name and password and starts a session. It returns the
-// cookie value (a secret: never log it) and the session. A name with too
-// many failures in a row gets ErrThrottled until its wait has passed.
-func (a *Authenticator) Login(name, password string) (string, Session, error) {
+// Login checks name and password, tried from source address from (a
+// host, or "" if unknown), and starts a session. It returns the cookie
+// value (a secret: never log it) and the session. A name or address with
+// too many failures in a row gets ErrThrottled until its wait has passed;
+// too many password checks at once get ErrBusy.
+func (a *Authenticator) Login(name, password, from string) (string, Session, error) {
 	now := a.now()
 	if len(name) > 256 {
 		name = name[:256]
 	}
-	a.mu.Lock()
-	acc, ok := a.users[name]
-	f := a.fails[name]
-	if now.Sub(f.last) >= MaxThrottle {
-		f = failures{}
-	}
-	if w := f.wait(); w > 0 && now.Sub(f.last) < w {
-		a.mu.Unlock()
+	if !a.reserve(name, from, now) {
 		a.throttled.Add(1)
 		return "", Session{}, ErrThrottled
 	}
+	a.mu.Lock()
+	acc, ok := a.users[name]
 	a.mu.Unlock()
 	h := a.dummy
 	if ok && acc.PasswordHash != "" {
 		h = acc.hash
 	}
-	good := len(password) <= MaxPassword && h.check(password)
+	good, err := a.check(h, password)
+	if err != nil {
+		a.release(name, from) // not checked: it does not count
+		a.busy.Add(1)
+		return "", Session{}, err
+	}
 	if !ok || acc.PasswordHash == "" || !good {
 		a.failed.Add(1)
-		a.mu.Lock()
-		if len(a.fails) > 100000 { // names tried at random: forget the oldest half's worth
-			for k, v := range a.fails {
-				if now.Sub(v.last) >= MaxThrottle || len(a.fails) > 50000 {
-					delete(a.fails, k)
-				}
-			}
-		}
-		a.fails[name] = failures{n: f.n + 1, last: now}
-		a.mu.Unlock()
 		return "", Session{}, ErrBadCredentials
 	}
 	tok := NewToken()
@@ -227,9 +247,112 @@ func (a *Authenticator) Login(name, password string) (string, Session, error) {
 	}
 	a.sessions[HashToken(tok)] = s
 	delete(a.fails, name)
+	if f, ok := a.addrs[from]; ok && f.n > 0 {
+		f.n-- // this try was counted as a failure of its address
+		a.addrs[from] = f
+	}
 	a.mu.Unlock()
 	a.logins.Add(1)
 	return tok, s.Session, nil
+}
+
+// reserve decides, under one lock, whether a try of name from address
+// from may check its password now, and if so counts it as a failure of
+// both until it proves right.
+func (a *Authenticator) reserve(name, from string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.fails[name]
+	if now.Sub(f.last) >= MaxThrottle {
+		f = failures{}
+	}
+	af := a.addrs[from]
+	if now.Sub(af.last) >= MaxThrottle {
+		af = failures{}
+	}
+	refuse := false
+	if w := f.wait(FreeFailures); w > 0 && now.Sub(f.last) < w {
+		refuse = true
+	}
+	if from != "" {
+		if w := af.wait(AddrFreeFailures); w > 0 && now.Sub(af.last) < w {
+			refuse = true
+		}
+	}
+	if refuse {
+		if f.n > 0 {
+			f.n++
+			a.fails[name] = f
+		}
+		if af.n > 0 {
+			af.n++
+			a.addrs[from] = af
+		}
+		return false
+	}
+	forget(a.fails, now)
+	a.fails[name] = failures{n: f.n + 1, last: now}
+	if from != "" {
+		forget(a.addrs, now)
+		a.addrs[from] = failures{n: af.n + 1, last: now}
+	}
+	return true
+}
+
+// release takes back a reserved try that was never checked.
+func (a *Authenticator) release(name, from string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f, ok := a.fails[name]; ok && f.n > 0 {
+		f.n--
+		a.fails[name] = f
+	}
+	if f, ok := a.addrs[from]; ok && f.n > 0 {
+		f.n--
+		a.addrs[from] = f
+	}
+}
+
+// forget bounds a failure map that names or addresses tried at random
+// would grow: past 100,000 keys it drops the stale ones, and then any
+// until half are left.
+func forget(m map[string]failures, now time.Time) {
+	if len(m) <= 100000 {
+		return
+	}
+	for k, v := range m {
+		if now.Sub(v.last) >= MaxThrottle || len(m) > 50000 {
+			delete(m, k)
+		}
+	}
+}
+
+// check checks password against h within the bound on concurrent
+// password hashing; ErrBusy if it cannot get a slot.
+func (a *Authenticator) check(h hash, password string) (bool, error) {
+	if len(password) > MaxPassword {
+		return false, nil
+	}
+	if a.queued.Add(1) > HashSlots+HashQueue {
+		a.queued.Add(-1)
+		return false, ErrBusy
+	}
+	defer a.queued.Add(-1)
+	w := h.weight()
+	ctx, cancel := context.WithTimeout(context.Background(), HashWait)
+	defer cancel()
+	if err := a.hashing.Acquire(ctx, w); err != nil {
+		return false, ErrBusy
+	}
+	defer a.hashing.Release(w)
+	if w == HashSlots {
+		// Collect the big argon2id buffer now, so the next check reuses
+		// its memory instead of the heap growing by another one before
+		// the collector would run: this keeps a sign-in flood within one
+		// buffer's worth of memory.
+		defer runtime.GC()
+	}
+	return h.check(password), nil
 }
 
 func (a *Authenticator) sweepLocked(now time.Time) {
@@ -367,12 +490,70 @@ func sameOrigin(r *http.Request) bool {
 type loginRequest struct {
 	Name     string `json:"name"`
 	Password string `json:"password"`
+	// Next is where the page was headed; the answer's Next is the
+	// same-site path to go to (SafeNext).
+	Next string `json:"next,omitempty"`
+}
+
+// loginResponse is the answer to a successful POST /api/login.
+type loginResponse struct {
+	Session
+	Next string `json:"next"`
+}
+
+// SafeNext returns next if it is a path on this site ("/..." that no
+// browser reads as another host), else "/". It refuses "//host",
+// "/\host", empty, "." and ".." path segments, schemes, control
+// characters and backslashes, and their percent-encoded forms.
+func SafeNext(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
+		return "/"
+	}
+	for p := next; ; {
+		path, _, _ := strings.Cut(p, "?")
+		path, _, _ = strings.Cut(path, "#")
+		if strings.Contains(path, "//") || strings.Contains(path, "/./") || strings.Contains(path, "/../") ||
+			strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..") {
+			return "/" // "/..//host" resolves to "//host"
+		}
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+				return "/"
+			}
+		}
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return "/"
+		}
+		if u == p {
+			break
+		}
+		p = u // check the decoded form too, until it no longer changes
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	return next
+}
+
+// remoteHost returns the host of r.RemoteAddr (the address the throttle
+// counts): the peer of the TCP connection, never a header the client sets.
+func remoteHost(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
 }
 
 // HandleLogin serves POST /api/login: a JSON body {"name","password"}
-// (Content-Type application/json, so a cross-site form cannot post it).
-// On success it sets the session cookie and answers the Session as JSON;
-// wrong credentials get 401 after the same work as right ones.
+// and optionally "next" (Content-Type application/json, so a cross-site
+// form cannot post it). On success it sets the session cookie (Secure
+// when the request came over TLS or Config.SecureCookie is set) and
+// answers the Session and the safe "next" path as JSON; wrong
+// credentials get 401 after the same work as right ones; a throttled
+// name or address, or too many sign-ins at once, get 429.
 func (a *Authenticator) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		http.Error(w, "want Content-Type application/json", http.StatusUnsupportedMediaType)
@@ -391,25 +572,33 @@ func (a *Authenticator) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in body: want {\"name\":...,\"password\":...}", http.StatusBadRequest)
 		return
 	}
-	tok, s, err := a.Login(req.Name, req.Password)
-	if errors.Is(err, ErrThrottled) {
+	tok, s, err := a.Login(req.Name, req.Password, remoteHost(r))
+	switch {
+	case errors.Is(err, ErrThrottled):
 		a.log.Warn("console sign-in throttled", "user", req.Name, "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "60")
-		http.Error(w, "too many failed sign-ins for this name; wait a minute", http.StatusTooManyRequests)
+		http.Error(w, "too many failed sign-ins for this name or address; wait a minute", http.StatusTooManyRequests)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, ErrBusy):
+		a.log.Warn("console sign-in refused: too many at once", "user", req.Name, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many sign-ins at once; try again in a few seconds", http.StatusTooManyRequests)
+		return
+	case err != nil:
 		a.log.Warn("console sign-in failed", "user", req.Name, "remote", r.RemoteAddr)
 		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
 		return
 	}
 	a.log.Info("console sign-in", "user", s.User, "role", s.Role, "remote", r.RemoteAddr)
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: tok, Path: "/", HttpOnly: true, Secure: a.cfg.SecureCookie,
+		Name: CookieName, Value: tok, Path: "/", HttpOnly: true, Secure: a.secure(r),
 		SameSite: http.SameSiteStrictMode, Expires: s.Expires,
 	})
-	writeJSON(w, s)
+	writeJSON(w, loginResponse{Session: s, Next: SafeNext(req.Next)})
 }
+
+// secure reports whether cookies set in answer to r are Secure.
+func (a *Authenticator) secure(r *http.Request) bool { return a.cfg.SecureCookie || r.TLS != nil }
 
 // HandleLogout serves POST /api/logout: it ends the session and clears
 // the cookie. It needs no CSRF token: the worst a forged one does is sign
@@ -421,7 +610,7 @@ func (a *Authenticator) HandleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		a.Logout(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: a.cfg.SecureCookie,
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: a.secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ import (
 )
 
 func mustHash(t testing.TB, pw string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestParseUsers(t *testing.T) {
 }
 
 func FuzzParseUsers(f *testing.F) {
-	f.Add([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"$2a$04$abcdefghijklmnopqrstuuJ0i8ZxQoOZ2cQ1zq9YvQ9W3x6a4yq1e"}]}`))
+	f.Add([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}]}`))
 	f.Add([]byte(`{"users":[{"name":"bot","role":"viewer","token_sha256":"` + HashToken("x") + `"}]}`))
 	f.Add([]byte(`{"users":[{"name":"a","role":"admin","password_hash":"$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -107,13 +108,13 @@ func TestSessionsExpire(t *testing.T) {
 		r.AddCookie(&http.Cookie{Name: CookieName, Value: tok})
 		return r
 	}
-	if _, _, err := a.Login("ann", "password2"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("ann", "password2", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, _, err := a.Login("bob", "password1"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("bob", "password1", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
 	}
-	tok, s, err := a.Login("ann", "password1")
+	tok, s, err := a.Login("ann", "password1", "")
 	if err != nil || s.User != "ann" || s.Role != RoleOperator || s.CSRF == "" || !s.Expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("login: %+v %v", s, err)
 	}
@@ -133,7 +134,7 @@ func TestSessionsExpire(t *testing.T) {
 		}
 	}
 	// Absolute lifetime: keep using it every 5 minutes; it ends after 1 h.
-	tok, _, _ = a.Login("ann", "password1")
+	tok, _, _ = a.Login("ann", "password1", "")
 	start := now
 	for now.Sub(start) < time.Hour {
 		if _, ok := a.Authenticate(req(tok)); !ok {
@@ -149,6 +150,8 @@ func TestSessionsExpire(t *testing.T) {
 	}
 }
 
+// TestBootstrapCreatesAdminOnce: the first admin's password goes to a
+// file only its owner can read, never to the log (issue 15, observation 11).
 func TestBootstrapCreatesAdminOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.json")
 	var logBuf bytes.Buffer
@@ -157,34 +160,63 @@ func TestBootstrapCreatesAdminOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := logBuf.String()
-	_, after, ok := strings.Cut(line, " password=")
-	if !ok || len(us) != 1 || us[0].Name != "admin" || us[0].Role != RoleAdmin {
-		t.Fatalf("users %+v, log %q", us, line)
+	if len(us) != 1 || us[0].Name != "admin" || us[0].Role != RoleAdmin {
+		t.Fatalf("users %+v", us)
 	}
-	password, _, _ := strings.Cut(after, " ")
+	pwFile := filepath.Join(filepath.Dir(path), InitialPasswordFile)
+	raw, err := os.ReadFile(pwFile)
+	if err != nil {
+		t.Fatalf("initial password file: %v", err)
+	}
+	password := strings.TrimSpace(string(raw))
 	if len(password) != 20 {
 		t.Fatalf("password %q", password)
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("users file mode %v %v", st.Mode(), err)
+	if strings.Contains(logBuf.String(), password) {
+		t.Fatalf("the log holds the admin password: %q", logBuf.String())
 	}
-	raw, _ := os.ReadFile(path)
-	if bytes.Contains(raw, []byte(password)) {
+	if !strings.Contains(logBuf.String(), pwFile) {
+		t.Errorf("the log does not say where the password is: %q", logBuf.String())
+	}
+	for _, p := range []string{path, pwFile} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v %v", p, st.Mode(), err)
+		}
+	}
+	users, _ := os.ReadFile(path)
+	if bytes.Contains(users, []byte(password)) {
 		t.Fatal("users file holds the password in clear")
 	}
 	a, err := New(us, Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Login("admin", password); err != nil {
-		t.Fatalf("the logged password does not sign in: %v", err)
+	if _, _, err := a.Login("admin", password, ""); err != nil {
+		t.Fatalf("the written password does not sign in: %v", err)
 	}
 	logBuf.Reset()
 	again, err := Bootstrap(path, log)
 	if err != nil || len(again) != 1 || again[0].PasswordHash != us[0].PasswordHash || logBuf.Len() != 0 {
 		t.Fatalf("second start: %+v %v, log %q", again, err, logBuf.String())
+	}
+}
+
+// TestWeakBcryptRefused: a bcrypt hash below cost 10 is refused when the
+// users are loaded (issue 15, observation 11).
+func TestWeakBcryptRefused(t *testing.T) {
+	for _, cost := range []int{4, 9} {
+		h, err := bcrypt.GenerateFromPassword([]byte("password1"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ParseUsers([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"` + string(h) + `"}]}`))
+		if err == nil || !errors.Is(err, ErrUsers) || !strings.Contains(err.Error(), "cost") {
+			t.Errorf("cost %d: %v, want ErrUsers naming the cost", cost, err)
+		}
+	}
+	if _, err := ParseUsers([]byte(`{"users":[{"name":"ann","role":"admin","password_hash":"` + mustHash(t, "password1") + `"}]}`)); err != nil {
+		t.Errorf("cost %d refused: %v", bcrypt.DefaultCost, err)
 	}
 }
 
@@ -195,7 +227,7 @@ func TestSignInThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range FreeFailures {
-		if _, _, err := a.Login("ann", "guess"); !errors.Is(err, ErrBadCredentials) {
+		if _, _, err := a.Login("ann", "guess", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
@@ -206,28 +238,104 @@ func TestSignInThrottle(t *testing.T) {
 		want     error
 	}{
 		{"right password refused while throttled", 0, "password1", ErrThrottled},
-		{"after the 1 s wait: checked again", time.Second, "guess", ErrBadCredentials},
-		{"wait doubled", 1500 * time.Millisecond, "password1", ErrThrottled},
-		{"after 2 s", 600 * time.Millisecond, "password1", nil},
+		{"a refused try lengthens the wait: 1 s is not enough", time.Second, "guess", ErrThrottled},
+		{"after the 4 s wait: checked again", 3 * time.Second, "guess", ErrBadCredentials},
+		{"wait doubled", 7 * time.Second, "password1", ErrThrottled},
+		{"after 16 s", 9 * time.Second, "password1", nil},
 		{"success cleared it", 0, "guess", ErrBadCredentials},
 	} {
 		now = now.Add(step.advance)
-		if _, _, err := a.Login("ann", step.password); !errors.Is(err, step.want) && !(step.want == nil && err == nil) {
+		if _, _, err := a.Login("ann", step.password, ""); !errors.Is(err, step.want) && !(step.want == nil && err == nil) {
 			t.Fatalf("%s: %v, want %v", step.name, err, step.want)
 		}
 	}
-	if c := a.Counters(); c.Throttled != 2 {
+	if c := a.Counters(); c.Throttled != 3 {
 		t.Fatalf("counters %+v", c)
 	}
 	// Unknown names are throttled too (no telling them apart).
 	for range FreeFailures {
-		a.Login("nobody", "x")
+		a.Login("nobody", "x", "")
 	}
-	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrThrottled) {
+	if _, _, err := a.Login("nobody", "x", ""); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("unknown name: %v", err)
 	}
 	now = now.Add(MaxThrottle)
-	if _, _, err := a.Login("nobody", "x"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login("nobody", "x", ""); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("after MaxThrottle: %v", err)
+	}
+}
+
+// TestSignInThrottleParallel: parallel wrong passwords for one name get
+// exactly FreeFailures password checks; the rest are throttled before
+// their password is looked at (issue 15, observation 1).
+func TestSignInThrottleParallel(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 40)
+	for range 40 {
+		go func() { _, _, err := a.Login("ann", "guess", "192.0.2.1"); errs <- err }()
+	}
+	n := map[error]int{}
+	for range 40 {
+		n[<-errs]++
+	}
+	if n[ErrBadCredentials] != FreeFailures || n[ErrThrottled] != 40-FreeFailures {
+		t.Fatalf("40 parallel wrong passwords: %v; want %d checked, the rest throttled", n, FreeFailures)
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.9"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("right password during the lock-out: %v", err)
+	}
+}
+
+// TestSignInThrottlePerAddress: one address trying many names is throttled
+// after AddrFreeFailures, whatever the names; other addresses are not.
+func TestSignInThrottlePerAddress(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range AddrFreeFailures {
+		if _, _, err := a.Login(fmt.Sprintf("name-%d", i), "x", "192.0.2.1"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("try %d: %v", i, err)
+		}
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.1"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("the address's next try: %v, want throttled", err)
+	}
+	if _, _, err := a.Login("ann", "password1", "192.0.2.2"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+}
+
+// TestPasswordHashingBounded: at most HashSlots+HashQueue password checks
+// run or wait at once; more at the same moment are refused with ErrBusy
+// (HTTP 429) without hashing (issue 15, observation 2).
+func TestPasswordHashingBounded(t *testing.T) {
+	a, err := New([]User{{Name: "ann", Role: RoleViewer, PasswordHash: mustHash(t, "password1")}}, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			_, _, err := a.Login(fmt.Sprintf("user-%d", i), "x", "") // distinct names, no address: no throttle
+			errs <- err
+		}()
+	}
+	close(start)
+	got := map[error]int{}
+	for range n {
+		got[<-errs]++
+	}
+	if got[ErrBusy] == 0 || got[ErrBadCredentials] < HashSlots || got[ErrBusy]+got[ErrBadCredentials] != n {
+		t.Fatalf("%d sign-ins at once: %v; want some refused busy, the others checked", n, got)
+	}
+	if c := a.Counters(); c.Busy != uint64(got[ErrBusy]) {
+		t.Errorf("busy counter %d, want %d", c.Busy, got[ErrBusy])
 	}
 }

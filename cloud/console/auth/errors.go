@@ -13,6 +13,9 @@ var (
 	// ErrThrottled reports a sign-in refused without checking the password
 	// because the name had too many failures in a row; retry later.
 	ErrThrottled = errors.New("auth: too many failed sign-ins, retry later")
+	// ErrBusy reports a sign-in refused without checking the password
+	// because too many passwords were being checked at once; retry soon.
+	ErrBusy = errors.New("auth: too many sign-ins at once, retry soon")
 	// ErrHash reports a password hash in a format this package cannot check.
 	ErrHash = errors.New("auth: unsupported password hash")
 )

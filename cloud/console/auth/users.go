@@ -161,6 +161,10 @@ const (
 // MaxPassword is the longest password accepted (bcrypt reads 72 bytes).
 const MaxPassword = 72
 
+// MinBcryptCost is the lowest bcrypt cost a users file may hold: lower
+// costs are cheap enough to guess at offline if the file leaks.
+const MinBcryptCost = 10
+
 // HashPassword hashes password with alg (AlgBcrypt at bcrypt.DefaultCost,
 // or AlgArgon2id) for the users file.
 func HashPassword(password, alg string) (string, error) {
@@ -197,8 +201,12 @@ type hash struct {
 func parseHash(s string) (hash, error) {
 	switch {
 	case strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(s)); err != nil {
+		cost, err := bcrypt.Cost([]byte(s))
+		if err != nil {
 			return hash{}, fmt.Errorf("%w: bcrypt: %v", ErrHash, err)
+		}
+		if cost < MinBcryptCost {
+			return hash{}, fmt.Errorf("%w: bcrypt cost %d is too weak, want at least %d (make a new hash with `cloud hash-password`)", ErrHash, cost, MinBcryptCost)
 		}
 		return hash{bcrypt: []byte(s)}, nil
 	case strings.HasPrefix(s, "$argon2id$"):
@@ -222,6 +230,16 @@ func parseHash(s string) (hash, error) {
 		return h, nil
 	}
 	return hash{}, fmt.Errorf("%w: want a bcrypt ($2b$...) or argon2id ($argon2id$...) hash", ErrHash)
+}
+
+// weight is how many of the HashSlots checking h takes: an argon2id hash
+// with more than 16 MiB of memory runs alone, so concurrent checks never
+// hold more than one such buffer.
+func (h hash) weight() int64 {
+	if h.bcrypt == nil && h.m > 16<<10 {
+		return HashSlots
+	}
+	return 1
 }
 
 // check reports whether password matches h, in time independent of where

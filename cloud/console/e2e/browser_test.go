@@ -114,7 +114,7 @@ func poll(t testing.TB, ctx context.Context, what, expr string, timeout time.Dur
 }
 
 func hashPW(t testing.TB, pw string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ type env struct {
 func start(t testing.TB, n int, a area, mod func(*cloud.Config)) *env {
 	t.Helper()
 	cfg := cloud.Config{
-		DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", FlushInterval: time.Second,
+		DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", BrokerPlainTCP: true, HTTPListen: "127.0.0.1:0", FlushInterval: time.Second,
 		Console: console.Config{Users: []auth.User{
 			{Name: "vera", Role: auth.RoleViewer, PasswordHash: hashPW(t, "vera-password")},
 			{Name: "otto", Role: auth.RoleOperator, PasswordHash: hashPW(t, "otto-password")},
