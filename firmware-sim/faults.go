@@ -24,6 +24,9 @@ type faultState struct {
 	glitches int            // glitch samples applied so far
 	stuckSet bool
 	stuckVal float64
+	// from is the true coolant when a realistic overheat started (NaN
+	// before): its ramp starts there, not at the set point.
+	from float64
 }
 
 // effects are the faults active at one instant, folded together.
@@ -41,6 +44,7 @@ func newFaultStates(fs []Fault) []faultState {
 	out := make([]faultState, len(fs))
 	for i, f := range fs {
 		out[i].Fault = f
+		out[i].from = math.NaN()
 		name := f.Signal
 		if name == "" {
 			name = faultInfo[f.Kind].signal
@@ -69,12 +73,40 @@ func orDefault(v, def float64) float64 {
 func (t *truck) applyPhysicalFaults(elapsed time.Duration) {
 	p := t.phys
 	p.fanFailed, p.coolantLoss, p.cargoHeatActive, p.cargoHeatRate = false, 0, false, 0
+	if m := p.truck; m != nil {
+		m.thermostatStuck, m.coolingLost, m.overheatLevel = false, 0, math.NaN()
+	}
 	for i := range t.faults {
 		f := &t.faults[i]
 		if !f.active(elapsed) {
 			continue
 		}
 		since := (elapsed - time.Duration(f.At)).Minutes()
+		if m := p.truck; m != nil {
+			// The realistic model: faults act on the engine's physics.
+			switch f.Kind {
+			case FaultOverheat:
+				if math.IsNaN(f.from) {
+					f.from = p.engine
+				}
+				if lv := f.overheatLevel(p, elapsed); math.IsNaN(m.overheatLevel) || lv > m.overheatLevel {
+					m.overheatLevel = lv
+				}
+				continue
+			case FaultCoolantLoss:
+				// The radiator loses up to 90 % of its capacity over ramp
+				// (default 10 min) as the coolant level falls.
+				ramp := time.Duration(f.Ramp)
+				if ramp <= 0 {
+					ramp = 10 * time.Minute
+				}
+				m.coolingLost = max(m.coolingLost, 0.9*min(1, since/ramp.Minutes()))
+				continue
+			case FaultThermostatStuck:
+				m.thermostatStuck = true
+				continue
+			}
+		}
 		switch f.Kind {
 		case FaultFanFailure:
 			p.fanFailed = true
@@ -138,13 +170,20 @@ func (f *faultState) overheatLevel(p *physics, elapsed time.Duration) float64 {
 	}
 	peak := orDefault(f.Peak, 115)
 	prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
-	return p.setpoint + (peak-p.setpoint)*prog
+	from := p.setpoint
+	if p.truck != nil {
+		from = f.from // the realistic model ramps from where the engine was
+	}
+	return from + (peak-from)*prog
 }
 
 // trueValues are the noise-free coolant and cargo temperatures at elapsed,
 // with the hazardous faults applied: what a perfect sensor would read.
 func (t *truck) trueValues(elapsed time.Duration) (coolant, cargo float64) {
 	coolant, cargo = t.phys.engine, t.phys.cargo
+	if t.phys.truck != nil {
+		return coolant, cargo // faults act on the physics itself
+	}
 	for i := range t.faults {
 		if f := &t.faults[i]; f.Kind == FaultOverheat && f.active(elapsed) {
 			coolant = max(coolant, f.overheatLevel(t.phys, elapsed))
@@ -169,11 +208,19 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 		v = p.lat
 	case sensors.VPLongitude:
 		v = p.lon
+	case sensors.EngineSpeed:
+		v = p.rpmSensor()
+	case sensors.OilTemp:
+		v = p.oilSensor()
+	case sensors.FuelTemp:
+		v = p.fuelSensor()
+	case sensors.AmbientTemp:
+		v = p.ambientSensor()
 	}
 	for i := range t.faults {
 		f := &t.faults[i]
 		switch {
-		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed):
+		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed) && p.truck == nil:
 			v = max(v, f.overheatLevel(p, elapsed)+0.3*p.rng.NormFloat64())
 		case f.Kind == FaultGlitch && f.sig == sig:
 			count := max(1, f.Count)
@@ -299,23 +346,7 @@ func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
 	if s.faultsOut == nil {
 		return
 	}
-	var b []byte
-	for _, w := range t.faultWindows(start) {
-		b = append(b, w.Truck...)
-		b = append(b, ',')
-		b = append(b, w.Kind...)
-		b = append(b, ',')
-		b = append(b, w.Signal...)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, w.Start, 10)
-		b = append(b, ',')
-		if w.End != 0 {
-			b = strconv.AppendInt(b, w.End, 10)
-		}
-		b = append(b, ',')
-		b = strconv.AppendBool(b, w.Hazard)
-		b = append(b, '\n')
-	}
+	b := appendFaultLines(nil, t.faultWindows(start))
 	s.faultsOut.write(b)
 }
 

@@ -65,7 +65,7 @@ func (s *Sim) Simulate(start time.Time, d time.Duration, emit func(*Sample)) (fw
 			emit(&smp)
 		}
 	}
-	return fw, nil
+	return append(fw, s.writeHazardWindows()...), nil
 }
 
 // record writes readings truck t emitted to the truth file, and in an
