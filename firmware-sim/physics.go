@@ -51,7 +51,8 @@ type physics struct {
 
 	// truck is the realistic model (TruckScenario.Model "truck"), nil for
 	// the original one.
-	truck *truckModel
+	truck       *truckModel
+	stepSeconds float64 // the realistic model's step
 }
 
 // waypoint is a route point; speed is the limit (km/h) on the way to it,
@@ -212,6 +213,7 @@ func (p *physics) step(dt time.Duration) {
 	p.ambient = p.ambientAt(p.elapsed)
 	p.cloud = math.Max(0, math.Min(1, p.cloud+0.002*math.Sqrt(s)*p.rng.NormFloat64()))
 	if p.truck != nil {
+		p.stepSeconds = s
 		p.duty(s)
 		prev := p.speed
 		p.drive(s)

@@ -22,7 +22,8 @@ type truckModel struct {
 	ignition  bool    // key on: ECU awake, engine running
 	stoppedAt float64 // elapsed s when the engine last stopped (ECU quiet soon after)
 	rpm       float64
-	block     float64 // engine block (metal) temperature
+	head      float64 // hot metal around the combustion chambers
+	block     float64 // engine bulk mass
 	oil, fuel float64
 	fanOn     bool
 
@@ -39,6 +40,7 @@ type truckModel struct {
 
 	// Drive inputs.
 	grade      float64 // current road grade, fraction
+	accel      float64 // smoothed acceleration, m/s² (the driver's, not the sensor's jitter)
 	gradeUntil float64 // elapsed s until which grade holds
 	pto        float64 // PTO (pump) load 0..1 while loading
 
@@ -59,18 +61,37 @@ type truckModel struct {
 	overheatLevel   float64 // coolant forced at least to this (overheat); NaN none
 }
 
+// The engine is three lumped heat capacities (coolant node 1):
+//   - head: the hot metal around the combustion chambers, which takes the
+//     fuel's heat; it is hotter than the coolant by the heat flow, and
+//     after a stop that difference soaks into the still coolant (heat
+//     soak: the coolant rises a few °C before it cools);
+//   - coolant: what the sensor at the engine outlet reads; it gives heat
+//     through the thermostat to the radiator (ram air, fan) and to the
+//     block;
+//   - block: the engine's bulk mass, warmed with the coolant while the
+//     thermostat is closed (the small loop runs through it); once open,
+//     most of the flow goes through the radiator loop and the block
+//     follows slowly, so fan cycling moves only head and coolant: the
+//     sawtooth of a real engine at idle.
 const (
-	blockCap   = 3.0    // block heat capacity relative to the coolant node
-	runCouple  = 0.05   // block -> coolant per s with the pump running
-	offCouple  = 0.0035 // ... with it stopped (natural convection: heat soak)
-	radBase    = 0.0004 // radiator at no airflow and no fan, per s per °C
-	radRam     = 0.0055 // extra at full ram air (80 km/h)
-	radFan     = 0.0075 // extra with the fan on
-	bypass     = 0.03   // thermostat share open when closed (bypass, leak)
-	coolantOff = 0.0004 // coolant node to ambient with the pump stopped
-	blockLoss  = 0.0001 // block to ambient
-	maxBoil    = 128.0  // a pressurised system boils over here
-	ecuLinger  = 3.0    // s the ECU keeps sending (0 rpm) after the engine stops
+	headCap      = 1.0
+	blockCap     = 7.0
+	headCouple   = 0.06   // head -> coolant per s with the pump running
+	headSoak     = 0.01   // ... stopped (heat soak)
+	blockClosed  = 0.05   // coolant <-> block, thermostat closed
+	blockOpen    = 0.004  // ... fully open
+	blockStopped = 0.002  // ... pump stopped
+	radBase      = 0.0008 // radiator at no airflow and no fan, per s per °C
+	radRam       = 0.0114 // extra at full ram air (80 km/h)
+	radFan       = 0.010  // extra with the fan on
+	bypass       = 0.03   // thermostat share open when closed (bypass, leak)
+	coolantLoss  = 0.0008 // coolant to ambient through hoses and heater, pump running
+	coolantStill = 0.0001 // ... stopped
+	blockLoss    = 0.0002 // block to ambient, running (the coolant flow keeps it warm)
+	blockStill   = 0.0009 // ... stopped: the stopped engine cools through its surface
+	maxBoil      = 128.0  // a pressurised system boils over here
+	ecuLinger    = 3.0    // s the ECU keeps sending (0 rpm) after the engine stops
 )
 
 // newTruckModel draws truck constants after the original model has taken
@@ -82,8 +103,8 @@ func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 	m.thSpan = 7 + 2*rng.Float64()
 	m.fanOnAt = m.thOpen + m.thSpan + 3 + 2*rng.Float64()
 	m.fanOffAt = m.fanOnAt - 5 - 2*rng.Float64()
-	m.idleHeat = 0.032 + 0.008*rng.Float64()
-	m.loadHeat = 0.40 + 0.1*rng.Float64()
+	m.idleHeat = 0.16 + 0.02*rng.Float64()
+	m.loadHeat = 0.95 + 0.1*rng.Float64()
 	m.payload = 0.3 + 0.7*rng.Float64()
 	if ts.Payload != nil {
 		m.payload = *ts.Payload
@@ -107,10 +128,10 @@ func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 	p.cargo = p.ambient + 2*rng.NormFloat64()
 	if warm {
 		p.engine = m.thOpen + 0.4*m.thSpan
-		m.block = p.engine + 2
+		m.head, m.block = p.engine+3, p.engine
 	} else {
 		p.engine = p.ambient
-		m.block = p.ambient
+		m.head, m.block = p.ambient, p.ambient
 	}
 	m.oil, m.fuel = m.block, p.ambient
 	m.events = slices.Clone(ts.Events)
@@ -216,7 +237,8 @@ func (p *physics) truckLoad(accel float64) float64 {
 	v := p.speed / 3.6
 	mass := 15000 + 25000*m.payload
 	const g, crr, cda, rho, pmax = 9.81, 0.006, 6.0, 1.2, 330e3
-	force := mass*g*(crr+m.grade) + 0.5*rho*cda*v*v + mass*math.Max(-1, accel)
+	m.accel += (accel - m.accel) * math.Min(1, p.stepSeconds/4)
+	force := mass*g*(crr+m.grade) + 0.5*rho*cda*v*v + mass*math.Max(-1, m.accel)
 	load := math.Max(0, force*v) / pmax
 	return math.Max(0.02, math.Min(1, load+m.pto))
 }
@@ -241,8 +263,8 @@ func (p *physics) truckEngine(s float64) {
 	} else {
 		m.rpm = 0
 	}
-	tc, tb := p.engine, m.block
-	var dc, db float64
+	tc, th, tb := p.engine, m.head, m.block
+	var dc, dh, db float64
 	if m.ignition {
 		q := m.idleHeat + m.loadHeat*p.load
 		open := math.Max(bypass, math.Min(1, (tc-m.thOpen)/m.thSpan))
@@ -259,34 +281,38 @@ func (p *physics) truckEngine(s float64) {
 			rad += radFan
 		}
 		rad *= 1 - m.coolingLost
-		flow := runCouple * (tb - tc)
-		dc = flow - open*rad*(tc-amb) - coolantOff*(tc-amb)
-		db = (q - flow - blockLoss*(tb-amb)) / blockCap
+		kb := blockClosed + (blockOpen-blockClosed)*(open-bypass)/(1-bypass)
+		fh, fb := headCouple*(th-tc), kb*(tc-tb)
+		dh = (q - fh) / headCap
+		dc = fh - fb - open*rad*(tc-amb) - coolantLoss*(tc-amb)
+		db = (fb - blockLoss*(tb-amb)) / blockCap
 	} else {
 		m.fanOn = false
-		flow := offCouple * (tb - tc)
-		dc = flow - coolantOff*(tc-amb)
-		db = (-flow - blockLoss*(tb-amb)) / blockCap
+		fh, fb := headSoak*(th-tc), blockStopped*(tc-tb)
+		dh = -fh / headCap
+		dc = fh - fb - coolantStill*(tc-amb)
+		db = (fb - blockStill*(tb-amb)) / blockCap
 	}
 	tc += dc * s
+	th += dh * s
 	tb += db * s
 	if !math.IsNaN(m.overheatLevel) && tc < m.overheatLevel {
-		// A forced overheat heats the block with it.
-		tb += m.overheatLevel - tc
+		// A forced overheat heats the head with it.
+		th += m.overheatLevel - tc
 		tc = m.overheatLevel
 	}
-	tc, tb = math.Min(tc, maxBoil), math.Min(tb, maxBoil+15)
-	p.engine, m.block = tc, tb
+	tc, th = math.Min(tc, maxBoil), math.Min(th, maxBoil+20)
+	p.engine, m.head, m.block = tc, th, tb
 	// Oil runs hotter than the block under load; fuel warms from the
 	// return flow and cools towards the tank (ambient).
-	oilTarget := tb + 2
+	oilTarget := (tc+th)/2 + 2
 	if m.ignition {
 		oilTarget += 10 * p.load
 	}
 	m.oil += (oilTarget - m.oil) / 300 * s
 	fuelTarget := amb
 	if m.ignition {
-		fuelTarget = amb + 0.25*math.Max(0, tb-amb)
+		fuelTarget = amb + 0.25*math.Max(0, tc-amb)
 	}
 	m.fuel += (fuelTarget - m.fuel) / 1800 * s
 }
