@@ -158,6 +158,26 @@ func (t *truck) effectsAt(elapsed time.Duration) effects {
 		e.dropout[sensors.VPLatitude] = "not_available"
 		e.dropout[sensors.VPLongitude] = "not_available"
 	}
+	// The faults sensorValue must look at this tick, in timeline order: a
+	// truck has hundreds of finished nuisance faults on a long run.
+	t.live = t.live[:0]
+	for i := range t.faults {
+		f := &t.faults[i]
+		switch f.Kind {
+		case FaultOverheat, FaultStuck:
+			if f.active(elapsed) {
+				t.live = append(t.live, i)
+			}
+		case FaultGlitch:
+			every := time.Duration(f.Every)
+			if every <= 0 {
+				every = 10 * time.Second
+			}
+			if f.glitches < max(1, f.Count) && elapsed >= time.Duration(f.At)+time.Duration(f.glitches)*every {
+				t.live = append(t.live, i)
+			}
+		}
+	}
 	return e
 }
 
@@ -194,6 +214,7 @@ func (t *truck) trueValues(elapsed time.Duration) (coolant, cargo float64) {
 
 // sensorValue is what the sensor of sig reports at elapsed: the physics
 // plus noise, with overheat, noise bursts, glitches and stuck applied.
+// effectsAt(elapsed) must have run first (it lists the live faults).
 func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effects) float64 {
 	p := t.phys
 	var v float64
@@ -217,7 +238,7 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 	case sensors.AmbientTemp:
 		v = p.ambientSensor()
 	}
-	for i := range t.faults {
+	for _, i := range t.live {
 		f := &t.faults[i]
 		switch {
 		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed) && p.truck == nil:
@@ -237,7 +258,7 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 	if sd := e.noise[sig]; sd > 0 {
 		v += sd * p.rng.NormFloat64()
 	}
-	for i := range t.faults {
+	for _, i := range t.live {
 		f := &t.faults[i]
 		if f.Kind == FaultStuck && f.sig == sig && f.active(elapsed) {
 			if !f.stuckSet {

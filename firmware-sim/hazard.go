@@ -29,6 +29,7 @@ const HazardPresent FaultKind = "hazard_present"
 // hazardTracker follows one realistic truck's hazard windows.
 type hazardTracker struct {
 	open    [2]int64 // start (Unix ns) of the window under way per signal, 0 none
+	present [2]bool  // at the last observe
 	windows []FaultWindow
 }
 
@@ -37,8 +38,8 @@ var hazardSignals = [2]sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp}
 // observe updates the windows at time now (Unix ns).
 func (h *hazardTracker) observe(t *truck, now int64, elapsed time.Duration) {
 	coolant, cargo := t.trueValues(elapsed)
-	present := [2]bool{coolant > HazardCoolant, cargo > HazardCargo || t.phys.cargoHeatActive}
-	for i, on := range present {
+	h.present = [2]bool{coolant > HazardCoolant, cargo > HazardCargo || t.phys.cargoHeatActive}
+	for i, on := range h.present {
 		switch {
 		case on && h.open[i] == 0:
 			h.open[i] = now

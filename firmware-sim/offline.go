@@ -21,6 +21,13 @@ type Sample struct {
 	// Coolant and Cargo are the noise-free physical temperatures (°C) with
 	// the hazardous faults applied: what a perfect sensor would read.
 	Coolant, Cargo float64
+	// Realistic trucks only (TruckScenario.Model "truck"):
+	// CoolantHazard and CargoHazard say whether the hazard is physically
+	// present (the hazard_present windows: true coolant above
+	// HazardCoolant; true cargo above HazardCargo or a fire heating it);
+	// Running whether the engine runs, FanOn whether its radiator fan
+	// does.
+	CoolantHazard, CargoHazard, Running, FanOn bool
 }
 
 // Simulate runs every truck offline, as fast as the CPU allows, for d of
@@ -62,6 +69,10 @@ func (s *Sim) Simulate(start time.Time, d time.Duration, emit func(*Sample)) (fw
 			s.step(t, now)
 			smp = Sample{Truck: i, ID: t.id, Time: now.UnixNano(), Readings: t.out}
 			smp.Coolant, smp.Cargo = t.trueValues(time.Duration(k) * tick)
+			if m := t.phys.truck; m != nil {
+				smp.CoolantHazard, smp.CargoHazard = t.hazards.present[0], t.hazards.present[1]
+				smp.Running, smp.FanOn = m.running(), m.fanOn
+			}
 			emit(&smp)
 		}
 	}

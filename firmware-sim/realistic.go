@@ -118,8 +118,9 @@ func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 		p.swing = *ts.AmbientSwing
 	}
 	if ts.Ambient == nil {
-		// Hot and cold days: a daily mean from -25 to +40 °C.
-		p.ambientBase = -25 + 65*rng.Float64()
+		// Hot and cold days: a daily mean from -22 to +33 °C (with the
+		// swing, -30 to +41 °C).
+		p.ambientBase = -22 + 55*rng.Float64()
 	}
 	if ts.SunLoad != nil {
 		p.sunGain = *ts.SunLoad
@@ -221,7 +222,8 @@ func (p *physics) routeStop(stop float64) {
 		}
 	default: // loading warm product from storage
 		m.stopKind, m.stopEnd = EventLoad, p.elapsed+1200+1500*p.rng.Float64()
-		m.product = p.ambient + 3 + 10*p.rng.Float64()
+		// Storage tanks follow the daily mean, warmed by the sun.
+		m.product = math.Min(35, p.ambientBase+3+8*p.rng.Float64())
 	}
 	p.stopUntil = m.stopEnd
 }
@@ -322,7 +324,7 @@ func (p *physics) truckEngine(s float64) {
 func (p *physics) truckCargo(s float64) {
 	m := p.truck
 	target := p.ambient + p.sunGain*p.sun()
-	tau := p.tau * (0.25 + 0.75*m.payload)
+	tau := p.tau * (0.5 + 0.5*m.payload)
 	p.cargo += (target - p.cargo) / tau * s
 	if p.elapsed < m.loadUntil {
 		left := math.Max(60, m.loadUntil-p.elapsed)

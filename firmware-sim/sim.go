@@ -60,13 +60,13 @@ type canMsg struct {
 
 // Sim is a running simulator. Create it with New and start it with Run.
 type Sim struct {
-	cfg   Config
-	dec   *sensors.CANDecoder
-	msgs  []canMsg // the original model's bus
+	cfg  Config
+	dec  *sensors.CANDecoder
+	msgs []canMsg // the original model's bus
 	// truckMsgs is the realistic model's bus.
 	truckMsgs []canMsg
-	truth *truthWriter
-	dump  *lineFile
+	truth     *truthWriter
+	dump      *lineFile
 	// faultsOut receives the fault ground truth (Config.FaultsPath).
 	faultsOut *lineFile
 	// skipped counts ticks dropped beyond maxCatchUp (scheduler goroutine).
@@ -497,6 +497,7 @@ type truck struct {
 	// probeSerial: the cargo temperature goes over the serial probe, not CAN.
 	probeSerial bool
 	faults      []faultState
+	live        []int // faults sensorValue applies this tick (effectsAt)
 	// hazards tracks when a realistic truck's hazard is physically
 	// present (hazard_present windows of the faults file).
 	hazards hazardTracker
