@@ -6,7 +6,7 @@ FUZZTIME   ?= 15s
 BENCHFLAGS ?= -count=3
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test bench fuzz cross lint chaos test-arm deb load nab sim-long
+.PHONY: all build demo test bench fuzz cross lint chaos test-arm deb load nab sim-long eval
 all: build
 
 build:
@@ -57,6 +57,16 @@ nab:
 # and on detect's own generator (make test runs 2,000 and 1,000).
 sim-long:
 	DETECT_SIM_HOURS=50000 FWSIM_HOURS=50000 $(GO) test -count=1 -timeout 60m -run 'TestSimFalseAlarms|TestFirmwareSimFalseAlerts' -v ./detect
+
+# The detector measured on reality: `EVAL <name> <value> <unit>` lines.
+# First the simulator part (cmd/eval: false alerts per 1,000 truck-hours
+# on firmware-sim's realistic trucks, EVAL_HOURS of them, and the fault
+# matrix, EVAL_RUNS trucks per fault); then the shared real recordings.
+# Under 15 minutes on 2 cores.
+EVAL_HOURS ?= 20000
+EVAL_RUNS ?= 12
+eval: build
+	$(BIN)/eval -hours $(EVAL_HOURS) -runs $(EVAL_RUNS)
 
 # Static, stripped gateway binaries for the trucks' ARM boxes (and amd64),
 # and cloud binaries for amd64 and arm64 servers.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -84,5 +85,23 @@ func TestGoldenTruck(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("%s differs from %s (review the change, then regenerate with -update)", name, golden)
 		}
+	}
+}
+
+// TestGoldenScenarioFile: testdata/golden/scenario.json is the golden
+// truck's scenario, so the command line (firmware-sim -offline) can be
+// checked against the golden files too.
+func TestGoldenScenarioFile(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", "scenario.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseScenario(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := goldenScenario()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scenario.json parses to\n%+v\nwant\n%+v", got, want)
 	}
 }
