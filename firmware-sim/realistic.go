@@ -76,7 +76,7 @@ type truckModel struct {
 //     sawtooth of a real engine at idle.
 const (
 	headCap      = 1.0
-	blockCap     = 7.0
+	blockCap     = 8.5
 	headCouple   = 0.06   // head -> coolant per s with the pump running
 	headSoak     = 0.01   // ... stopped (heat soak)
 	blockClosed  = 0.05   // coolant <-> block, thermostat closed
@@ -90,6 +90,7 @@ const (
 	coolantStill = 0.0001 // ... stopped
 	blockLoss    = 0.0002 // block to ambient, running (the coolant flow keeps it warm)
 	blockStill   = 0.0009 // ... stopped: the stopped engine cools through its surface
+	heater       = 0.0012 // cab heater, per s per °C above the cab, at full demand
 	maxBoil      = 128.0  // a pressurised system boils over here
 	ecuLinger    = 3.0    // s the ECU keeps sending (0 rpm) after the engine stops
 )
@@ -286,7 +287,9 @@ func (p *physics) truckEngine(s float64) {
 		kb := blockClosed + (blockOpen-blockClosed)*(open-bypass)/(1-bypass)
 		fh, fb := headCouple*(th-tc), kb*(tc-tb)
 		dh = (q - fh) / headCap
-		dc = fh - fb - open*rad*(tc-amb) - coolantLoss*(tc-amb)
+		// The cab heater draws more the colder the day (full below -10 °C).
+		demand := math.Max(0, math.Min(1, (15-amb)/25))
+		dc = fh - fb - open*rad*(tc-amb) - coolantLoss*(tc-amb) - heater*demand*math.Max(0, tc-20)
 		db = (fb - blockLoss*(tb-amb)) / blockCap
 	} else {
 		m.fanOn = false
