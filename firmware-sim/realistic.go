@@ -77,11 +77,11 @@ type truckModel struct {
 const (
 	headCap      = 1.0
 	blockCap     = 8.5
-	headCouple   = 0.06   // head -> coolant per s with the pump running
-	headSoak     = 0.01   // ... stopped (heat soak)
+	headCouple   = 0.05   // head -> coolant per s with the pump running
+	headSoak     = 0.012  // ... stopped (heat soak)
 	blockClosed  = 0.05   // coolant <-> block, thermostat closed
 	blockOpen    = 0.004  // ... fully open
-	blockStopped = 0.002  // ... pump stopped
+	blockStopped = 0.0015 // ... pump stopped
 	radBase      = 0.0008 // radiator at no airflow and no fan, per s per °C
 	radRam       = 0.0114 // extra at full ram air (80 km/h)
 	radFan       = 0.010  // extra with the fan on
