@@ -326,7 +326,14 @@ func (p *physics) cargoStep(s float64) {
 }
 
 // Sensor models: noise (and, through the DBC, quantisation).
-func (p *physics) coolantSensor() float64 { return p.engine + 0.3*p.rng.NormFloat64() }
+func (p *physics) coolantSensor() float64 {
+	if p.truck != nil {
+		// A real ECU filters its coolant reading: the KIT car's 1 °C
+		// readings sit on plateaus for minutes.
+		return p.engine + 0.1*p.rng.NormFloat64()
+	}
+	return p.engine + 0.3*p.rng.NormFloat64()
+}
 func (p *physics) cargoSensor() float64   { return p.cargo + 0.05*p.rng.NormFloat64() }
 func (p *physics) speedSensor() float64 {
 	if p.speed == 0 {

@@ -19,7 +19,9 @@ import (
 // node (whose heat capacity is 1; the block's is blockCap).
 type truckModel struct {
 	// Engine state.
-	ignition  bool    // key on: ECU awake, engine running
+	engineOn  bool    // the engine runs
+	keyOn     bool    // the engine is stopped with the ignition on: ECU awake, heater pump running
+	stopKeyOn bool    // the current engine-off stop keeps the key on
 	stoppedAt float64 // elapsed s when the engine last stopped (ECU quiet soon after)
 	rpm       float64
 	head      float64 // hot metal around the combustion chambers
@@ -91,6 +93,7 @@ const (
 	blockLoss    = 0.0002 // block to ambient, running (the coolant flow keeps it warm)
 	blockStill   = 0.0009 // ... stopped: the stopped engine cools through its surface
 	heater       = 0.0012 // cab heater, per s per °C above the cab, at full demand
+	heaterKeyOn  = 0.0024 // ... engine stopped, ignition on (electric pump)
 	maxBoil      = 128.0  // a pressurised system boils over here
 	ecuLinger    = 3.0    // s the ECU keeps sending (0 rpm) after the engine stops
 )
@@ -99,7 +102,7 @@ const (
 // its draws, so the original part of physics is unchanged.
 func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 	rng := p.rng
-	m := &truckModel{ignition: true, randomStops: ts.Stops != "none"}
+	m := &truckModel{engineOn: true, randomStops: ts.Stops != "none"}
 	m.thOpen = 82 + 4*rng.Float64()
 	m.thSpan = 7 + 2*rng.Float64()
 	m.fanOnAt = m.thOpen + m.thSpan + 3 + 2*rng.Float64()
@@ -144,12 +147,13 @@ func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 }
 
 // running reports whether the engine runs.
-func (m *truckModel) running() bool { return m.ignition }
+func (m *truckModel) running() bool { return m.engineOn }
 
 // ecuAwake reports whether the engine ECU sends (EEC1, ET1, AMB, CCVS):
-// while the engine runs and ecuLinger seconds after it stopped.
+// while the engine runs or the ignition is on, and ecuLinger seconds after
+// the ignition went off.
 func (m *truckModel) ecuAwake(elapsed float64) bool {
-	return m.ignition || elapsed-m.stoppedAt < ecuLinger
+	return m.engineOn || m.keyOn || elapsed-m.stoppedAt < ecuLinger
 }
 
 // duty starts and ends stops: scripted events first, then, at a route
@@ -164,7 +168,7 @@ func (p *physics) duty(s float64) {
 			m.grade, m.gradeUntil = orDefault(e.Grade, 6)/100, end
 			continue
 		}
-		m.stopKind, m.stopEnd = e.Kind, end
+		m.stopKind, m.stopEnd, m.stopKeyOn = e.Kind, end, e.KeyOn
 		if e.Kind == EventLoad {
 			m.product = p.ambient + 8
 			if e.ProductTemp != nil {
@@ -183,10 +187,11 @@ func (p *physics) duty(s float64) {
 	}
 	stopped := m.stopKind != "" && p.speed == 0
 	wantOn := !(stopped && m.stopKind == EventEngineOff)
-	if m.ignition && !wantOn {
+	keyOn := !wantOn && m.stopKeyOn
+	if (m.engineOn || m.keyOn) && !wantOn && !keyOn {
 		m.stoppedAt = p.elapsed
 	}
-	m.ignition = wantOn
+	m.engineOn, m.keyOn = wantOn, keyOn
 	m.pto = 0
 	if stopped && m.stopKind == EventLoad {
 		m.pto = 0.25
@@ -207,9 +212,12 @@ func (p *physics) routeStop(stop float64) {
 		return
 	}
 	r := p.rng.Float64()
+	m.stopKeyOn = false
 	switch {
-	case r < 0.35: // a short idle, as the original model
+	case r < 0.28: // a short idle, as the original model
 		m.stopKind, m.stopEnd = EventIdle, p.elapsed+stop
+	case r < 0.35: // as short, the engine stopped with the key on
+		m.stopKind, m.stopEnd, m.stopKeyOn = EventEngineOff, p.elapsed+stop, true
 	case r < 0.55: // waiting with the engine idling
 		m.stopKind, m.stopEnd = EventIdle, p.elapsed+300+1500*p.rng.Float64()
 	case r < 0.85: // engine off: a delivery, a break; sometimes hours
@@ -234,7 +242,7 @@ func (p *physics) routeStop(stop float64) {
 // the PTO pump; idle when standing.
 func (p *physics) truckLoad(accel float64) float64 {
 	m := p.truck
-	if !m.ignition {
+	if !m.engineOn {
 		return 0
 	}
 	v := p.speed / 3.6
@@ -254,7 +262,7 @@ func (p *physics) truckEngine(s float64) {
 	m := p.truck
 	amb := p.ambient
 	airflow := math.Min(1, p.speed/80)
-	if m.ignition {
+	if m.engineOn {
 		idle := 620 + 40*math.Sin(p.elapsed/7)
 		m.rpm = idle
 		if p.speed > 1 || p.load > 0.1 {
@@ -268,7 +276,9 @@ func (p *physics) truckEngine(s float64) {
 	}
 	tc, th, tb := p.engine, m.head, m.block
 	var dc, dh, db float64
-	if m.ignition {
+	// The cab heater draws more the colder the day (full below -10 °C).
+	demand := math.Max(0, math.Min(1, (15-amb)/25))
+	if m.engineOn {
 		q := m.idleHeat + m.loadHeat*p.load
 		open := math.Max(bypass, math.Min(1, (tc-m.thOpen)/m.thSpan))
 		if m.thermostatStuck {
@@ -287,8 +297,6 @@ func (p *physics) truckEngine(s float64) {
 		kb := blockClosed + (blockOpen-blockClosed)*(open-bypass)/(1-bypass)
 		fh, fb := headCouple*(th-tc), kb*(tc-tb)
 		dh = (q - fh) / headCap
-		// The cab heater draws more the colder the day (full below -10 °C).
-		demand := math.Max(0, math.Min(1, (15-amb)/25))
 		dc = fh - fb - open*rad*(tc-amb) - coolantLoss*(tc-amb) - heater*demand*math.Max(0, tc-20)
 		db = (fb - blockLoss*(tb-amb)) / blockCap
 	} else {
@@ -296,6 +304,11 @@ func (p *physics) truckEngine(s float64) {
 		fh, fb := headSoak*(th-tc), blockStopped*(tc-tb)
 		dh = -fh / headCap
 		dc = fh - fb - coolantStill*(tc-amb)
+		if m.keyOn {
+			// Ignition on: the heater's electric pump keeps coolant
+			// flowing through the heater core.
+			dc -= heaterKeyOn * demand * math.Max(0, tc-20)
+		}
 		db = (fb - blockStill*(tb-amb)) / blockCap
 	}
 	tc += dc * s
@@ -311,12 +324,12 @@ func (p *physics) truckEngine(s float64) {
 	// Oil runs hotter than the block under load; fuel warms from the
 	// return flow and cools towards the tank (ambient).
 	oilTarget := (tc+th)/2 + 2
-	if m.ignition {
+	if m.engineOn {
 		oilTarget += 10 * p.load
 	}
 	m.oil += (oilTarget - m.oil) / 300 * s
 	fuelTarget := amb
-	if m.ignition {
+	if m.engineOn {
 		fuelTarget = amb + 0.25*math.Max(0, tc-amb)
 	}
 	m.fuel += (fuelTarget - m.fuel) / 1800 * s
@@ -353,7 +366,7 @@ func (p *physics) rpmSensor() float64 {
 func (p *physics) ambientSensor() float64 {
 	m := p.truck
 	heat := 0.0
-	if m.ignition {
+	if m.engineOn {
 		heat = 1.5 * (1 - math.Min(1, p.speed/40))
 	}
 	return p.ambient + heat + 1.5*p.sun() + 0.1*p.rng.NormFloat64()

@@ -178,7 +178,7 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventEngineOff EventKind = "engine_off" // truck stops, ignition off for Duration
+	EventEngineOff EventKind = "engine_off" // truck stops, engine off (and ignition, unless KeyOn) for Duration
 	EventIdle      EventKind = "idle"       // truck stops, engine idles for Duration
 	EventClimb     EventKind = "climb"      // road climbs at Grade percent for Duration
 	EventLoad      EventKind = "load"       // truck stops, engine drives the pump (PTO); cargo filled with product at ProductTemp
@@ -196,6 +196,10 @@ type Event struct {
 	// ProductTemp is the loaded product's temperature (°C) for load;
 	// default ambient + 8.
 	ProductTemp *float64 `json:"product_temp,omitempty"`
+	// KeyOn keeps the ignition on through an engine_off stop: the engine
+	// ECU keeps sending (0 rpm), and on a cold day the heater's electric
+	// pump draws heat from the still coolant.
+	KeyOn bool `json:"key_on,omitempty"`
 }
 
 // Scenario is the simulator's script: per-truck settings and fault
@@ -343,6 +347,9 @@ func (ts TruckScenario) validateModel(name string) error {
 		}
 		if e.Grade < -12 || e.Grade > 12 {
 			return fmt.Errorf("scenario: %s event %d (%s): grade %v outside -12..12 %%", name, i, e.Kind, e.Grade)
+		}
+		if e.KeyOn && e.Kind != EventEngineOff {
+			return fmt.Errorf("scenario: %s event %d (%s): key_on is for engine_off", name, i, e.Kind)
 		}
 		if p := e.ProductTemp; p != nil && (*p < -30 || *p > 60) {
 			return fmt.Errorf("scenario: %s event %d (%s): product_temp %v outside -30..60 °C", name, i, e.Kind, *p)
