@@ -334,7 +334,7 @@ func (p *physics) coolantSensor() float64 {
 	}
 	return p.engine + 0.3*p.rng.NormFloat64()
 }
-func (p *physics) cargoSensor() float64   { return p.cargo + 0.05*p.rng.NormFloat64() }
+func (p *physics) cargoSensor() float64 { return p.cargo + 0.05*p.rng.NormFloat64() }
 func (p *physics) speedSensor() float64 {
 	if p.speed == 0 {
 		return 0
