@@ -432,3 +432,35 @@ func TestParseScenarioModelErrors(t *testing.T) {
 		t.Fatal("New accepted a fault for truck-09 of 1")
 	}
 }
+
+// TestRealisticLiveMatchesOffline: for the realistic model too, an offline
+// run writes byte for byte what the live path (a truck with a client)
+// writes, engine stop and faults included.
+func TestRealisticLiveMatchesOffline(t *testing.T) {
+	warm := true
+	sc := Scenario{Seed: 9, TimeOfDay: "10:00", Default: TruckScenario{Model: ModelTruck, Warm: &warm,
+		Events: []Event{{Kind: EventEngineOff, At: Duration(20 * time.Second), Duration: Duration(30 * time.Second)}},
+		Faults: []Fault{{Kind: FaultGlitch, Signal: "coolant_temp", At: Duration(10 * time.Second)}, {Kind: FaultThermostatStuck, At: Duration(5 * time.Second)}}}}
+	start := time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)
+	live := runLive(t, sc, start, 900)
+	dir := t.TempDir()
+	s, err := New(Config{Scenario: sc, NoSerial: true, TruthPath: filepath.Join(dir, "truth.csv"), CandumpPath: filepath.Join(dir, "candump.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Simulate(start, 90*time.Second, func(*Sample) {}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"truth.csv", "candump.log"} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || string(got) != string(live[name]) {
+			t.Errorf("offline %s (%d bytes) differs from the live one (%d bytes)", name, len(got), len(live[name]))
+		}
+	}
+	if !strings.Contains(string(live["truth.csv"]), ",engine_speed,") {
+		t.Error("no engine speed in the truth file")
+	}
+}
