@@ -115,8 +115,9 @@ var faultMatrix = []faultCase{
 type matrixRow struct {
 	name string
 	runs int
-	// delays from departing normal to the first alert on the signal (s);
-	// missed counts runs without one.
+	// delays from departing normal to the first alert on the signal at
+	// or after the fault's start (one still open then counts from the
+	// start) in s; missed counts runs without one.
 	delays []float64
 	missed int
 	// fromFreeze: first alert after the sensor froze (frozen cases).
@@ -147,6 +148,7 @@ type caseRun struct {
 	beyond, depart   int64
 	tBeyond, tDepart int64 // the same for the noise-free value
 	alertAt          int64
+	hazardStart      int64 // first second with the hazard present
 	unalerted        int
 	hazardSec        int
 	cleared          bool
@@ -235,6 +237,9 @@ func runCase(o options, ci int) (*matrixRow, error) {
 			if b, _ := r.f.det.Band(fc.sig); b.Ready {
 				r.threshold = math.Min(b.High+b.Margin, sc0.WarnHigh)
 			}
+			if r.f.alertOpen(fc.sig) {
+				r.alertAt = smp.Time // an alert raised before is still open
+			}
 		}
 		if r.armed && r.depart == 0 {
 			for _, x := range smp.Readings {
@@ -273,6 +278,9 @@ func runCase(o options, ci int) (*matrixRow, error) {
 			}
 		}
 		if hz {
+			if r.hazardStart == 0 {
+				r.hazardStart = smp.Time
+			}
 			r.hazardSec++
 			if !r.f.alertOpen(fc.sig) {
 				r.unalerted++
@@ -293,6 +301,8 @@ func runCase(o options, ci int) (*matrixRow, error) {
 		}
 		row.unalerted = append(row.unalerted, float64(r.unalerted))
 		row.hazardSec = append(row.hazardSec, float64(r.hazardSec))
+		// From the readings departing normal; failing that (a frozen
+		// sensor), the noise-free value; failing that, the hazard's start.
 		ref := r.depart
 		if ref == 0 {
 			ref = r.tDepart
@@ -300,9 +310,15 @@ func runCase(o options, ci int) (*matrixRow, error) {
 				row.trueDepart++
 			}
 		}
-		if r.alertAt == 0 || ref == 0 {
+		if ref == 0 {
+			ref = r.hazardStart
+		}
+		if r.alertAt == 0 {
 			row.missed++
 			continue
+		}
+		if ref == 0 {
+			continue // alerted, but neither departed nor hazardous
 		}
 		row.delays = append(row.delays, time.Duration(r.alertAt-ref).Seconds())
 		if r.freeze > 0 {
