@@ -25,9 +25,10 @@ type Sample struct {
 	// CoolantHazard and CargoHazard say whether the hazard is physically
 	// present (the hazard_present windows: true coolant above
 	// HazardCoolant; true cargo above HazardCargo or a fire heating it);
-	// Running whether the engine runs, FanOn whether its radiator fan
-	// does.
-	CoolantHazard, CargoHazard, Running, FanOn bool
+	// Running whether the engine runs, Ignition whether the ignition is
+	// on (engine running, or stopped with the key on), FanOn whether the
+	// radiator fan runs.
+	CoolantHazard, CargoHazard, Running, Ignition, FanOn bool
 }
 
 // Simulate runs every truck offline, as fast as the CPU allows, for d of
@@ -71,7 +72,7 @@ func (s *Sim) Simulate(start time.Time, d time.Duration, emit func(*Sample)) (fw
 			smp.Coolant, smp.Cargo = t.trueValues(time.Duration(k) * tick)
 			if m := t.phys.truck; m != nil {
 				smp.CoolantHazard, smp.CargoHazard = t.hazards.present[0], t.hazards.present[1]
-				smp.Running, smp.FanOn = m.running(), m.fanOn
+				smp.Running, smp.Ignition, smp.FanOn = m.running(), m.engineOn || m.keyOn, m.fanOn
 			}
 			emit(&smp)
 		}

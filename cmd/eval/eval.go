@@ -204,6 +204,7 @@ type fleetResult struct {
 	truckHours  float64
 	readings    int64
 	engineStops int
+	keyOffs     int // stops with the ignition off
 	stoppedSec  int64
 	fanCycles   int
 	hotDays     int // trucks with a daily mean >= 30 °C
@@ -252,17 +253,18 @@ func fleetBatch(o options, b, k int, res *fleetResult) error {
 		f       *feeder
 		hazard  [2]bool
 		running bool
+		key     bool
 		fan     bool
 		minAmb  float64
 		maxAmb  float64
 	}
 	st := make([]*state, k)
-	var falses, trues, stops, fans int
+	var falses, trues, stops, keyOffs, fans int
 	var readings, stopped, hazardSec int64
 	byKind := map[string]int{}
 	var examples []string
 	for i := range st {
-		s := &state{running: true, minAmb: math.Inf(1), maxAmb: math.Inf(-1)}
+		s := &state{running: true, key: true, minAmb: math.Inf(1), maxAmb: math.Inf(-1)}
 		s.f, err = newFeeder(cfg, func(x detect.Transition) {
 			if x.Phase != detect.Raised {
 				return
@@ -290,6 +292,10 @@ func fleetBatch(o options, b, k int, res *fleetResult) error {
 			stops++
 		}
 		s.running = smp.Running
+		if s.key && !smp.Ignition {
+			keyOffs++
+		}
+		s.key = smp.Ignition
 		if smp.FanOn && !s.fan {
 			fans++
 		}
@@ -321,6 +327,7 @@ func fleetBatch(o options, b, k int, res *fleetResult) error {
 	res.truckHours += float64(k) * o.trip.Hours()
 	res.readings += readings
 	res.engineStops += stops
+	res.keyOffs += keyOffs
 	res.fanCycles += fans
 	res.stoppedSec += stopped
 	res.hazardSec += hazardSec
@@ -350,6 +357,7 @@ func (f *fleetResult) print(w io.Writer) {
 	fmt.Fprintf(w, "EVAL sim_false_alerts %d alerts\n", f.falses)
 	fmt.Fprintf(w, "EVAL sim_false_alerts_per_1000h %.2f alerts\n", per)
 	fmt.Fprintf(w, "EVAL sim_engine_stops %d stops\n", f.engineStops)
+	fmt.Fprintf(w, "EVAL sim_ignition_off_stops %d stops\n", f.keyOffs)
 	fmt.Fprintf(w, "EVAL sim_fan_cycles %d cycles\n", f.fanCycles)
 	fmt.Fprintf(w, "EVAL sim_engine_off_share %.3f share\n", float64(f.stoppedSec)/(f.truckHours*3600))
 	fmt.Fprintf(w, "EVAL sim_hot_day_trucks %d trucks\n", f.hotDays)
