@@ -137,7 +137,8 @@
 // coolant_loss takes away up to 90 % of the radiator over ramp (10m), and
 // fan_failure and thermostat_stuck act on the physics, so whether and when
 // they become hazardous depends on load and weather (hazard_present says).
-// The calibration against recorded vehicles is in README.md.
+// The calibration against recorded vehicles is in README.md; an example
+// scenario is testdata/realistic.json.
 //
 // # Physics (original model)
 //

@@ -464,3 +464,43 @@ func TestRealisticLiveMatchesOffline(t *testing.T) {
 		t.Error("no engine speed in the truth file")
 	}
 }
+
+// TestRealisticScenarioExample: testdata/realistic.json parses, and four
+// trucks run from it offline, the faulty ones becoming hazardous.
+func TestRealisticScenarioExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "realistic.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseScenario(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Trucks: 4, Scenario: sc, NoSerial: true, Tick: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hazard := map[string]bool{}
+	fw, err := s.Simulate(time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC), 4*time.Hour, func(smp *Sample) {
+		if smp.CoolantHazard || smp.CargoHazard {
+			hazard[smp.ID] = true
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"truck-01", "truck-02", "truck-03", "truck-04"} {
+		if !hazard[id] {
+			t.Errorf("%s: no hazard in 4 h", id)
+		}
+	}
+	n := 0
+	for _, w := range fw {
+		if w.Kind == HazardPresent {
+			n++
+		}
+	}
+	if n < 4 {
+		t.Errorf("%d hazard_present windows: %+v", n, fw)
+	}
+}
