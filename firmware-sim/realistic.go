@@ -7,22 +7,23 @@ import (
 )
 
 // truckModel is the realistic heavy-diesel tanker (TruckScenario.Model
-// "truck"): ignition and engine on/off, a two-node engine (coolant and
-// block) with thermostat, radiator, ram air and an on/off fan with
-// hysteresis, heat soak after a stop, load from speed, acceleration, grade,
+// "truck"): ignition and engine on/off, a three-node engine (head,
+// coolant, block) with thermostat, radiator, ram air, an on/off fan with
+// hysteresis and a cab heater, heat soak after a stop, load from speed, acceleration, grade,
 // payload and the PTO pump, oil and fuel temperatures, and a duty cycle of
 // idles, engine-off breaks and loading. It lives beside the original model
 // (physics' own fields) so that old scenarios keep their values bit for
 // bit: a truck without it never touches this code or its random draws.
 //
 // Temperatures are °C; heat flows are in °C per second of the coolant
-// node (whose heat capacity is 1; the block's is blockCap).
+// node (whose heat capacity is 1; the head's is headCap, the block's
+// blockCap).
 type truckModel struct {
 	// Engine state.
 	engineOn  bool    // the engine runs
 	keyOn     bool    // the engine is stopped with the ignition on: ECU awake, heater pump running
 	stopKeyOn bool    // the current engine-off stop keeps the key on
-	stoppedAt float64 // elapsed s when the engine last stopped (ECU quiet soon after)
+	stoppedAt float64 // elapsed s when the ignition last went off (ECU quiet soon after)
 	rpm       float64
 	head      float64 // hot metal around the combustion chambers
 	block     float64 // engine bulk mass
@@ -34,7 +35,7 @@ type truckModel struct {
 	thSpan      float64 // °C from starting to open to fully open
 	fanOnAt     float64 // fan switches on at, °C
 	fanOffAt    float64 // and off at
-	idleHeat    float64 // heat into the block at idle
+	idleHeat    float64 // heat into the head at idle
 	loadHeat    float64 // extra at full load
 	payload     float64 // 0..1 of 25 t
 	hills       float64 // steepest grade of generated sections, fraction
