@@ -87,7 +87,7 @@ const (
 	blockStopped = 0.0015 // ... pump stopped
 	radBase      = 0.0008 // radiator at no airflow and no fan, per s per °C
 	radRam       = 0.0114 // extra at full ram air (80 km/h)
-	radFan       = 0.010  // extra with the fan on
+	radFan       = 0.008  // extra with the fan on
 	bypass       = 0.03   // thermostat share open when closed (bypass, leak)
 	coolantLoss  = 0.0008 // coolant to ambient through hoses and heater, pump running
 	coolantStill = 0.0001 // ... stopped
@@ -108,7 +108,7 @@ func newTruckModel(p *physics, ts TruckScenario, warm bool) *truckModel {
 	m.thSpan = 7 + 2*rng.Float64()
 	m.fanOnAt = m.thOpen + m.thSpan + 3 + 2*rng.Float64()
 	m.fanOffAt = m.fanOnAt - 5 - 2*rng.Float64()
-	m.idleHeat = 0.16 + 0.02*rng.Float64()
+	m.idleHeat = 0.22 + 0.02*rng.Float64()
 	m.loadHeat = 0.95 + 0.1*rng.Float64()
 	m.payload = 0.3 + 0.7*rng.Float64()
 	if ts.Payload != nil {
