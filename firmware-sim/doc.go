@@ -26,7 +26,8 @@
 // Sim.Simulate runs the trucks in simulated time, without transports or
 // wall clock, passing each tick's decoded readings (and the noise-free
 // temperatures) to a callback: the same values a live run with NoSerial
-// emits, for measuring detection over thousands of truck-hours.
+// emits, for measuring detection over thousands of truck-hours. The
+// command's -offline flag does the same from a scenario file.
 //
 // # Manifest
 //
@@ -84,13 +85,62 @@
 //	                       truncation, changed character, line noise
 //	gps_loss               RMC status V, GGA fix 0; VP not available
 //	clock_jump             GNSS time in RMC/GGA shifted by offset
+//	thermostat_stuck hazard thermostat stuck closed: only the bypass cools
+//	                       (realistic model only)
 //
 // Every fault lasts duration (0 = until the end). Sensor faults take a
 // signal (sensors.Signal name, default coolant_temp). With
 // Config.FaultsPath, each truck's faults are written when it starts as CSV
 // truck,kind,signal,start_unix_ns,end_unix_ns,hazard (end empty = open).
 //
-// # Physics
+// With the realistic model, the faults file ends (when the run stops) with
+// lines of kind hazard_present: when the hazard was physically there, from
+// the noise-free temperatures: coolant_temp while the true coolant is above
+// HazardCoolant (104 °C), cargo_temp while the true cargo is above
+// HazardCargo (45 °C) or a fire heats it (end empty: still present).
+// Sim.Simulate's samples carry the same as CoolantHazard and CargoHazard.
+//
+// # Realistic model
+//
+// A truck with "model": "truck" is a heavy-diesel tanker; without it a
+// truck keeps the original physics below, value for value, so every
+// scenario written before means what it meant. The realistic model has:
+//
+//   - Ignition: the engine stops at engine-off stops. The engine ECU sends
+//     0 rpm for 3 s, then EEC1, ET1, AMB and CCVS stop; the cargo probe
+//     and VP keep sending (they are powered with the gateway).
+//   - An engine of three heat capacities (head, coolant, block): heat from
+//     the load, a thermostat opening over 7-9 °C from 82-86 °C, a radiator
+//     with ram air and an on/off fan (on at about 95 °C, off 5-7 °C lower:
+//     the 5-6 °C, ~2 min sawtooth of a real engine idling on a hot day), a
+//     cab heater on cold days, heat soak after a hot stop (2-6 °C), then a
+//     cool-down towards ambient with a time constant of about 3 h. Warm-up
+//     from cold takes 15-30 min on a warm day, longer on a cold one.
+//   - Load from the power the drive needs: rolling resistance, air drag,
+//     grade and acceleration of 15 t plus the payload (up to 25 t), and
+//     the PTO pump while loading; engine speed follows it.
+//   - Oil temperature (above the coolant under load) and fuel temperature
+//     (between ambient and the engine) on ET1, engine speed on EEC1,
+//     ambient air on AMB.
+//   - Weather: a daily mean from -22 to +33 °C (or "ambient", -30..50), a
+//     diurnal swing of 3-8 °C ("ambient_swing") and sun on the tank
+//     ("sun_load"); the tank reacts faster when nearly empty.
+//   - A duty cycle at route points ("stops": "random"): short and long
+//     idles, engine-off stops of 10 min to 8 h (some deliver the load), and
+//     loading warm product from storage at up to 35 °C. "events" script
+//     engine_off, idle, climb (grade %) and load (product_temp) at given
+//     times.
+//
+// Realistic fields: model, ambient_swing, sun_load, payload (0..1), hills
+// (steepest generated grade, %), stops, events. In it, overheat ramps from
+// the coolant's temperature when it starts (not from the set point),
+// coolant_loss takes away up to 90 % of the radiator over ramp (10m), and
+// fan_failure and thermostat_stuck act on the physics, so whether and when
+// they become hazardous depends on load and weather (hazard_present says).
+// The calibration against recorded vehicles is in README.md; an example
+// scenario is testdata/realistic.json.
+//
+// # Physics (original model)
 //
 // Each truck drives a route (generated tours between Benelux and
 // Rhine-Ruhr depots, or the scenario's) at the road's limit with

@@ -24,6 +24,9 @@ type faultState struct {
 	glitches int            // glitch samples applied so far
 	stuckSet bool
 	stuckVal float64
+	// from is the true coolant when a realistic overheat started (NaN
+	// before): its ramp starts there, not at the set point.
+	from float64
 }
 
 // effects are the faults active at one instant, folded together.
@@ -41,6 +44,7 @@ func newFaultStates(fs []Fault) []faultState {
 	out := make([]faultState, len(fs))
 	for i, f := range fs {
 		out[i].Fault = f
+		out[i].from = math.NaN()
 		name := f.Signal
 		if name == "" {
 			name = faultInfo[f.Kind].signal
@@ -69,12 +73,40 @@ func orDefault(v, def float64) float64 {
 func (t *truck) applyPhysicalFaults(elapsed time.Duration) {
 	p := t.phys
 	p.fanFailed, p.coolantLoss, p.cargoHeatActive, p.cargoHeatRate = false, 0, false, 0
+	if m := p.truck; m != nil {
+		m.thermostatStuck, m.coolingLost, m.overheatLevel = false, 0, math.NaN()
+	}
 	for i := range t.faults {
 		f := &t.faults[i]
 		if !f.active(elapsed) {
 			continue
 		}
 		since := (elapsed - time.Duration(f.At)).Minutes()
+		if m := p.truck; m != nil {
+			// The realistic model: faults act on the engine's physics.
+			switch f.Kind {
+			case FaultOverheat:
+				if math.IsNaN(f.from) {
+					f.from = p.engine
+				}
+				if lv := f.overheatLevel(p, elapsed); math.IsNaN(m.overheatLevel) || lv > m.overheatLevel {
+					m.overheatLevel = lv
+				}
+				continue
+			case FaultCoolantLoss:
+				// The radiator loses up to 90 % of its capacity over ramp
+				// (default 10 min) as the coolant level falls.
+				ramp := time.Duration(f.Ramp)
+				if ramp <= 0 {
+					ramp = 10 * time.Minute
+				}
+				m.coolingLost = max(m.coolingLost, 0.9*min(1, since/ramp.Minutes()))
+				continue
+			case FaultThermostatStuck:
+				m.thermostatStuck = true
+				continue
+			}
+		}
 		switch f.Kind {
 		case FaultFanFailure:
 			p.fanFailed = true
@@ -126,6 +158,26 @@ func (t *truck) effectsAt(elapsed time.Duration) effects {
 		e.dropout[sensors.VPLatitude] = "not_available"
 		e.dropout[sensors.VPLongitude] = "not_available"
 	}
+	// The faults sensorValue must look at this tick, in timeline order: a
+	// truck has hundreds of finished nuisance faults on a long run.
+	t.live = t.live[:0]
+	for i := range t.faults {
+		f := &t.faults[i]
+		switch f.Kind {
+		case FaultOverheat, FaultStuck:
+			if f.active(elapsed) {
+				t.live = append(t.live, i)
+			}
+		case FaultGlitch:
+			every := time.Duration(f.Every)
+			if every <= 0 {
+				every = 10 * time.Second
+			}
+			if f.glitches < max(1, f.Count) && elapsed >= time.Duration(f.At)+time.Duration(f.glitches)*every {
+				t.live = append(t.live, i)
+			}
+		}
+	}
 	return e
 }
 
@@ -138,13 +190,20 @@ func (f *faultState) overheatLevel(p *physics, elapsed time.Duration) float64 {
 	}
 	peak := orDefault(f.Peak, 115)
 	prog := min(1, float64(elapsed-time.Duration(f.At))/float64(ramp))
-	return p.setpoint + (peak-p.setpoint)*prog
+	from := p.setpoint
+	if p.truck != nil {
+		from = f.from // the realistic model ramps from where the engine was
+	}
+	return from + (peak-from)*prog
 }
 
 // trueValues are the noise-free coolant and cargo temperatures at elapsed,
 // with the hazardous faults applied: what a perfect sensor would read.
 func (t *truck) trueValues(elapsed time.Duration) (coolant, cargo float64) {
 	coolant, cargo = t.phys.engine, t.phys.cargo
+	if t.phys.truck != nil {
+		return coolant, cargo // faults act on the physics itself
+	}
 	for i := range t.faults {
 		if f := &t.faults[i]; f.Kind == FaultOverheat && f.active(elapsed) {
 			coolant = max(coolant, f.overheatLevel(t.phys, elapsed))
@@ -155,6 +214,7 @@ func (t *truck) trueValues(elapsed time.Duration) (coolant, cargo float64) {
 
 // sensorValue is what the sensor of sig reports at elapsed: the physics
 // plus noise, with overheat, noise bursts, glitches and stuck applied.
+// effectsAt(elapsed) must have run first (it lists the live faults).
 func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effects) float64 {
 	p := t.phys
 	var v float64
@@ -169,11 +229,19 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 		v = p.lat
 	case sensors.VPLongitude:
 		v = p.lon
+	case sensors.EngineSpeed:
+		v = p.rpmSensor()
+	case sensors.OilTemp:
+		v = p.oilSensor()
+	case sensors.FuelTemp:
+		v = p.fuelSensor()
+	case sensors.AmbientTemp:
+		v = p.ambientSensor()
 	}
-	for i := range t.faults {
+	for _, i := range t.live {
 		f := &t.faults[i]
 		switch {
-		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed):
+		case f.Kind == FaultOverheat && sig == sensors.CoolantTemp && f.active(elapsed) && p.truck == nil:
 			v = max(v, f.overheatLevel(p, elapsed)+0.3*p.rng.NormFloat64())
 		case f.Kind == FaultGlitch && f.sig == sig:
 			count := max(1, f.Count)
@@ -190,7 +258,7 @@ func (t *truck) sensorValue(sig sensors.Signal, elapsed time.Duration, e *effect
 	if sd := e.noise[sig]; sd > 0 {
 		v += sd * p.rng.NormFloat64()
 	}
-	for i := range t.faults {
+	for _, i := range t.live {
 		f := &t.faults[i]
 		if f.Kind == FaultStuck && f.sig == sig && f.active(elapsed) {
 			if !f.stuckSet {
@@ -299,23 +367,7 @@ func (s *Sim) writeFaultWindows(t *truck, start time.Time) {
 	if s.faultsOut == nil {
 		return
 	}
-	var b []byte
-	for _, w := range t.faultWindows(start) {
-		b = append(b, w.Truck...)
-		b = append(b, ',')
-		b = append(b, w.Kind...)
-		b = append(b, ',')
-		b = append(b, w.Signal...)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, w.Start, 10)
-		b = append(b, ',')
-		if w.End != 0 {
-			b = strconv.AppendInt(b, w.End, 10)
-		}
-		b = append(b, ',')
-		b = strconv.AppendBool(b, w.Hazard)
-		b = append(b, '\n')
-	}
+	b := appendFaultLines(nil, t.faultWindows(start))
 	s.faultsOut.write(b)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -85,4 +86,69 @@ func TestGoldenTruck(t *testing.T) {
 			t.Errorf("%s differs from %s (review the change, then regenerate with -update)", name, golden)
 		}
 	}
+}
+
+// TestGoldenScenarioFile: testdata/golden/scenario.json is the golden
+// truck's scenario, so the command line (firmware-sim -offline) can be
+// checked against the golden files too.
+func TestGoldenScenarioFile(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", "scenario.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseScenario(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := goldenScenario()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scenario.json parses to\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// runLive steps truck-01 of sc through the live path (a connected client)
+// for ticks from start on a fixed clock and returns the truth and candump
+// files it wrote.
+func runLive(t *testing.T, sc Scenario, start time.Time, ticks int) map[string][]byte {
+	t.Helper()
+	s, err := New(Config{Scenario: sc, Now: func() time.Time { return start }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if s.truth, err = createTruth(filepath.Join(dir, "truth.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if s.dump, err = createLineFile(filepath.Join(dir, "candump.log"), "candump"); err != nil {
+		t.Fatal(err)
+	}
+	client, sink := net.Pipe()
+	go io.Copy(io.Discard, sink)
+	defer sink.Close()
+	ts := sc.For("truck-01")
+	warm := ts.Warm != nil && *ts.Warm
+	tr := &truck{
+		id: "truck-01", iface: "truck-01", scen: ts, started: true, clients: []net.Conn{client},
+		phys:   newTruckPhysics(rand.New(rand.NewPCG(uint64(sc.Seed), 0)), 0, warm, sc.physicsStart(start), ts),
+		faults: newFaultStates(ts.Faults),
+	}
+	for i := 0; i < ticks; i++ {
+		s.step(tr, start.Add(time.Duration(i)*DefaultTick))
+	}
+	client.Close()
+	if err := s.truth.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.dump.close(); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, name := range []string{"truth.csv", "candump.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = b
+	}
+	return out
 }

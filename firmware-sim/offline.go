@@ -21,6 +21,14 @@ type Sample struct {
 	// Coolant and Cargo are the noise-free physical temperatures (°C) with
 	// the hazardous faults applied: what a perfect sensor would read.
 	Coolant, Cargo float64
+	// Realistic trucks only (TruckScenario.Model "truck"):
+	// CoolantHazard and CargoHazard say whether the hazard is physically
+	// present (the hazard_present windows: true coolant above
+	// HazardCoolant; true cargo above HazardCargo or a fire heating it);
+	// Running whether the engine runs, Ignition whether the ignition is
+	// on (engine running, or stopped with the key on), FanOn whether the
+	// radiator fan runs.
+	CoolantHazard, CargoHazard, Running, Ignition, FanOn bool
 }
 
 // Simulate runs every truck offline, as fast as the CPU allows, for d of
@@ -62,10 +70,14 @@ func (s *Sim) Simulate(start time.Time, d time.Duration, emit func(*Sample)) (fw
 			s.step(t, now)
 			smp = Sample{Truck: i, ID: t.id, Time: now.UnixNano(), Readings: t.out}
 			smp.Coolant, smp.Cargo = t.trueValues(time.Duration(k) * tick)
+			if m := t.phys.truck; m != nil {
+				smp.CoolantHazard, smp.CargoHazard = t.hazards.present[0], t.hazards.present[1]
+				smp.Running, smp.Ignition, smp.FanOn = m.running(), m.engineOn || m.keyOn, m.fanOn
+			}
 			emit(&smp)
 		}
 	}
-	return fw, nil
+	return append(fw, s.writeHazardWindows()...), nil
 }
 
 // record writes readings truck t emitted to the truth file, and in an

@@ -20,6 +20,7 @@ type physics struct {
 	ambient     float64 // °C
 	cloud       float64 // 0 clear .. 1 overcast
 	sunGain     float64 // °C the tank gains in full sun
+	swing       float64 // half amplitude of the diurnal swing, °C
 
 	// Engine.
 	setpoint float64 // thermostat set point, °C (88-92)
@@ -47,6 +48,11 @@ type physics struct {
 	coolantLoss     float64 // °C added to the equilibrium by coolant loss
 	cargoHeatRate   float64 // °C/s added by an external fire/heat source
 	cargoHeatActive bool
+
+	// truck is the realistic model (TruckScenario.Model "truck"), nil for
+	// the original one.
+	truck       *truckModel
+	stepSeconds float64 // the realistic model's step
 }
 
 // waypoint is a route point; speed is the limit (km/h) on the way to it,
@@ -82,6 +88,7 @@ func newPhysics(rng *rand.Rand, idx int, warm bool, start time.Time, route [][2]
 	}
 	p.cloud = 0.7 * rng.Float64()
 	p.sunGain = 5 + 4*rng.Float64()
+	p.swing = 5
 	p.ambient = p.ambientAt(0)
 	p.setpoint = 88 + 4*rng.Float64()
 	if warm {
@@ -99,6 +106,17 @@ func newPhysics(rng *rand.Rand, idx int, warm bool, start time.Time, route [][2]
 	if warm {
 		// A warm truck is already on its way.
 		p.speed = p.route[1].limit * p.driver
+	}
+	return p
+}
+
+// newTruckPhysics sets up truck idx with scenario ts: the original model,
+// or the realistic one for Model "truck" (drawn after the original's
+// draws).
+func newTruckPhysics(rng *rand.Rand, idx int, warm bool, start time.Time, ts TruckScenario) *physics {
+	p := newPhysics(rng, idx, warm, start, ts.Route, ts.Ambient)
+	if ts.Model == ModelTruck {
+		p.truck = newTruckModel(p, ts, warm)
 	}
 	return p
 }
@@ -180,7 +198,7 @@ func (p *physics) solarHour(elapsed float64) float64 {
 // ambientAt is the diurnal ambient temperature: coolest near dawn, warmest
 // mid-afternoon.
 func (p *physics) ambientAt(elapsed float64) float64 {
-	return p.ambientBase + 5*math.Sin(2*math.Pi*(p.solarHour(elapsed)-9)/24)
+	return p.ambientBase + p.swing*math.Sin(2*math.Pi*(p.solarHour(elapsed)-9)/24)
 }
 
 // sun is the share of full sunshine on the tank (0 at night).
@@ -194,6 +212,16 @@ func (p *physics) step(dt time.Duration) {
 	p.elapsed += s
 	p.ambient = p.ambientAt(p.elapsed)
 	p.cloud = math.Max(0, math.Min(1, p.cloud+0.002*math.Sqrt(s)*p.rng.NormFloat64()))
+	if p.truck != nil {
+		p.stepSeconds = s
+		p.duty(s)
+		prev := p.speed
+		p.drive(s)
+		p.load = p.truckLoad((p.speed - prev) / 3.6 / s)
+		p.truckEngine(s)
+		p.truckCargo(s)
+		return
+	}
 	p.drive(s)
 	p.engineStep(s)
 	p.cargoStep(s)
@@ -232,6 +260,10 @@ func (p *physics) drive(s float64) {
 		p.segPos -= segLen
 		if b.stop > 0 && p.stopUntil < p.elapsed {
 			p.stopUntil = p.elapsed + b.stop
+			if p.truck != nil {
+				p.stopUntil = p.elapsed
+				p.routeStop(b.stop)
+			}
 			p.segPos = 0
 		}
 		p.seg++
@@ -294,8 +326,15 @@ func (p *physics) cargoStep(s float64) {
 }
 
 // Sensor models: noise (and, through the DBC, quantisation).
-func (p *physics) coolantSensor() float64 { return p.engine + 0.3*p.rng.NormFloat64() }
-func (p *physics) cargoSensor() float64   { return p.cargo + 0.05*p.rng.NormFloat64() }
+func (p *physics) coolantSensor() float64 {
+	if p.truck != nil {
+		// A real ECU filters its coolant reading: the KIT car's 1 °C
+		// readings sit on plateaus for minutes.
+		return p.engine + 0.1*p.rng.NormFloat64()
+	}
+	return p.engine + 0.3*p.rng.NormFloat64()
+}
+func (p *physics) cargoSensor() float64 { return p.cargo + 0.05*p.rng.NormFloat64() }
 func (p *physics) speedSensor() float64 {
 	if p.speed == 0 {
 		return 0

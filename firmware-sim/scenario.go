@@ -58,6 +58,8 @@ const (
 	FaultNMEAGarbage  FaultKind = "nmea_garbage"   // with Probability per sentence: bad checksums, truncation, noise lines
 	FaultGPSLoss      FaultKind = "gps_loss"       // receiver loses its fix (RMC V, GGA 0); VP not available
 	FaultClockJump    FaultKind = "clock_jump"     // GNSS time in NMEA shifted by Offset
+	// Kinds of the realistic model (TruckScenario.Model "truck").
+	FaultThermostatStuck FaultKind = "thermostat_stuck" // thermostat stuck closed: only the bypass cools; hazard
 )
 
 // faultInfo describes each kind: whether it is a hazard that must raise an
@@ -79,7 +81,12 @@ var faultInfo = map[FaultKind]struct {
 	FaultNMEAGarbage:  {false, ""},
 	FaultGPSLoss:      {false, ""},
 	FaultClockJump:    {false, ""},
+
+	FaultThermostatStuck: {true, "coolant_temp"},
 }
+
+// realisticOnly are the fault kinds only the realistic model has.
+var realisticOnly = map[FaultKind]bool{FaultThermostatStuck: true}
 
 // Fault is one entry of a truck's fault timeline. Only the fields a kind
 // uses matter; zero values take the kind's defaults.
@@ -137,6 +144,62 @@ type TruckScenario struct {
 	VTG bool `json:"vtg,omitempty"`
 	// Faults is the truck's fault timeline.
 	Faults []Fault `json:"faults,omitempty"`
+
+	// Model selects the truck physics: "" (the original model, which every
+	// scenario written before it means) or "truck", the realistic heavy
+	// diesel tanker (see the package documentation, "Realistic model"):
+	// ignition and engine stops, thermostat and fan, grade and payload,
+	// engine speed, oil, fuel and ambient temperature on the bus. The
+	// fields below need it.
+	Model string `json:"model,omitempty"`
+	// AmbientSwing is the half amplitude (°C) of the diurnal ambient
+	// swing; default random 3..8.
+	AmbientSwing *float64 `json:"ambient_swing,omitempty"`
+	// SunLoad is how many °C full sun adds to the tank's equilibrium;
+	// default random 5..9.
+	SunLoad *float64 `json:"sun_load,omitempty"`
+	// Payload is the cargo load as a share of the maximum (0..1, 25 t);
+	// default random 0.3..1. Loading events set it to 1.
+	Payload *float64 `json:"payload,omitempty"`
+	// Hills is the steepest road grade (percent) of the generated route's
+	// sections; default random 1..4.
+	Hills *float64 `json:"hills,omitempty"`
+	// Stops selects the generated stops at route points: "random"
+	// (default: short idles, long idles, engine-off breaks of minutes to
+	// hours, loading at the depot) or "none" (only the events below).
+	Stops string `json:"stops,omitempty"`
+	// Events are scripted operations (engine off, idle, climb, loading) at
+	// given times, on top of the generated ones.
+	Events []Event `json:"events,omitempty"`
+}
+
+// EventKind names a scripted operation of the realistic model.
+type EventKind string
+
+// Event kinds.
+const (
+	EventEngineOff EventKind = "engine_off" // truck stops, engine off (and ignition, unless KeyOn) for Duration
+	EventIdle      EventKind = "idle"       // truck stops, engine idles for Duration
+	EventClimb     EventKind = "climb"      // road climbs at Grade percent for Duration
+	EventLoad      EventKind = "load"       // truck stops, engine drives the pump (PTO); cargo filled with product at ProductTemp
+)
+
+// Event is one scripted operation of a truck of the realistic model.
+type Event struct {
+	Kind EventKind `json:"kind"`
+	// At is when it starts, after the truck starts; Duration how long it
+	// lasts (required).
+	At       Duration `json:"at"`
+	Duration Duration `json:"duration"`
+	// Grade of a climb, percent (default 6).
+	Grade float64 `json:"grade,omitempty"`
+	// ProductTemp is the loaded product's temperature (°C) for load;
+	// default ambient + 8.
+	ProductTemp *float64 `json:"product_temp,omitempty"`
+	// KeyOn keeps the ignition on through an engine_off stop: the engine
+	// ECU keeps sending (0 rpm), and on a cold day the heater's electric
+	// pump draws heat from the still coolant.
+	KeyOn bool `json:"key_on,omitempty"`
 }
 
 // Scenario is the simulator's script: per-truck settings and fault
@@ -174,9 +237,15 @@ func ParseScenario(b []byte) (Scenario, error) {
 // Validate reports the first problem, naming the truck and fault.
 func (s Scenario) Validate() error {
 	check := func(name string, ts TruckScenario) error {
+		if err := ts.validateModel(name); err != nil {
+			return err
+		}
 		for i, f := range ts.Faults {
 			if _, ok := faultInfo[f.Kind]; !ok {
 				return fmt.Errorf("scenario: %s fault %d: unknown kind %q (known: %s)", name, i, f.Kind, knownKinds())
+			}
+			if realisticOnly[f.Kind] && ts.Model != ModelTruck {
+				return fmt.Errorf("scenario: %s fault %d: kind %s needs \"model\": %q", name, i, f.Kind, ModelTruck)
 			}
 			if f.At < 0 || f.Duration < 0 || f.Ramp < 0 || f.Every < 0 || f.Count < 0 {
 				return fmt.Errorf("scenario: %s fault %d (%s): negative time or count", name, i, f.Kind)
@@ -221,6 +290,85 @@ func (s Scenario) Validate() error {
 	for name, ts := range s.Trucks {
 		if err := check(name, ts); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// ModelTruck is TruckScenario.Model for the realistic truck.
+const ModelTruck = "truck"
+
+// validateModel checks the realistic model's fields of truck name.
+func (ts TruckScenario) validateModel(name string) error {
+	switch ts.Model {
+	case "", ModelTruck:
+	default:
+		return fmt.Errorf("scenario: %s: model %q, want \"\" or %q", name, ts.Model, ModelTruck)
+	}
+	if ts.Ambient != nil && (*ts.Ambient < -30 || *ts.Ambient > 50) {
+		return fmt.Errorf("scenario: %s: ambient %v outside -30..50 °C", name, *ts.Ambient)
+	}
+	if ts.Model != ModelTruck {
+		for field, set := range map[string]bool{
+			"ambient_swing": ts.AmbientSwing != nil, "sun_load": ts.SunLoad != nil, "payload": ts.Payload != nil,
+			"hills": ts.Hills != nil, "stops": ts.Stops != "", "events": len(ts.Events) > 0,
+		} {
+			if set {
+				return fmt.Errorf("scenario: %s: %s needs \"model\": %q", name, field, ModelTruck)
+			}
+		}
+		return nil
+	}
+	if v := ts.AmbientSwing; v != nil && (*v < 0 || *v > 15) {
+		return fmt.Errorf("scenario: %s: ambient_swing %v outside 0..15 °C", name, *v)
+	}
+	if v := ts.SunLoad; v != nil && (*v < 0 || *v > 20) {
+		return fmt.Errorf("scenario: %s: sun_load %v outside 0..20 °C", name, *v)
+	}
+	if v := ts.Payload; v != nil && (*v < 0 || *v > 1) {
+		return fmt.Errorf("scenario: %s: payload %v outside 0..1", name, *v)
+	}
+	if v := ts.Hills; v != nil && (*v < 0 || *v > 12) {
+		return fmt.Errorf("scenario: %s: hills %v outside 0..12 %%", name, *v)
+	}
+	switch ts.Stops {
+	case "", "random", "none":
+	default:
+		return fmt.Errorf("scenario: %s: stops %q, want random or none", name, ts.Stops)
+	}
+	for i, e := range ts.Events {
+		switch e.Kind {
+		case EventEngineOff, EventIdle, EventClimb, EventLoad:
+		default:
+			return fmt.Errorf("scenario: %s event %d: unknown kind %q (known: climb, engine_off, idle, load)", name, i, e.Kind)
+		}
+		if e.At < 0 || e.Duration <= 0 {
+			return fmt.Errorf("scenario: %s event %d (%s): at must be >= 0 and duration > 0", name, i, e.Kind)
+		}
+		if e.Grade < -12 || e.Grade > 12 {
+			return fmt.Errorf("scenario: %s event %d (%s): grade %v outside -12..12 %%", name, i, e.Kind, e.Grade)
+		}
+		if e.KeyOn && e.Kind != EventEngineOff {
+			return fmt.Errorf("scenario: %s event %d (%s): key_on is for engine_off", name, i, e.Kind)
+		}
+		if p := e.ProductTemp; p != nil && (*p < -30 || *p > 60) {
+			return fmt.Errorf("scenario: %s event %d (%s): product_temp %v outside -30..60 °C", name, i, e.Kind, *p)
+		}
+	}
+	return nil
+}
+
+// ValidateTrucks checks that every truck the scenario names is one of n
+// trucks with prefix, so a fault for a truck that does not exist is an
+// error, not silently ignored.
+func (s Scenario) ValidateTrucks(prefix string, n int) error {
+	for name := range s.Trucks {
+		found := false
+		for i := 0; i < n && !found; i++ {
+			found = TruckID(prefix, i, n) == name
+		}
+		if !found {
+			return fmt.Errorf("scenario: truck %q does not exist (%d trucks: %s .. %s)", name, n, TruckID(prefix, 0, n), TruckID(prefix, n-1, n))
 		}
 	}
 	return nil

@@ -60,11 +60,13 @@ type canMsg struct {
 
 // Sim is a running simulator. Create it with New and start it with Run.
 type Sim struct {
-	cfg   Config
-	dec   *sensors.CANDecoder
-	msgs  []canMsg
-	truth *truthWriter
-	dump  *lineFile
+	cfg  Config
+	dec  *sensors.CANDecoder
+	msgs []canMsg // the original model's bus
+	// truckMsgs is the realistic model's bus.
+	truckMsgs []canMsg
+	truth     *truthWriter
+	dump      *lineFile
 	// faultsOut receives the fault ground truth (Config.FaultsPath).
 	faultsOut *lineFile
 	// skipped counts ticks dropped beyond maxCatchUp (scheduler goroutine).
@@ -89,13 +91,24 @@ func New(cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("firmware-sim: %w", err)
 	}
 	s := &Sim{cfg: cfg, dec: dec}
+	if err := cfg.Scenario.ValidateTrucks(cfg.IDPrefix, cfg.Trucks); err != nil {
+		return nil, err
+	}
+	s.msgs = busMessages(dec, modelled, cfg.Tick)
+	s.truckMsgs = busMessages(dec, modelledTruck, cfg.Tick)
+	return s, nil
+}
+
+// busMessages lists the DBC messages carrying a modelled signal, with only
+// those signals: the rest of a message stays "not available" (0xFF).
+func busMessages(dec *sensors.CANDecoder, modelled map[sensors.Signal]bool, tick time.Duration) []canMsg {
 	sas := map[sensors.Signal]uint8{
 		sensors.CoolantTemp: saEngine, sensors.WheelSpeed: saBrakes,
 		sensors.VPLatitude: saNav, sensors.CargoTemp: saTankProbe,
+		sensors.EngineSpeed: saEngine, sensors.AmbientTemp: saEngine,
 	}
+	var msgs []canMsg
 	for _, m := range dec.Messages() {
-		// Only the signals the physics models go on the bus; the rest of
-		// a message stays "not available" (0xFF).
 		m.Signals = slices.DeleteFunc(slices.Clone(m.Signals), func(sig sensors.Signal) bool { return !modelled[sig] })
 		if len(m.Signals) == 0 {
 			continue
@@ -104,16 +117,25 @@ func New(cfg Config) (*Sim, error) {
 		if cycle <= 0 {
 			cycle = time.Second
 		}
-		every := max(1, int64(cycle/cfg.Tick))
-		s.msgs = append(s.msgs, canMsg{info: m, sa: sas[m.Signals[0]], every: every})
+		every := max(1, int64(cycle/tick))
+		msgs = append(msgs, canMsg{info: m, sa: sas[m.Signals[0]], every: every})
 	}
-	return s, nil
+	return msgs
 }
 
-// modelled are the bus signals the truck physics produces.
+// modelled are the bus signals the original truck physics produces; an
+// old scenario's bus carries exactly these.
 var modelled = map[sensors.Signal]bool{
 	sensors.CoolantTemp: true, sensors.CargoTemp: true, sensors.WheelSpeed: true,
 	sensors.VPLatitude: true, sensors.VPLongitude: true,
+}
+
+// modelledTruck are those of the realistic model (TruckScenario.Model
+// "truck"): also engine speed, oil, fuel and ambient temperature.
+var modelledTruck = map[sensors.Signal]bool{
+	sensors.CoolantTemp: true, sensors.CargoTemp: true, sensors.WheelSpeed: true,
+	sensors.VPLatitude: true, sensors.VPLongitude: true,
+	sensors.EngineSpeed: true, sensors.OilTemp: true, sensors.FuelTemp: true, sensors.AmbientTemp: true,
 }
 
 // Run simulates until ctx is cancelled, then closes every listener, client
@@ -147,6 +169,7 @@ func (s *Sim) Run(ctx context.Context) (err error) {
 		for _, t := range s.trucks {
 			t.close()
 		}
+		s.writeHazardWindows()
 		if cerr := s.closeOutputs(); err == nil {
 			err = cerr
 		}
@@ -281,7 +304,7 @@ func (s *Sim) newTruck(i int, now time.Time) *truck {
 	return &truck{
 		id: id, idx: i, iface: candumpInterface(id, i), scen: ts,
 		probeSerial: ts.CargoProbe == "serial",
-		phys:        newPhysics(rng, i, warm, cfg.Scenario.physicsStart(now), ts.Route, ts.Ambient),
+		phys:        newTruckPhysics(rng, i, warm, cfg.Scenario.physicsStart(now), ts),
 		faults:      newFaultStates(ts.Faults),
 		nmea:        sensors.NewNMEAParser(), probeParser: sensors.NewProbeParser(),
 	}
@@ -368,8 +391,19 @@ func (s *Sim) step(t *truck, now time.Time) {
 	phase := k + int64(t.idx)
 
 	t.frames = t.frames[:0]
-	for _, m := range s.msgs {
+	msgs, ecuQuiet := s.msgs, false
+	if tm := t.phys.truck; tm != nil {
+		msgs = s.truckMsgs
+		// Ignition off: the engine ECU and the brakes go quiet; the
+		// cargo probe and navigation are powered with the gateway.
+		ecuQuiet = !tm.ecuAwake(t.phys.elapsed)
+		t.hazards.observe(t, now.UnixNano(), elapsed)
+	}
+	for _, m := range msgs {
 		if phase%m.every != 0 || e.canSilent {
+			continue
+		}
+		if ecuQuiet && (m.sa == saEngine || m.sa == saBrakes) {
 			continue
 		}
 		if t.probeSerial && slices.Contains(m.info.Signals, sensors.CargoTemp) {
@@ -463,6 +497,10 @@ type truck struct {
 	// probeSerial: the cargo temperature goes over the serial probe, not CAN.
 	probeSerial bool
 	faults      []faultState
+	live        []int // faults sensorValue applies this tick (effectsAt)
+	// hazards tracks when a realistic truck's hazard is physically
+	// present (hazard_present windows of the faults file).
+	hazards hazardTracker
 
 	tick        int64
 	frames      []can.Frame

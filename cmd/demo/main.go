@@ -57,7 +57,7 @@ func main() {
 func run() error {
 	var (
 		trucks   = flag.Int("trucks", 5, "number of simulated trucks")
-		overheat = flag.String("overheat", "truck-03@45s", "engine overheat to inject: TRUCK@OFFSET after its gateway connects (empty: none)")
+		overheat = flag.String("overheat", "truck-03@45s", "engine overheat to inject: TRUCK@OFFSET after its gateway connects (empty: none; the default goes to the last truck when there are fewer than 3)")
 		varDir   = flag.String("var", "./var", "directory for every process's data")
 		binDir   = flag.String("bin", "", "directory of the cloud, gateway and firmware-sim binaries (default: beside this one)")
 		console  = flag.String("console", "127.0.0.1:8080", "console listen address (a free port is used if busy)")
@@ -68,6 +68,11 @@ func run() error {
 	flag.Parse()
 	if *trucks < 1 || *trucks > 99 {
 		return fmt.Errorf("-trucks %d: want 1..99", *trucks)
+	}
+	if *overheat == "truck-03@45s" && *trucks < 3 {
+		// The default fault goes to a truck that exists (firmware-sim
+		// refuses one naming a truck it does not run).
+		*overheat = fmt.Sprintf("truck-%02d@45s", *trucks)
 	}
 	if *binDir == "" {
 		exe, err := os.Executable()
