@@ -198,7 +198,7 @@ func DefaultConfig() Config {
 func DefaultGenericConfig() SignalConfig {
 	return SignalConfig{
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 150 * time.Minute,
-		MinMargin: 0, MarginFrac: 0.01, NoiseMargin: 3, Hysteresis: 0,
+		MinMargin: 0, MarginFrac: 0.01, NoiseMargin: 0.5, Hysteresis: 0,
 		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 150 * time.Minute,
 		VolatilityAlpha: 0.02, VolatilityMargin: 0.05, VolatilityWarmup: 200,
 		WarnHigh: math.NaN(), CritHigh: math.NaN(), WarnLow: math.NaN(), IgnoreBelow: math.NaN(),

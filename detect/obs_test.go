@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"os"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -386,19 +387,29 @@ func driftSeries(seed uint64, hours float64) []float64 {
 func TestObs7GenericDrift(t *testing.T) {
 	const series, hours = 12, 4.0
 	raised := 0
+	cfg := DefaultGenericConfig()
+	if j := os.Getenv("SWEEP_JSON"); j != "" {
+		var err error
+		if cfg, err = ParseSignalConfig([]byte(j), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := map[Kind]int{}
 	for s := uint64(0); s < series; s++ {
-		x, err := NewSeries(DefaultGenericConfig())
+		x, err := NewSeries(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, v := range driftSeries(s, hours) {
 			if tr, ok := x.Observe(sec(float64(i)), v); ok && tr.Phase == Raised {
 				raised++
+				kinds[tr.Kind]++
+				t.Logf("series %d at %v: %s value %v", s, time.Duration(i)*time.Second, tr.Kind, v)
 			}
 		}
 	}
 	rate := float64(raised) / (series * hours)
-	t.Logf("generic class: %d alerts in %.0f h of drifting noisy series: %.3f per hour", raised, series*hours, rate)
+	t.Logf("generic class: %d alerts %v in %.0f h of drifting noisy series: %.3f per hour", raised, kinds, series*hours, rate)
 	if rate > 0.1 {
 		t.Errorf("%.2f false alerts per hour, want at most 0.1", rate)
 	}

@@ -125,9 +125,10 @@ type seriesState struct {
 	RiseOn, StuckOn, MissOn      bool
 	RearmUntil                   int64
 
-	// Rate of rise: a ring of despiked readings.
-	Ring  [riseCap]sample
-	RHead int64 // index of the oldest sample
+	// Rate of rise: a ring of buckets of despiked readings, RiseWindow/16
+	// each.
+	Ring  [riseCap]bucket
+	RHead int64 // index of the oldest bucket
 	RLen  int64
 
 	// Stuck: the range of the related signal (Detector.Observe of oil
@@ -582,15 +583,17 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	}
 	switch {
 	case x >= st.Lo && x <= st.Hi:
-		if c.LearnOnReturn {
-			// Back inside: what the excursions reached was normal.
-			if st.PendUp && st.PendHi > st.Hi {
-				st.Hi += math.Min(st.PendHi-st.Hi, growth(st.PendHiCover))
-			}
-			if st.PendDown && st.PendLo < st.Lo {
-				st.Lo -= math.Min(st.Lo-st.PendLo, growth(st.PendLoCover))
-			}
-			s.dropPending()
+		// Back to the band's middle: what the excursion beyond that
+		// edge reached was normal. (A climb that hovers at the edge has
+		// not come back.)
+		mid := float64(st.Lo+st.Hi) / 2
+		if st.PendUp && x <= mid {
+			st.Hi += math.Min(math.Max(st.PendHi-st.Hi, 0), growth(st.PendHiCover))
+			st.PendUp, st.PendHi, st.PendHiCover = false, 0, 0
+		}
+		if st.PendDown && x >= mid {
+			st.Lo -= math.Min(math.Max(st.Lo-st.PendLo, 0), growth(st.PendLoCover))
+			st.PendDown, st.PendLo, st.PendLoCover = false, 0, 0
 		}
 	case !c.LearnOnReturn && x > st.Hi:
 		st.Hi += math.Min(x-st.Hi, growth(cover))
@@ -650,14 +653,15 @@ func (s *series) volatility(c *SignalConfig, t int64, d float64) {
 	away := v > st.VHi+m || v < st.VLo-m
 	switch {
 	case t < st.VolRearmUntil:
-	case away && c.VolatilityMargin > 0 && st.N >= int64(c.VolatilityWarmup):
+	case away && c.VolatilityMargin > 0 && st.Ready && st.N >= int64(c.VolatilityWarmup):
 		st.VolOn, st.VolRearmUntil = true, t+int64(c.Rearm)
 	}
 	st.VHi, st.VLo = math.Max(st.VHi, v), math.Min(st.VLo, v)
 }
 
 // rise judges x, the despiked reading, for a rise faster than MaxRise
-// above the band.
+// above the band. The rate is between the means of the oldest and newest
+// quarter of the window's buckets, so that noise does not make a rate.
 func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
 	if c.MaxRise <= 0 || s.ignored(c, x) || !st.Ready || s.soaking(c, t) {
@@ -666,30 +670,42 @@ func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 		return
 	}
 	win := int64(c.RiseWindow)
-	if st.RLen == 0 || t-st.Ring[(st.RHead+st.RLen-1)%riseCap].T >= win/16 {
+	w := win / 16
+	if b := &st.Ring[(st.RHead+st.RLen-1+riseCap)%riseCap]; st.RLen > 0 && t-b.T < w {
+		b.Sum += x
+		b.N++
+	} else {
 		if st.RLen == riseCap {
 			st.RHead = (st.RHead + 1) % riseCap
 			st.RLen--
 		}
-		st.Ring[(st.RHead+st.RLen)%riseCap] = sample{t, x}
+		st.Ring[(st.RHead+st.RLen)%riseCap] = bucket{T: t, Sum: x, N: 1}
 		st.RLen++
 	}
 	for st.RLen > 1 && t-st.Ring[st.RHead].T > win {
 		st.RHead = (st.RHead + 1) % riseCap
 		st.RLen--
 	}
-	old := st.Ring[st.RHead]
-	age := t - old.T
 	rising := false
-	if age >= win/2 {
-		perMin := (x - old.X) / float64(float64(age)/float64(time.Minute))
+	if n := st.RLen; n >= 8 && t-st.Ring[st.RHead].T >= win/2 {
+		k := n / 4
+		var a, b, ta, tb float64
+		var na, nb int64
+		for i := int64(0); i < k; i++ {
+			o, nw := &st.Ring[(st.RHead+i)%riseCap], &st.Ring[(st.RHead+n-k+i)%riseCap]
+			a, na, ta = a+o.Sum, na+o.N, ta+float64(o.T-st.Ring[st.RHead].T)
+			b, nb, tb = b+nw.Sum, nb+nw.N, tb+float64(nw.T-st.Ring[st.RHead].T)
+		}
+		newest := b / float64(nb)
+		age := (tb - ta) / float64(k)
+		perMin := (newest - a/float64(na)) / float64(age/float64(time.Minute))
 		limit := c.MaxRise
 		if st.RiseOn {
 			limit /= 2
 		}
 		// Only a rise above the learned band counts: inside it the value
 		// is following load, as normal.
-		rising = perMin > limit && (x > st.Hi || st.RiseOn)
+		rising = perMin > limit && x > st.Hi && (newest > st.Hi || st.RiseOn)
 	}
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
 }
