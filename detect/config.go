@@ -168,7 +168,7 @@ func DefaultConfig() Config {
 	return Config{
 		Coolant: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30 * time.Second, Despike: true,
-			MinMargin: 12, MarginFrac: 0.25, Hysteresis: 0.5,
+			MinMargin: 12.5, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 1, LearnOnReturn: true, Decay: 0.001, Settle: 5 * time.Minute, SettleTol: 1,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 10, RiseWindow: 30 * time.Second,
@@ -178,7 +178,7 @@ func DefaultConfig() Config {
 		Cargo: SignalConfig{
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30 * time.Second, Despike: true,
 			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
-			MaxGrowth: 0.5, LearnOnReturn: true, Decay: 0.006, Settle: 10 * time.Minute, SettleTol: 0.3,
+			MaxGrowth: 0.5, LearnOnReturn: true, Decay: 0.006, Settle: 10 * time.Minute, SettleTol: 0.8,
 			AdaptAfter: 30 * time.Minute,
 			WarnHigh:   45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
 			MaxRise: 3, RiseWindow: 60 * time.Second,

@@ -162,8 +162,8 @@ func TestRejectsBadReadings(t *testing.T) {
 	if !ok || b.Rejected != 3 || b.Readings != 40 || !b.Ready {
 		t.Fatalf("band %+v", b)
 	}
-	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 12) {
-		t.Errorf("band [%v %v] margin %v, want within [89 91] and 12", b.Low, b.High, b.Margin)
+	if !(b.Low >= 89 && b.High <= 91 && b.Margin == 12.5) {
+		t.Errorf("band [%v %v] margin %v, want within [89 91] and 12.5", b.Low, b.High, b.Margin)
 	}
 	if _, ok := d.Band(sensors.WheelSpeed); ok {
 		t.Error("band for an unwatched signal")

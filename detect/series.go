@@ -460,10 +460,13 @@ func (s *series) level(c *SignalConfig, t int64, x float64) {
 		var a, b float64
 		var na, nb int64
 		lo, hi := math.Inf(1), math.Inf(-1)
+		nlo, nhi := math.Inf(1), math.Inf(-1)
 		for i := int64(0); i < n; i++ {
 			bk := &st.Lvl[(st.LHead+i)%lvlCap]
 			if i < n-k {
 				lo, hi = math.Min(lo, bk.Lo), math.Max(hi, bk.Hi)
+			} else {
+				nlo, nhi = math.Min(nlo, bk.Lo), math.Max(nhi, bk.Hi)
 			}
 			if i < k {
 				a += bk.Sum
@@ -474,7 +477,10 @@ func (s *series) level(c *SignalConfig, t int64, x float64) {
 				nb += bk.N
 			}
 		}
-		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol {
+		// Stopped moving: the thirds' means agree, and the newest third
+		// reaches no new extreme (the start of a climb would).
+		h := float64(c.SettleTol / 2)
+		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol && nhi <= hi+h && nlo >= lo-h {
 			st.Settled, st.SetLo, st.SetHi = true, lo, hi
 		}
 	}
