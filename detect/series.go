@@ -479,7 +479,7 @@ func (s *series) level(c *SignalConfig, t int64, x float64) {
 		}
 		// Stopped moving: the thirds' means agree, and the newest third
 		// reaches no new extreme (the start of a climb would).
-		h := float64(c.SettleTol / 2)
+		h := float64(c.SettleTol / 8)
 		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol && nhi <= hi+h && nlo >= lo-h {
 			st.Settled, st.SetLo, st.SetHi = true, lo, hi
 		}
