@@ -128,8 +128,8 @@ type Transition struct {
 	// when it is outside them by more than the configured margin.
 	Low, High float64
 	// Active is every condition active on the signal at that moment (Kind
-	// is the most urgent of them); empty in Cleared. A condition joining an
-	// open alert makes a Changed transition even if Kind stays.
+	// is the most urgent of them); empty in Cleared. Stuck joining an open
+	// alert makes a Changed transition even if Kind stays.
 	Active Kinds
 }
 

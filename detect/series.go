@@ -772,9 +772,15 @@ func (s *series) top() (k Kind, sev Severity, since int64, all Kinds) {
 	return k, sev, since, all
 }
 
+// announce are the conditions that make a Changed transition when they
+// join an open alert whose kind and severity stay: a frozen sensor means
+// the value shown can no longer be trusted. Others (a rate of rise beside
+// a limit) show in Active from the next transition and in Band.
+const announce = Kinds(1 << KindStuck)
+
 // settle compares the active conditions with the open alert and reports
 // the transition, if any: Changed when the most urgent condition changes
-// or a condition joins the open alert.
+// or stuck joins the open alert.
 func (s *series) settle(t int64) (event, bool) {
 	st := &s.st
 	k, sev, since, all := s.top()
@@ -790,7 +796,7 @@ func (s *series) settle(t int64) (event, bool) {
 	case !st.Open:
 		st.Open, st.Kind, st.Sev, st.Start, st.Active = true, k, sev, since, all
 		return event{Raised, k, sev, since, all}, true
-	case k != st.Kind || sev != st.Sev || all&^st.Active != 0:
+	case k != st.Kind || sev != st.Sev || all&^st.Active&announce != 0:
 		st.Kind, st.Sev, st.Active = k, sev, all
 		return event{Changed, k, sev, st.Start, all}, true
 	}
