@@ -420,3 +420,35 @@ func TestObs7GenericDrift(t *testing.T) {
 		t.Errorf("%.2f false alerts per hour, want at most 0.1", rate)
 	}
 }
+
+// TestEngineStateMissing: missing data still counts where the engine is
+// not known to be off: the bus dies with the engine running, or engine
+// speed stopped coming (last said 0) while temperatures came on.
+func TestEngineStateMissing(t *testing.T) {
+	missingAfter := func(t *testing.T, setup func(d *Detector, e *engine)) bool {
+		e := newEngine(11)
+		d := mustNew(t)
+		drive(t, d, e, 20*time.Minute, 1, nil)
+		setup(d, e)
+		var trs []Transition
+		trs = append(trs, drive(t, d, e, 2*time.Minute, 1, nil)...)
+		e.quiet = true
+		trs = append(trs, drive(t, d, e, time.Minute, 1, nil)...)
+		for _, tr := range trs {
+			if tr.Kind == KindMissing && tr.Phase == Raised && tr.Signal == sensors.CoolantTemp {
+				return true
+			}
+		}
+		return false
+	}
+	if !missingAfter(t, func(*Detector, *engine) {}) {
+		t.Error("bus quiet with the engine running: no missing")
+	}
+	if !missingAfter(t, func(d *Detector, e *engine) {
+		e.on = false
+		drive(t, d, e, 2*time.Second, 1, nil) // engine speed 0 ...
+		e.on, e.noOilRPM = true, true         // ... then none, while coolant comes
+	}) {
+		t.Error("engine speed gone (last 0) while coolant came, then quiet: no missing")
+	}
+}
