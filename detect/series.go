@@ -377,12 +377,14 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		}
 		return
 	}
-	s.level(c, t, x)
 	if s.soaking(c, t) {
+		// Heat soak: no level to learn from either.
 		step(c, &st.Dev, &st.DevOn, false, t, cover)
 		s.dropPending()
+		st.LLen, st.Settled = 0, false
 		return
 	}
+	s.level(c, t, x)
 	if !st.Ready {
 		s.warmUp(c, t, x, cover)
 		return
@@ -478,9 +480,10 @@ func (s *series) level(c *SignalConfig, t int64, x float64) {
 			}
 		}
 		// Stopped moving: the thirds' means agree, and the newest third
-		// reaches no new extreme (the start of a climb would).
-		h := float64(c.SettleTol / 8)
-		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol && nhi <= hi+h && nlo >= lo-h {
+		// reaches no new high (the start of a climb would: the hazards
+		// are heat) and no new low by more than half the tolerance.
+		up, down := float64(c.SettleTol/8), float64(c.SettleTol/2)
+		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol && nhi <= hi+up && nlo >= lo-down {
 			st.Settled, st.SetLo, st.SetHi = true, lo, hi
 		}
 	}
