@@ -283,3 +283,36 @@ func TestNABNoAnomaly(t *testing.T) {
 		t.Errorf("%.3f alerts per hour, want at most 0.1", float64(raised)/hours)
 	}
 }
+
+// TestJ1939CoolantFalseAlerts: the coolant of the real J1939 and OBD-II
+// clips in vehicles/j1939/coolant (a diesel idling, a hot engine with the
+// key on, two cold-start car drives at 1 Hz, one at a reading per 7 s)
+// raises nothing but missing data in the recordings' own gaps.
+func TestJ1939CoolantFalseAlerts(t *testing.T) {
+	dir := sharedDir(t, filepath.Join("data", "vehicles", "j1939", "coolant"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*.csv"))
+	if len(files) == 0 {
+		t.Fatalf("no files in %s", dir)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []kitRow
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n")[1:] {
+			c := strings.Split(l, ",")
+			ts, err1 := strconv.ParseFloat(c[0], 64)
+			v, err2 := strconv.ParseFloat(c[1], 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %q", f, l)
+			}
+			rows = append(rows, kitRow{t: int64(ts * 1e9), coolant: v, ambient: math.NaN(), rpm: math.NaN(), kmh: math.NaN()})
+		}
+		res := replayKIT(t, rows, false)
+		for _, a := range res.alerts {
+			t.Errorf("%s: false alert %s", filepath.Base(f), describe(a))
+		}
+		t.Logf("%s: %d readings, %d false alerts, %d missing in its gaps", filepath.Base(f), len(rows), len(res.alerts), res.missing)
+	}
+}
