@@ -122,6 +122,7 @@ type seriesState struct {
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
 	DevOn, WarnOn, CritOn        bool
+	Held                         bool // DevOn was set by hold
 	RiseOn, StuckOn, MissOn      bool
 	RearmUntil                   int64
 
@@ -269,6 +270,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	s.limits(c, t, judged, cover)
 	s.deviation(c, t, judged, cover)
 	s.rise(c, t, judged, cover)
+	s.hold(c, t, judged)
 	s.stuck(c, t)
 	return s.settle(t)
 }
@@ -398,11 +400,23 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	}
 	m := s.margin(c)
 	up, down := st.Hi+m, st.Lo-m
-	if st.DevOn {
+	switch {
+	case st.DevOn && st.Held:
+		up, down = st.Hi, st.Lo // held from a limit or rise: until back inside
+	case st.DevOn:
 		h := float64(c.Hysteresis * m)
 		up, down = up-h, down+h
 	}
 	away := x > up || x < down
+	if st.DevOn && st.Held && !away {
+		// A held deviation ends only once the value has been back for
+		// the sustain period: one reading inside (noise, a glitch within
+		// the margin) does not end a hazard.
+		if !st.Dev.dip(c, t) {
+			return
+		}
+		st.DevOn, st.Held = false, false
+	}
 	if away && !st.DevOn && t < st.RearmUntil {
 		// Just after a deviation cleared: learn instead of raising again.
 		s.absorb(x, x)
@@ -410,6 +424,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	}
 	wasOn := st.DevOn
 	stepFrom(c, &st.Dev, &st.DevOn, away, t, s.from(t), cover)
+	if !st.DevOn {
+		st.Held = false
+	}
 	if st.DevOn && !wasOn {
 		s.dropPending() // the excursion was not normal after all
 	}
@@ -716,7 +733,26 @@ func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 		// is following load, as normal.
 		rising = perMin > limit && x > st.Hi && (newest > st.Hi || st.RiseOn)
 	}
+
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
+}
+
+// hold keeps an open limit or rate-of-rise alert open, as a deviation,
+// when its own condition ends but the value x has not come back inside the
+// learned band: the hazard that raised it has not gone (a failed fan holds
+// coolant around the warning limit after the rise that raised the alert).
+// The deviation then clears as deviations do, within its hysteresis of
+// the band, or when the value is back inside the band.
+func (s *series) hold(c *SignalConfig, t int64, x float64) {
+	st := &s.st
+	if !st.Open || !st.Ready || st.DevOn || st.WarnOn || st.CritOn || st.RiseOn || c.OnsetOnly ||
+		(st.Kind != KindLimit && st.Kind != KindRateOfRise) || s.ignored(c, x) || s.soaking(c, t) {
+		return
+	}
+	if x > st.Hi || x < st.Lo {
+		st.DevOn, st.Dev, st.Held = true, run{First: st.Start, Count: int64(c.MinReadings), Last: t}, true
+		s.dropPending()
+	}
 }
 
 // stuck judges the frozen-value condition, on its own: the same value for
