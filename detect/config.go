@@ -172,7 +172,7 @@ func DefaultConfig() Config {
 			MaxGrowth: 1, LearnOnReturn: true, Decay: 0.001, Settle: 5 * time.Minute, SettleTol: 1,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 10, RiseWindow: 30 * time.Second,
-			StuckAfter: 30 * time.Minute, StuckFast: 2 * time.Minute, StuckMove: 8,
+			StuckAfter: 30 * time.Minute, StuckFast: 2 * time.Minute, StuckMove: 12,
 			HeatSoak: 10 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{

@@ -452,3 +452,23 @@ func TestEngineStateMissing(t *testing.T) {
 		t.Error("engine speed gone (last 0) while coolant came, then quiet: no missing")
 	}
 }
+
+// TestStuckFastNotOnRegulatedCoolant: a thermostat can hold coolant at one
+// whole degree for many minutes while oil warms on a long climb; 10 °C of
+// oil movement in 20 minutes is no frozen sensor.
+func TestStuckFastNotOnRegulatedCoolant(t *testing.T) {
+	e := newEngine(12)
+	e.noiseless, e.noCargo = true, true
+	d := mustNew(t)
+	drive(t, d, e, 20*time.Minute, 1, nil)
+	start := e.t
+	trs := drive(t, d, e, 20*time.Minute, 1, func(time.Duration) {
+		e.frozenC = 90 // regulated exactly
+		e.oil = 96 + 10*float64(e.t-start)/float64(20*time.Minute)
+	})
+	for _, tr := range trs {
+		if tr.Phase == Raised {
+			t.Errorf("raised %s", describe(tr))
+		}
+	}
+}
