@@ -54,7 +54,7 @@ nab:
 	$(GO) test -count=1 -run TestNAB -v ./cmd/detect-replay
 
 # False alerts over 50,000 simulated truck-hours each on firmware-sim's trucks
-# and on detect's own generator (make test runs 2,000 and 1,000).
+# and on detect's own generator (make test runs 200 and 1,000).
 sim-long:
 	DETECT_SIM_HOURS=50000 FWSIM_HOURS=50000 $(GO) test -count=1 -timeout 60m -run 'TestSimFalseAlarms|TestFirmwareSimFalseAlerts' -v ./detect
 

@@ -32,6 +32,28 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// Kinds is a set of kinds, bit 1<<k for kind k: every condition active on
+// a signal at once (an open limit alert on a frozen sensor: limit and
+// stuck).
+type Kinds uint16
+
+// Has reports whether k is in the set.
+func (m Kinds) Has(k Kind) bool { return k < 16 && m&(1<<k) != 0 }
+
+// String lists the set's kinds in kind order, joined by "+" ("" if empty).
+func (m Kinds) String() string {
+	var b []byte
+	for k := Kind(1); k < numKinds; k++ {
+		if m.Has(k) {
+			if len(b) > 0 {
+				b = append(b, '+')
+			}
+			b = append(b, kindNames[k]...)
+		}
+	}
+	return string(b)
+}
+
 // Severity orders how urgent an alert is.
 type Severity uint8
 
@@ -105,6 +127,10 @@ type Transition struct {
 	// (NaN while none is learned); a reading counts as away from normal
 	// when it is outside them by more than the configured margin.
 	Low, High float64
+	// Active is every condition active on the signal at that moment (Kind
+	// is the most urgent of them); empty in Cleared. Stuck joining an open
+	// alert makes a Changed transition even if Kind stays.
+	Active Kinds
 }
 
 // Key identifies the alert a transition belongs to: the same for Raised,

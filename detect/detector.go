@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/abc4logistics/tankguard/sensors"
 )
@@ -19,7 +20,20 @@ type Detector struct {
 	hash    uint64
 	coolant series
 	cargo   series
+	eng     engineState
 }
+
+// engineState is what the detector knows of the engine from engine speed
+// (sensors.EngineSpeed). A truck that never sends it counts as running.
+type engineState struct {
+	Known, On bool
+	T         int64 // time of the last engine-speed reading
+	OffT      int64 // when it last stopped
+}
+
+// runningRPM is the engine speed from which the engine counts as running
+// (cranking is 150-250 rpm, idle 550-800).
+const runningRPM = 300
 
 // New returns a detector for truck with cfg, which must be valid.
 func New(truck string, cfg Config) (*Detector, error) {
@@ -47,17 +61,6 @@ func (d *Detector) SetConfig(cfg Config) error {
 		return fmt.Errorf("detect set config: %w", err)
 	}
 	d.cfg, d.hash = cfg, cfg.Hash()
-	// A shorter warm-up keeps the newest readings collected so far.
-	for _, p := range []struct {
-		s *series
-		c *SignalConfig
-	}{{&d.coolant, &d.cfg.Coolant}, {&d.cargo, &d.cfg.Cargo}} {
-		st := &p.s.st
-		if w := int64(p.c.Warmup); !st.Ready && st.NWarm > w {
-			copy(st.Warm[:w], st.Warm[st.NWarm-w:st.NWarm])
-			st.NWarm = w
-		}
-	}
 	return nil
 }
 
@@ -73,13 +76,31 @@ func (d *Detector) lookup(sig sensors.Signal) (*series, *SignalConfig) {
 
 // Observe folds one reading into the detector state and returns the alert
 // transition it caused, if any: at most one, since at most one alert is
-// open per signal. Readings of other signals, NaN or infinite values and
-// readings older than the signal's last one are ignored (counted in
-// Band.Rejected). It never allocates and never reads a clock.
+// open per signal. Coolant and cargo temperature are watched; engine speed
+// is the engine's state (a stopped engine is no missing data, its heat
+// soak no deviation) and engine oil temperature the context of coolant's
+// stuck check; they raise nothing themselves. Readings of other signals
+// are ignored, NaN or infinite values and readings older than the
+// signal's last one are ignored (counted in Band.Rejected). It never
+// allocates and never reads a clock.
 func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
+	switch r.Signal {
+	case sensors.EngineSpeed:
+		d.engine(r.Time, r.Value)
+		return Transition{}, false
+	case sensors.OilTemp:
+		d.coolant.context(r.Value)
+		return Transition{}, false
+	}
 	s, c := d.lookup(r.Signal)
 	if s == nil {
 		return Transition{}, false
+	}
+	if e := &d.eng; e.Known && !e.On && r.Time-e.T > d.staleEngine() {
+		// Temperatures come, engine speed has not for a while: it is no
+		// longer known to be off.
+		e.On = true
+		d.started(r.Time)
 	}
 	ev, ok := s.observe(c, r.Time, r.Value)
 	if !ok {
@@ -118,11 +139,48 @@ func (d *Detector) Band(sig sensors.Signal) (b Band, ok bool) {
 	return s.band(c), true
 }
 
+// engine folds in an engine-speed reading.
+func (d *Detector) engine(t int64, rpm float64) {
+	e := &d.eng
+	if !finite(rpm) || (e.Known && t < e.T) {
+		return
+	}
+	on := rpm >= runningRPM
+	was, known := e.On, e.Known
+	e.Known, e.On, e.T = true, on, t
+	switch {
+	case !on && (was || !known):
+		e.OffT = t
+		d.coolant.st.EngOff, d.cargo.st.EngOff = true, true
+	case on && known && !was:
+		d.started(t)
+	}
+}
+
+// started notes an engine start at t: missing data counts from here, and
+// coolant's heat soak lasts as long as the engine was off, at most
+// HeatSoak.
+func (d *Detector) started(t int64) {
+	soak := min(t-d.eng.OffT, int64(d.cfg.Coolant.HeatSoak))
+	for _, s := range []*series{&d.coolant, &d.cargo} {
+		s.st.EngOff, s.st.EngOnT, s.st.SoakUntil = false, t, t+soak
+	}
+}
+
+// staleEngine is how long without engine speed, while temperatures come,
+// an engine known to be off is taken to be running.
+func (d *Detector) staleEngine() int64 {
+	if m := int64(d.cfg.Coolant.MissingAfter); m > 0 {
+		return m
+	}
+	return int64(30 * time.Second)
+}
+
 func (d *Detector) transition(sig sensors.Signal, s *series, ev event, t int64, v float64) Transition {
 	tr := Transition{
 		Truck: d.truck, Signal: sig, Kind: ev.kind, Severity: ev.sev, Phase: ev.phase,
 		Start: ev.start, Time: t, Value: v, Baseline: s.baseline(), ConfigHash: d.hash,
-		Low: math.NaN(), High: math.NaN(),
+		Low: math.NaN(), High: math.NaN(), Active: ev.active,
 	}
 	if s.st.Ready {
 		tr.Low, tr.High = s.st.Lo, s.st.Hi
@@ -171,7 +229,7 @@ func (x *Series) Advance(now int64) (Transition, bool) {
 
 func (x *Series) transition(ev event, t int64, v float64) Transition {
 	tr := Transition{Kind: ev.kind, Severity: ev.sev, Phase: ev.phase, Start: ev.start, Time: t, Value: v,
-		Baseline: x.s.baseline(), ConfigHash: x.hash, Low: math.NaN(), High: math.NaN()}
+		Baseline: x.s.baseline(), ConfigHash: x.hash, Low: math.NaN(), High: math.NaN(), Active: ev.active}
 	if x.s.st.Ready {
 		tr.Low, tr.High = x.s.st.Lo, x.s.st.Hi
 	}
@@ -186,13 +244,17 @@ func (x *Series) Score() float64 { return x.s.score(&x.cfg) }
 // Band returns the learned normal band and alert state.
 func (x *Series) Band() Band { return x.s.band(&x.cfg) }
 
-// State encoding: magic, version, truck, config, then each watched
-// signal's state, all little-endian with fixed sizes.
+// State encoding: magic, version, truck, config (both classes, then the
+// product), then each watched signal's state and the engine's, all
+// little-endian with fixed sizes.
 var stateMagic = []byte("TGDET")
 
-const stateVersion = 2
+const stateVersion = 3
 
-var seriesStateSize = binary.Size(seriesState{})
+var (
+	seriesStateSize = binary.Size(seriesState{})
+	engineStateSize = binary.Size(engineState{})
+)
 
 // MarshalBinary saves the detector's state (truck, configuration and
 // everything learned) so that UnmarshalBinary, on this or another
@@ -205,11 +267,16 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 	b = append(b, d.truck...)
 	b = d.cfg.Coolant.appendBinary(b)
 	b = d.cfg.Cargo.appendBinary(b)
+	b = binary.AppendUvarint(b, uint64(len(d.cfg.Product)))
+	b = append(b, d.cfg.Product...)
 	var err error
 	for _, s := range []*series{&d.coolant, &d.cargo} {
 		if b, err = binary.Append(b, binary.LittleEndian, &s.st); err != nil {
 			return nil, fmt.Errorf("detect save state: %w", err)
 		}
+	}
+	if b, err = binary.Append(b, binary.LittleEndian, &d.eng); err != nil {
+		return nil, fmt.Errorf("detect save state: %w", err)
 	}
 	return b, nil
 }
@@ -235,17 +302,25 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	}
 	truck := string(b[k : k+int(n)])
 	b = b[k+int(n):]
-	want := 2*signalConfigSize + 2*seriesStateSize
-	if len(b) != want {
-		return fail("%d bytes after the truck id, want %d", len(b), want)
+	if len(b) < 2*signalConfigSize {
+		return fail("%d bytes after the truck id, want at least %d", len(b), 2*signalConfigSize)
 	}
 	var cfg Config
 	cfg.Coolant.decodeBinary(b[:signalConfigSize])
 	cfg.Cargo.decodeBinary(b[signalConfigSize : 2*signalConfigSize])
+	b = b[2*signalConfigSize:]
+	n, k = binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) || n > 64 {
+		return fail("bad product length")
+	}
+	cfg.Product = string(b[k : k+int(n)])
+	b = b[k+int(n):]
 	if err := cfg.Validate(); err != nil {
 		return fail("config: %v", err)
 	}
-	b = b[2*signalConfigSize:]
+	if want := 2*seriesStateSize + engineStateSize; len(b) != want {
+		return fail("%d bytes of signal state, want %d", len(b), want)
+	}
 	var sts [2]seriesState
 	for i := range sts {
 		if _, err := binary.Decode(b[:seriesStateSize], binary.LittleEndian, &sts[i]); err != nil {
@@ -256,26 +331,28 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		}
 		b = b[seriesStateSize:]
 	}
+	var eng engineState
+	if _, err := binary.Decode(b, binary.LittleEndian, &eng); err != nil {
+		return fail("engine: %v", err)
+	}
 	d.truck, d.cfg, d.hash = truck, cfg, cfg.Hash()
-	d.coolant.st, d.cargo.st = sts[0], sts[1]
+	d.coolant.st, d.cargo.st, d.eng = sts[0], sts[1], eng
 	return nil
 }
 
 // check rejects decoded state whose indices or enums are out of range.
 func (st *seriesState) check() error {
 	switch {
-	case st.NWarm < 0 || st.NWarm > MaxWarmup:
+	case st.NWarm < 0 || st.NWarm > warmCap:
 		return fmt.Errorf("warm-up count %d out of range", st.NWarm)
 	case st.RHead < 0 || st.RHead >= riseCap || st.RLen < 0 || st.RLen > riseCap:
 		return fmt.Errorf("rise ring %d/%d out of range", st.RHead, st.RLen)
-	case st.NLast3 < 0:
-		return fmt.Errorf("median count %d out of range", st.NLast3)
+	case st.LHead < 0 || st.LHead >= lvlCap || st.LLen < 0 || st.LLen > lvlCap:
+		return fmt.Errorf("level ring %d/%d out of range", st.LHead, st.LLen)
 	case st.Kind >= numKinds || st.Sev >= numSeverities:
 		return fmt.Errorf("alert kind %d / severity %d out of range", st.Kind, st.Sev)
 	case st.Open != (st.Sev != SeverityNone):
 		return fmt.Errorf("alert open=%v with severity %v", st.Open, st.Sev)
-	case st.Rearm < 0:
-		return fmt.Errorf("rearm %d out of range", st.Rearm)
 	}
 	return nil
 }

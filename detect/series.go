@@ -5,9 +5,22 @@ import (
 	"time"
 )
 
-// riseCap is the capacity of the rate-of-rise ring: samples are stored at
-// most every RiseWindow/16, so a window never needs more than 17.
-const riseCap = 32
+// Capacities of the fixed rings in a series' state (Observe never
+// allocates): the rate-of-rise ring stores a sample at most every
+// RiseWindow/16, the warm-up at most every window/48 (and 64 at most), the
+// level ring one bucket every Settle/16.
+const (
+	riseCap = 32
+	warmCap = 64
+	lvlCap  = 20
+)
+
+// meanTau is the time constant of the band's running mean.
+const meanTau = 100 * time.Second
+
+// despikeSpan is how long readings beyond the margin must last (with at
+// least two of them) before Despike believes them.
+const despikeSpan = time.Second
 
 // run tracks one condition's consecutive readings (the sustain count).
 //
@@ -16,8 +29,8 @@ const riseCap = 32
 // A run survives short dips: it restarts only after MinReadings readings
 // in a row, spanning the sustain period, without the condition, so that a
 // slowly rising value that jitters around a threshold (noise, 1 °C
-// quantisation) is still caught. (Single-sample glitches are removed before
-// by SignalConfig.Despike.)
+// quantisation) is still caught. (Glitches are removed before by
+// SignalConfig.Despike.)
 type run struct {
 	First int64 // time of the first reading that showed the condition
 	Cover int64 // ns the first reading stands for
@@ -60,6 +73,14 @@ type sample struct {
 	X float64
 }
 
+// bucket is one slot of the level ring: the readings of Settle/16.
+type bucket struct {
+	T      int64 // time of its first reading
+	Sum    float64
+	N      int64
+	Lo, Hi float64
+}
+
 // seriesState is every field of a series' learned state. It holds only
 // fixed-size values so that it can be copied, compared and encoded as is.
 type seriesState struct {
@@ -70,8 +91,17 @@ type seriesState struct {
 	N       int64 // readings accepted
 	Bad     int64 // readings rejected (NaN, infinite, out of order)
 
+	// Despike: the last believed value, and a candidate jump away from it
+	// (readings so far, time and value of its first).
+	Ref      float64
+	RefOK    bool
+	SpikeN   int64
+	SpikeT   int64
+	SpikeX   float64
+	JumpFrom int64 // set for the reading that confirmed a jump: its first reading's time
+
 	// Learned normal band.
-	Warm      [MaxWarmup]float64
+	Warm      [warmCap]sample
 	NWarm     int64
 	Ready     bool
 	ColdStart bool // a reading below IgnoreBelow came before the band was ready
@@ -82,38 +112,52 @@ type seriesState struct {
 	PendUp, PendDown         bool
 	PendHi, PendLo           float64
 	PendHiCover, PendLoCover int64
+	// Level ring (Settle) and what it last said: whether the level has
+	// stopped moving, and its range.
+	Lvl          [lvlCap]bucket
+	LHead, LLen  int64
+	Settled      bool
+	SetLo, SetHi float64
 
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
 	DevOn, WarnOn, CritOn        bool
+	Held                         bool // DevOn was set by hold
 	RiseOn, StuckOn, MissOn      bool
-	Rearm                        int64
+	RearmUntil                   int64
 
-	// Rate of rise: median-of-3 input and a ring of stored medians.
-	Last3  [3]float64
-	Last3T [3]int64
-	NLast3 int64
-	Ring   [riseCap]sample
-	RHead  int64 // index of the oldest sample
-	RLen   int64
-	// Slope is the last rise rate measured over the ring (unit per
-	// minute), valid when SlopeOK.
-	Slope     float64
-	SlopeOK   bool
-	StuckFrom int64
+	// Rate of rise: a ring of buckets of despiked readings, RiseWindow/16
+	// each.
+	Ring  [riseCap]bucket
+	RHead int64 // index of the oldest bucket
+	RLen  int64
+
+	// Stuck: the range of the related signal (Detector.Observe of oil
+	// temperature) since the value last changed.
+	CtxOK        bool
+	CtxLo, CtxHi float64
+
+	// Engine state, set by the Detector: off (no missing data, heat
+	// soak), when it last started, and until when the restart's heat soak
+	// lasts.
+	EngOff    bool
+	EngOnT    int64
+	SoakUntil int64
 
 	// Volatility: an exponentially weighted mean of |reading - previous|
 	// and the envelope of its values.
-	VolN        int64 // values of V so far
-	V, VLo, VHi float64
-	VolOn       bool
-	VolRearm    int64
+	VolN          int64 // values of V so far
+	V, VLo, VHi   float64
+	VolOn         bool
+	VolRearmUntil int64
 
-	// The open alert.
-	Open  bool
-	Kind  Kind
-	Sev   Severity
-	Start int64
+	// The open alert: its kind and severity (the most urgent condition),
+	// every active condition, and its start.
+	Open   bool
+	Kind   Kind
+	Sev    Severity
+	Active Kinds
+	Start  int64
 }
 
 // series is the detector of one signal.
@@ -133,14 +177,15 @@ type Band struct {
 	Rejected        int64 // readings rejected (NaN, infinite, out of order)
 	LastTime        int64 // time of the last accepted reading, 0 if none
 	Open            bool  // an alert is open
-	Kind            Kind
+	Kind            Kind  // its most urgent condition
 	Severity        Severity
+	Active          Kinds // every condition active now
 	Start           int64 // the open alert's Start
 }
 
 func (s *series) band(c *SignalConfig) Band {
 	st := &s.st
-	b := Band{Readings: st.N, Rejected: st.Bad, Open: st.Open, Kind: st.Kind, Severity: st.Sev, Start: st.Start}
+	b := Band{Readings: st.N, Rejected: st.Bad, Open: st.Open, Kind: st.Kind, Severity: st.Sev, Active: st.Active, Start: st.Start}
 	if st.Has {
 		b.LastTime = st.LastT
 	}
@@ -149,12 +194,18 @@ func (s *series) band(c *SignalConfig) Band {
 		b.Low, b.High, b.Mean, b.Margin = nan, nan, nan, nan
 		return b
 	}
-	b.Ready, b.Low, b.High, b.Mean, b.Margin = true, st.Lo, st.Hi, st.Mean, margin(c, st.Lo, st.Hi)
+	b.Ready, b.Low, b.High, b.Mean, b.Margin = true, st.Lo, st.Hi, st.Mean, s.margin(c)
 	return b
 }
 
-func margin(c *SignalConfig, lo, hi float64) float64 {
-	return math.Max(c.MinMargin, float64(c.MarginFrac*(hi-lo)))
+// margin is how far beyond the band a reading is away from normal.
+func (s *series) margin(c *SignalConfig) float64 {
+	st := &s.st
+	m := math.Max(c.MinMargin, float64(c.MarginFrac*(st.Hi-st.Lo)))
+	if c.NoiseMargin > 0 && st.VolN > 1 {
+		m = math.Max(m, float64(c.NoiseMargin*st.V))
+	}
+	return m
 }
 
 // baseline is the learned normal reported in transitions: the band's
@@ -168,10 +219,11 @@ func (s *series) baseline() float64 {
 
 // event is what one step of a series decided.
 type event struct {
-	phase Phase
-	kind  Kind
-	sev   Severity
-	start int64
+	phase  Phase
+	kind   Kind
+	sev    Severity
+	start  int64
+	active Kinds
 }
 
 // observe folds one reading in. It returns the transition of the signal's
@@ -191,12 +243,12 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 		}
 		if c.MissingAfter > 0 && gap > int64(c.MissingAfter) {
 			// A long gap: what came before no longer counts towards
-			// sustain, and the rate of rise starts afresh.
+			// sustain, and rates and levels start afresh.
 			st.Dev.reset()
 			st.Warn.reset()
 			st.Crit.reset()
 			st.Rise.reset()
-			st.RLen = 0
+			st.RLen, st.LLen, st.Settled, st.SpikeN = 0, 0, false, 0
 		}
 		st.PrevGap = gap
 	}
@@ -205,40 +257,60 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	} else {
 		st.Stuck.reset()
 		st.Stuck.add(t, 0)
+		st.CtxOK = false
 	}
 	if c.VolatilityAlpha > 0 && st.Has {
-		s.volatility(c, math.Abs(x-st.LastX))
+		s.volatility(c, t, math.Abs(x-st.LastX))
 	}
 	st.Has, st.LastT, st.LastX = true, t, x
 	st.N++
 	st.MissOn = false
 
-	// Median of the last three readings: one glitch moves nothing.
-	st.Last3[st.NLast3%3], st.Last3T[st.NLast3%3] = x, t
-	st.NLast3++
-	m := x
-	if st.NLast3 >= 3 {
-		a, b, d := st.Last3[0], st.Last3[1], st.Last3[2]
-		m = math.Max(math.Min(a, b), math.Min(math.Max(a, b), d))
-	}
-	judged := x
-	if c.Despike && st.NLast3 >= 3 {
-		// A reading further than the margin from the median of the last
-		// three is a spike until the next reading confirms it.
-		d := c.MinMargin
-		if st.Ready {
-			d = margin(c, st.Lo, st.Hi)
-		}
-		if math.Abs(x-m) > d {
-			judged = m
-		}
-	}
+	judged := s.despike(c, t, x)
 	s.limits(c, t, judged, cover)
 	s.deviation(c, t, judged, cover)
-	s.rise(c, t, m, cover)
-	st.StuckOn = c.StuckAfter > 0 && st.Stuck.Count >= int64(c.MinReadings) &&
-		t-st.Stuck.First >= int64(c.StuckAfter)
+	s.rise(c, t, judged, cover)
+	s.hold(c, t, judged)
+	s.stuck(c, t)
 	return s.settle(t)
+}
+
+// despike returns the value to judge the reading x by: x, or the last
+// believed value while x is a candidate glitch (see SignalConfig.Despike).
+func (s *series) despike(c *SignalConfig, t int64, x float64) float64 {
+	st := &s.st
+	st.JumpFrom = 0
+	if !c.Despike || !st.RefOK {
+		st.Ref, st.RefOK = x, true
+		return x
+	}
+	d := c.MinMargin
+	if st.Ready {
+		d = s.margin(c)
+	}
+	if math.Abs(x-st.Ref) <= d {
+		st.Ref, st.SpikeN = x, 0
+		return x
+	}
+	if st.SpikeN > 0 && (x > st.Ref) == (st.SpikeX > st.Ref) {
+		st.SpikeN++
+	} else {
+		st.SpikeN, st.SpikeT, st.SpikeX = 1, t, x
+	}
+	if st.SpikeN >= 2 && t-st.SpikeT >= int64(despikeSpan) {
+		st.Ref, st.SpikeN, st.JumpFrom = x, 0, st.SpikeT
+		return x
+	}
+	return st.Ref
+}
+
+// from is when a condition shown by the current reading began: the first
+// reading of a jump Despike has just confirmed, else t.
+func (s *series) from(t int64) int64 {
+	if s.st.JumpFrom != 0 {
+		return s.st.JumpFrom
+	}
+	return t
 }
 
 func (s *series) limits(c *SignalConfig, t int64, x float64, cover int64) {
@@ -248,9 +320,14 @@ func (s *series) limits(c *SignalConfig, t int64, x float64, cover int64) {
 	warn := crit ||
 		(!math.IsNaN(c.WarnHigh) && (x > c.WarnHigh || (st.WarnOn && x > c.WarnHigh-h))) ||
 		(!math.IsNaN(c.WarnLow) && (x < c.WarnLow || (st.WarnOn && x < c.WarnLow+h)))
-	inf := math.Inf(1)
-	stepFrom(c, &st.Crit, &st.CritOn, crit, t, s.firstBeyond(c, -inf, nanTo(c.CritHigh, inf), t), cover)
-	stepFrom(c, &st.Warn, &st.WarnOn, warn, t, s.firstBeyond(c, nanTo(c.WarnLow, -inf), nanTo(c.WarnHigh, inf), t), cover)
+	stepFrom(c, &st.Crit, &st.CritOn, crit, t, s.from(t), cover)
+	stepFrom(c, &st.Warn, &st.WarnOn, warn, t, s.from(t), cover)
+}
+
+// pastLimit reports whether anything in [lo, hi] is beyond a limit: it is
+// never learned as normal.
+func pastLimit(c *SignalConfig, lo, hi float64) bool {
+	return hi > c.WarnHigh || hi > c.CritHigh || lo < c.WarnLow // false for NaN limits
 }
 
 // step advances a condition's run; it turns on when sustained and off as
@@ -259,8 +336,8 @@ func step(c *SignalConfig, r *run, on *bool, cond bool, t, cover int64) {
 	stepFrom(c, r, on, cond, t, t, cover)
 }
 
-// stepFrom is step for a condition judged on the 3-reading median: start
-// is the time of the first raw reading that showed it.
+// stepFrom is step for a condition whose first reading may be earlier
+// than t (a jump Despike confirmed late): start is that reading's time.
 func stepFrom(c *SignalConfig, r *run, on *bool, cond bool, t, start, cover int64) {
 	if !cond {
 		if *on {
@@ -280,36 +357,21 @@ func stepFrom(c *SignalConfig, r *run, on *bool, cond bool, t, start, cover int6
 	}
 }
 
-// firstBeyond returns the time of the earliest of the last three readings
-// whose raw value is outside [lo, hi], or t if none is (or not despiking).
-func (s *series) firstBeyond(c *SignalConfig, lo, hi float64, t int64) int64 {
-	st := &s.st
-	if !c.Despike || st.NLast3 < 3 {
-		return t
-	}
-	for k := st.NLast3 - 3; k < st.NLast3; k++ {
-		if v := st.Last3[k%3]; v > hi || v < lo {
-			return st.Last3T[k%3]
-		}
-	}
-	return t
-}
-
-func nanTo(v, alt float64) float64 {
-	if math.IsNaN(v) {
-		return alt
-	}
-	return v
-}
-
 func (s *series) ignored(c *SignalConfig, x float64) bool {
 	return !math.IsNaN(c.IgnoreBelow) && x < c.IgnoreBelow
+}
+
+// soaking reports whether a reading at t is in the engine's heat soak.
+func (s *series) soaking(c *SignalConfig, t int64) bool {
+	return c.HeatSoak > 0 && (s.st.EngOff || t < s.st.SoakUntil)
 }
 
 func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
 	if s.ignored(c, x) {
 		step(c, &st.Dev, &st.DevOn, false, t, cover)
+		s.dropPending()
+		st.LLen, st.Settled = 0, false
 		if !st.Ready {
 			// Cold: the warm-up starts again with the next warm reading.
 			st.ColdStart = true
@@ -317,8 +379,16 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		}
 		return
 	}
+	if s.soaking(c, t) {
+		// Heat soak: no level to learn from either.
+		step(c, &st.Dev, &st.DevOn, false, t, cover)
+		s.dropPending()
+		st.LLen, st.Settled = 0, false
+		return
+	}
+	s.level(c, t, x)
 	if !st.Ready {
-		s.warmUp(c, x)
+		s.warmUp(c, t, x, cover)
 		return
 	}
 	if st.DevOn && c.OnsetOnly {
@@ -326,94 +396,185 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		// rearm period learns whatever comes.
 		st.Dev.reset()
 		st.DevOn = false
-		st.Rearm = int64(c.Rearm)
+		st.RearmUntil = t + int64(c.Rearm)
 	}
-	m := margin(c, st.Lo, st.Hi)
+	m := s.margin(c)
 	up, down := st.Hi+m, st.Lo-m
-	if st.DevOn {
+	switch {
+	case st.DevOn && st.Held:
+		up, down = st.Hi, st.Lo // held from a limit or rise: until back inside
+	case st.DevOn:
 		h := float64(c.Hysteresis * m)
 		up, down = up-h, down+h
 	}
 	away := x > up || x < down
-	if away && !st.DevOn && st.Rearm > 0 {
+	if st.DevOn && st.Held && !away {
+		// A held deviation ends only once the value has been back for
+		// the sustain period: one reading inside (noise, a glitch within
+		// the margin) does not end a hazard.
+		if !st.Dev.dip(c, t) {
+			return
+		}
+		st.DevOn, st.Held = false, false
+	}
+	if away && !st.DevOn && t < st.RearmUntil {
 		// Just after a deviation cleared: learn instead of raising again.
-		s.absorb(x)
+		s.absorb(x, x)
 		away = false
 	}
-	if st.Rearm > 0 {
-		st.Rearm--
-	}
 	wasOn := st.DevOn
-	stepFrom(c, &st.Dev, &st.DevOn, away, t, s.firstBeyond(c, down, up, t), cover)
+	stepFrom(c, &st.Dev, &st.DevOn, away, t, s.from(t), cover)
+	if !st.DevOn {
+		st.Held = false
+	}
 	if st.DevOn && !wasOn {
 		s.dropPending() // the excursion was not normal after all
 	}
 	switch {
 	case !away:
-		s.learn(c, x, cover)
 		if wasOn {
-			st.Rearm = int64(c.Rearm)
+			st.RearmUntil = t + int64(c.Rearm)
+		}
+		if !st.Open && !pastLimit(c, x, x) {
+			s.learn(c, x, cover)
 		}
 	case st.DevOn && c.OnsetOnly:
-		s.absorb(x)
-	case st.DevOn && c.AdaptAfter > 0 && t-st.Dev.First >= int64(c.AdaptAfter):
-		s.absorb(x)
+		s.absorb(x, x)
+	case st.DevOn && c.AdaptAfter > 0 && t-st.Dev.First >= int64(c.AdaptAfter) &&
+		st.Settled && !pastLimit(c, st.SetLo, st.SetHi) && !st.WarnOn && !st.CritOn:
+		// A lasting change that has stopped moving: the new normal.
+		s.absorb(st.SetLo, st.SetHi)
 		st.Dev.reset()
 		st.DevOn = false
-		st.Rearm = int64(c.Rearm)
+		st.RearmUntil = t + int64(c.Rearm)
 	}
 }
 
-// warmUp collects the first readings; once there are Warmup of them and
-// they have settled, the band is their robust range.
-func (s *series) warmUp(c *SignalConfig, x float64) {
+// level folds x into the level ring and, once per bucket, judges whether
+// the level has stopped moving over Settle.
+func (s *series) level(c *SignalConfig, t int64, x float64) {
 	st := &s.st
-	w := int64(c.Warmup)
-	if st.ColdStart {
-		w = MaxWarmup // judge settling over a longer window
-	}
-	if st.NWarm < w {
-		st.Warm[st.NWarm] = x
-		st.NWarm++
-	} else {
-		// Slide: drop the oldest so a warming engine is not learned.
-		copy(st.Warm[:w-1], st.Warm[1:w])
-		st.Warm[w-1] = x
-		st.NWarm = w
-	}
-	if st.NWarm < w {
+	if c.Settle <= 0 {
 		return
 	}
-	var sorted [MaxWarmup]float64
-	v := sorted[:w]
-	copy(v, st.Warm[:w])
-	insertionSort(v)
-	med := median(v)
-	if st.ColdStart && w >= 6 {
-		// After a cold start, wait until the signal has settled: the rise
-		// over the window, estimated from the medians of its oldest and
-		// newest thirds (so a glitch does not hide a trend), is within a
-		// tenth of the margin; else the engine is still warming up.
-		var a, b [MaxWarmup]float64
-		k := w / 3
-		copy(a[:k], st.Warm[:k])
-		copy(b[:k], st.Warm[w-k:w])
-		insertionSort(a[:k])
-		insertionSort(b[:k])
-		rise := float64(median(b[:k])-median(a[:k])) * float64(w-1) / float64(w-k)
-		if math.Abs(rise) > c.MinMargin/10 {
+	w := int64(c.Settle) / 16
+	if st.LLen > 0 {
+		if b := &st.Lvl[(st.LHead+st.LLen-1)%lvlCap]; t-b.T < w {
+			b.Sum += x
+			b.N++
+			b.Lo, b.Hi = math.Min(b.Lo, x), math.Max(b.Hi, x)
 			return
 		}
 	}
-	var mad [MaxWarmup]float64
-	for i, y := range v {
+	// A new bucket: judge the completed ones first.
+	for st.LLen > 0 && t-st.Lvl[st.LHead].T > int64(c.Settle) {
+		st.LHead = (st.LHead + 1) % lvlCap
+		st.LLen--
+	}
+	st.Settled = false
+	if n := st.LLen; n >= 9 && t-st.Lvl[st.LHead].T >= int64(c.Settle)-w {
+		// The level is the older two thirds' range: what the newest
+		// third adds may be the start of a trend.
+		k := n / 3
+		var a, b float64
+		var na, nb int64
+		lo, hi := math.Inf(1), math.Inf(-1)
+		nlo, nhi := math.Inf(1), math.Inf(-1)
+		for i := int64(0); i < n; i++ {
+			bk := &st.Lvl[(st.LHead+i)%lvlCap]
+			if i < n-k {
+				lo, hi = math.Min(lo, bk.Lo), math.Max(hi, bk.Hi)
+			} else {
+				nlo, nhi = math.Min(nlo, bk.Lo), math.Max(nhi, bk.Hi)
+			}
+			if i < k {
+				a += bk.Sum
+				na += bk.N
+			}
+			if i >= n-k {
+				b += bk.Sum
+				nb += bk.N
+			}
+		}
+		// Stopped moving: the thirds' means agree, and the newest third
+		// reaches no new high (the start of a climb would: the hazards
+		// are heat) and no new low by more than half the tolerance.
+		up, down := float64(c.SettleTol/8), float64(c.SettleTol/2)
+		if math.Abs(b/float64(nb)-a/float64(na)) <= c.SettleTol && nhi <= hi+up && nlo >= lo-down {
+			st.Settled, st.SetLo, st.SetHi = true, lo, hi
+		}
+	}
+	if st.LLen == lvlCap {
+		st.LHead = (st.LHead + 1) % lvlCap
+		st.LLen--
+	}
+	st.Lvl[(st.LHead+st.LLen)%lvlCap] = bucket{T: t, Sum: x, N: 1, Lo: x, Hi: x}
+	st.LLen++
+}
+
+// warmUp collects the first readings, spread over the warm-up window (or
+// Settle after a cold start); once they span it, have stopped moving and
+// are within the limits, the band is their robust range.
+func (s *series) warmUp(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	win := int64(c.Warmup)
+	if st.ColdStart && int64(c.Settle) > win {
+		win = int64(c.Settle) // judge settling over a longer window
+	}
+	if st.NWarm == 0 || t-st.Warm[st.NWarm-1].T >= win/48 {
+		if st.NWarm == warmCap {
+			copy(st.Warm[:warmCap-1], st.Warm[1:])
+			st.NWarm--
+		}
+		st.Warm[st.NWarm] = sample{t, x}
+		st.NWarm++
+	}
+	// Slide: drop the oldest while the rest still span the window.
+	drop := int64(0)
+	for drop+1 < st.NWarm && t-st.Warm[drop+1].T+cover >= win {
+		drop++
+	}
+	if drop > 0 {
+		copy(st.Warm[:st.NWarm-drop], st.Warm[drop:st.NWarm])
+		st.NWarm -= drop
+	}
+	n := st.NWarm
+	if n < int64(max(3, c.MinReadings)) || t-st.Warm[0].T+cover < win {
+		return
+	}
+	var v [warmCap]float64
+	for i := range n {
+		v[i] = st.Warm[i].X
+	}
+	sorted := v[:n]
+	insertionSort(sorted)
+	med := median(sorted)
+	if pastLimit(c, med, med) {
+		return
+	}
+	if c.SettleTol > 0 && n >= 6 {
+		// Wait until the signal has settled: the medians of the window's
+		// oldest and newest thirds within SettleTol.
+		var a, b [warmCap]float64
+		k := n / 3
+		for i := range k {
+			a[i], b[i] = st.Warm[i].X, st.Warm[n-k+i].X
+		}
+		insertionSort(a[:k])
+		insertionSort(b[:k])
+		if math.Abs(median(b[:k])-median(a[:k])) > c.SettleTol {
+			return
+		}
+	}
+	var mad [warmCap]float64
+	for i, y := range sorted {
 		mad[i] = math.Abs(y - med)
 	}
-	insertionSort(mad[:w])
-	tol := math.Max(float64(5*1.4826*median(mad[:w])), c.MinMargin)
+	insertionSort(mad[:n])
+	tol := math.Max(float64(5*1.4826*median(mad[:n])), c.MinMargin)
 	lo, hi := med, med
-	for _, y := range st.Warm[:w] {
-		if math.Abs(y-med) <= tol {
+	for _, y := range sorted {
+		if math.Abs(y-med) <= tol && !pastLimit(c, y, y) {
 			lo, hi = math.Min(lo, y), math.Max(hi, y)
 		}
 	}
@@ -436,8 +597,8 @@ func median(sorted []float64) float64 {
 	return float64(sorted[n/2-1]+sorted[n/2]) / 2
 }
 
-// learn folds a normal reading into the band: edges widen (at most
-// MaxGrowth per minute) and relax towards the mean by Decay.
+// learn folds a normal reading (not away from normal, no alert open,
+// within the limits) into the band.
 func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	st := &s.st
 	growth := func(cover int64) float64 {
@@ -446,59 +607,48 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 		}
 		return math.Inf(1)
 	}
-	// With LearnOnReturn, a signal that moves no faster than drift does is
-	// learned at once (within MaxGrowth): drift, or a new level it
-	// settled at. One that moves faster is learned when it comes back;
-	// without a measured rate, readings within a quarter of the margin are
-	// learned at once.
-	near := 0.0
 	switch {
+	case x >= st.Lo && x <= st.Hi:
+		// Back to the band's middle: what the excursion beyond that
+		// edge reached was normal. (A climb that hovers at the edge has
+		// not come back.)
+		mid := float64(st.Lo+st.Hi) / 2
+		if st.PendUp && x <= mid {
+			st.Hi += math.Min(math.Max(st.PendHi-st.Hi, 0), growth(st.PendHiCover))
+			st.PendUp, st.PendHi, st.PendHiCover = false, 0, 0
+		}
+		if st.PendDown && x >= mid {
+			st.Lo -= math.Min(math.Max(st.Lo-st.PendLo, 0), growth(st.PendLoCover))
+			st.PendDown, st.PendLo, st.PendLoCover = false, 0, 0
+		}
+	case !c.LearnOnReturn && x > st.Hi:
+		st.Hi += math.Min(x-st.Hi, growth(cover))
 	case !c.LearnOnReturn:
-	case !st.SlopeOK:
-		near = margin(c, st.Lo, st.Hi) / 4
-	case math.Abs(st.Slope) <= driftFactor*c.MaxGrowth:
-		near = math.Inf(1)
-	}
-	switch {
-	case !c.LearnOnReturn || x >= st.Lo-near && x <= st.Hi+near:
-		if x > st.Hi {
-			st.Hi += math.Min(x-st.Hi, growth(cover))
-		}
-		if x < st.Lo {
-			st.Lo -= math.Min(st.Lo-x, growth(cover))
-		}
+		st.Lo -= math.Min(st.Lo-x, growth(cover))
 	case x > st.Hi:
 		if !st.PendUp || x > st.PendHi {
 			st.PendHi = x
 		}
 		st.PendUp = true
 		st.PendHiCover += cover
-	case x < st.Lo:
+	default:
 		if !st.PendDown || x < st.PendLo {
 			st.PendLo = x
 		}
 		st.PendDown = true
 		st.PendLoCover += cover
 	}
-	if c.LearnOnReturn && x >= st.Lo && x <= st.Hi {
-		// Back inside: what the excursions reached was normal.
-		if st.PendUp && st.PendHi > st.Hi {
-			st.Hi += math.Min(st.PendHi-st.Hi, growth(st.PendHiCover))
-		}
-		if st.PendDown && st.PendLo < st.Lo {
-			st.Lo -= math.Min(st.Lo-st.PendLo, growth(st.PendLoCover))
-		}
-		s.dropPending()
+	if st.Settled && !pastLimit(c, st.SetLo, st.SetHi) {
+		// A level the signal has held for Settle is normal, wherever it is.
+		s.absorb(st.SetLo, st.SetHi)
 	}
-	st.Mean += float64(0.01 * (x - st.Mean))
+	minutes := float64(cover) / float64(time.Minute)
+	st.Mean += float64(math.Min(1, float64(cover)/float64(meanTau)) * (x - st.Mean))
 	st.Mean = math.Min(math.Max(st.Mean, st.Lo), st.Hi)
-	st.Hi -= float64(c.Decay * (st.Hi - st.Mean))
-	st.Lo += float64(c.Decay * (st.Mean - st.Lo))
+	k := math.Min(1, float64(c.Decay*minutes))
+	st.Hi -= float64(k * (st.Hi - st.Mean))
+	st.Lo += float64(k * (st.Mean - st.Lo))
 }
-
-// driftFactor: with LearnOnReturn, a signal moving more than this many
-// times MaxGrowth per minute is not drifting, and is not learned at once.
-const driftFactor = 5
 
 // dropPending forgets the excursions not yet learned.
 func (s *series) dropPending() {
@@ -506,16 +656,16 @@ func (s *series) dropPending() {
 	st.PendUp, st.PendDown, st.PendHi, st.PendLo, st.PendHiCover, st.PendLoCover = false, false, 0, 0, 0, 0
 }
 
-// absorb accepts an away reading as normal: the band widens to include it.
-func (s *series) absorb(x float64) {
+// absorb accepts [lo, hi] as normal: the band widens to include it.
+func (s *series) absorb(lo, hi float64) {
 	st := &s.st
-	st.Hi, st.Lo = math.Max(st.Hi, x), math.Min(st.Lo, x)
+	st.Hi, st.Lo = math.Max(st.Hi, hi), math.Min(st.Lo, lo)
 }
 
 // volatility folds in one reading-to-reading change d. Like an onset-only
 // deviation, it is active for one reading when the smoothed variability
-// leaves everything it has been, then not again for Rearm readings.
-func (s *series) volatility(c *SignalConfig, d float64) {
+// leaves everything it has been, then not again for Rearm.
+func (s *series) volatility(c *SignalConfig, t int64, d float64) {
 	st := &s.st
 	st.VolOn = false
 	st.VolN++
@@ -528,51 +678,108 @@ func (s *series) volatility(c *SignalConfig, d float64) {
 	m := float64(c.VolatilityMargin * (st.VHi - st.VLo))
 	away := v > st.VHi+m || v < st.VLo-m
 	switch {
-	case st.VolRearm > 0:
-		st.VolRearm--
-	case away && st.N >= int64(c.VolatilityWarmup):
-		st.VolOn, st.VolRearm = true, int64(c.Rearm)
+	case t < st.VolRearmUntil:
+	case away && c.VolatilityMargin > 0 && st.Ready && st.N >= int64(c.VolatilityWarmup):
+		st.VolOn, st.VolRearmUntil = true, t+int64(c.Rearm)
 	}
 	st.VHi, st.VLo = math.Max(st.VHi, v), math.Min(st.VLo, v)
 }
 
-// rise judges m, the median of the last three readings.
-func (s *series) rise(c *SignalConfig, t int64, m float64, cover int64) {
+// rise judges x, the despiked reading, for a rise faster than MaxRise
+// above the band. The rate is between the means of the oldest and newest
+// quarter of the window's buckets, so that noise does not make a rate.
+func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
-	if c.MaxRise <= 0 || s.ignored(c, m) || !st.Ready {
-		st.SlopeOK = false
+	if c.MaxRise <= 0 || s.ignored(c, x) || !st.Ready || s.soaking(c, t) {
+		st.RLen = 0
 		step(c, &st.Rise, &st.RiseOn, false, t, cover)
 		return
 	}
 	win := int64(c.RiseWindow)
-	if st.RLen == 0 || t-st.Ring[(st.RHead+st.RLen-1)%riseCap].T >= win/16 {
+	w := win / 16
+	if b := &st.Ring[(st.RHead+st.RLen-1+riseCap)%riseCap]; st.RLen > 0 && t-b.T < w {
+		b.Sum += x
+		b.N++
+	} else {
 		if st.RLen == riseCap {
 			st.RHead = (st.RHead + 1) % riseCap
 			st.RLen--
 		}
-		st.Ring[(st.RHead+st.RLen)%riseCap] = sample{t, m}
+		st.Ring[(st.RHead+st.RLen)%riseCap] = bucket{T: t, Sum: x, N: 1}
 		st.RLen++
 	}
 	for st.RLen > 1 && t-st.Ring[st.RHead].T > win {
 		st.RHead = (st.RHead + 1) % riseCap
 		st.RLen--
 	}
-	old := st.Ring[st.RHead]
-	age := t - old.T
 	rising := false
-	st.SlopeOK = false
-	if age >= win/2 && st.NLast3 >= 3 {
-		perMin := (m - old.X) / float64(float64(age)/float64(time.Minute))
-		st.Slope, st.SlopeOK = perMin, true
+	if n := st.RLen; n >= 8 && t-st.Ring[st.RHead].T >= win/2 {
+		k := n / 4
+		var a, b, ta, tb float64
+		var na, nb int64
+		for i := int64(0); i < k; i++ {
+			o, nw := &st.Ring[(st.RHead+i)%riseCap], &st.Ring[(st.RHead+n-k+i)%riseCap]
+			a, na, ta = a+o.Sum, na+o.N, ta+float64(o.T-st.Ring[st.RHead].T)
+			b, nb, tb = b+nw.Sum, nb+nw.N, tb+float64(nw.T-st.Ring[st.RHead].T)
+		}
+		newest := b / float64(nb)
+		age := (tb - ta) / float64(k)
+		perMin := (newest - a/float64(na)) / float64(age/float64(time.Minute))
 		limit := c.MaxRise
 		if st.RiseOn {
 			limit /= 2
 		}
 		// Only a rise above the learned band counts: inside it the value
 		// is following load, as normal.
-		rising = perMin > limit && (m > st.Hi || st.RiseOn)
+		rising = perMin > limit && x > st.Hi && (newest > st.Hi || st.RiseOn)
 	}
+
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
+}
+
+// hold keeps an open limit or rate-of-rise alert open, as a deviation,
+// when its own condition ends but the value x has not come back inside the
+// learned band: the hazard that raised it has not gone (a failed fan holds
+// coolant around the warning limit after the rise that raised the alert).
+// The deviation then clears as deviations do, within its hysteresis of
+// the band, or when the value is back inside the band.
+func (s *series) hold(c *SignalConfig, t int64, x float64) {
+	st := &s.st
+	if !st.Open || !st.Ready || st.DevOn || st.WarnOn || st.CritOn || st.RiseOn || c.OnsetOnly ||
+		(st.Kind != KindLimit && st.Kind != KindRateOfRise) || s.ignored(c, x) || s.soaking(c, t) {
+		return
+	}
+	if x > st.Hi || x < st.Lo {
+		st.DevOn, st.Dev, st.Held = true, run{First: st.Start, Count: int64(c.MinReadings), Last: t}, true
+		s.dropPending()
+	}
+}
+
+// stuck judges the frozen-value condition, on its own: the same value for
+// StuckAfter, or for StuckFast while the related signal moved StuckMove.
+func (s *series) stuck(c *SignalConfig, t int64) {
+	st := &s.st
+	on := false
+	if st.Stuck.Count >= int64(c.MinReadings) {
+		frozen := t - st.Stuck.First
+		on = c.StuckAfter > 0 && frozen >= int64(c.StuckAfter) ||
+			c.StuckFast > 0 && frozen >= int64(c.StuckFast) && st.CtxOK && st.CtxHi-st.CtxLo >= c.StuckMove
+	}
+	st.StuckOn = on
+}
+
+// context folds in a reading of the signal related to this one (engine oil
+// temperature for coolant) for the stuck check.
+func (s *series) context(v float64) {
+	st := &s.st
+	if !finite(v) || !st.Has {
+		return
+	}
+	if !st.CtxOK {
+		st.CtxOK, st.CtxLo, st.CtxHi = true, v, v
+		return
+	}
+	st.CtxLo, st.CtxHi = math.Min(st.CtxLo, v), math.Max(st.CtxHi, v)
 }
 
 // rank orders the conditions: the open alert carries the highest.
@@ -580,12 +787,17 @@ func rank(k Kind, s Severity) int { return int(s)*16 + int(kindPriority[k]) }
 
 var kindPriority = [...]uint8{KindInvalid: 0, KindVolatility: 1, KindMissing: 2, KindStuck: 3, KindRateOfRise: 4, KindDeviation: 5, KindLimit: 6}
 
-// top returns the most urgent active condition and when it began.
-func (s *series) top() (k Kind, sev Severity, since int64) {
+// top returns the most urgent active condition, when it began, and every
+// active condition.
+func (s *series) top() (k Kind, sev Severity, since int64, all Kinds) {
 	st := &s.st
 	best := -1
 	consider := func(on bool, kk Kind, ss Severity, from int64) {
-		if on && rank(kk, ss) > best {
+		if !on {
+			return
+		}
+		all |= 1 << kk
+		if rank(kk, ss) > best {
 			best, k, sev, since = rank(kk, ss), kk, ss, from
 		}
 	}
@@ -596,35 +808,48 @@ func (s *series) top() (k Kind, sev Severity, since int64) {
 	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
 	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
 	consider(st.VolOn, KindVolatility, SeverityInfo, st.LastT)
-	return k, sev, since
+	return k, sev, since, all
 }
 
-// settle compares the most urgent active condition with the open alert and
-// reports the transition, if any.
+// announce are the conditions that make a Changed transition when they
+// join an open alert whose kind and severity stay: a frozen sensor means
+// the value shown can no longer be trusted. Others (a rate of rise beside
+// a limit) show in Active from the next transition and in Band.
+const announce = Kinds(1 << KindStuck)
+
+// settle compares the active conditions with the open alert and reports
+// the transition, if any: Changed when the most urgent condition changes
+// or stuck joins the open alert.
 func (s *series) settle(t int64) (event, bool) {
 	st := &s.st
-	k, sev, since := s.top()
+	k, sev, since, all := s.top()
 	switch {
 	case sev == SeverityNone && !st.Open:
 		return event{}, false
 	case sev == SeverityNone:
-		ev := event{Cleared, st.Kind, st.Sev, st.Start}
-		st.Open, st.Kind, st.Sev, st.Start = false, KindInvalid, SeverityNone, 0
+		ev := event{Cleared, st.Kind, st.Sev, st.Start, 0}
+		st.Open, st.Kind, st.Sev, st.Start, st.Active = false, KindInvalid, SeverityNone, 0, 0
+		// What the ring saw during the alert is no level to learn.
+		st.LLen, st.Settled = 0, false
 		return ev, true
 	case !st.Open:
-		st.Open, st.Kind, st.Sev, st.Start = true, k, sev, since
-		return event{Raised, k, sev, since}, true
-	case k != st.Kind || sev != st.Sev:
-		st.Kind, st.Sev = k, sev
-		return event{Changed, k, sev, st.Start}, true
+		st.Open, st.Kind, st.Sev, st.Start, st.Active = true, k, sev, since, all
+		return event{Raised, k, sev, since, all}, true
+	case k != st.Kind || sev != st.Sev || all&^st.Active&announce != 0:
+		st.Kind, st.Sev, st.Active = k, sev, all
+		return event{Changed, k, sev, st.Start, all}, true
 	}
+	st.Active = all
 	return event{}, false
 }
 
-// advance checks for missing data at time now.
+// advance checks for missing data at time now: only while the engine runs
+// (or is not known to be off), counted from the last reading or the
+// engine's start, whichever is later.
 func (s *series) advance(c *SignalConfig, now int64) (event, bool) {
 	st := &s.st
-	if c.MissingAfter <= 0 || !st.Has || st.MissOn || now-st.LastT <= int64(c.MissingAfter) {
+	if c.MissingAfter <= 0 || !st.Has || st.MissOn || st.EngOff ||
+		now-max(st.LastT, st.EngOnT) <= int64(c.MissingAfter) {
 		return event{}, false
 	}
 	st.MissOn = true
@@ -642,7 +867,7 @@ func (s *series) score(c *SignalConfig) float64 {
 	if !st.Ready {
 		return 0
 	}
-	m := margin(c, st.Lo, st.Hi)
+	m := s.margin(c)
 	x := st.LastX
 	d := math.Max(x-st.Hi, st.Lo-x) // distance outside the band; negative inside
 	w := math.Max(st.Hi-st.Lo, 1e-12)

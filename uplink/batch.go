@@ -65,12 +65,16 @@ func (l Limits) withDefaults() Limits {
 //
 //	"TG" version=1 flags uvarint(bodyLen) body
 //
-// flags bit 0: body is one zstd frame; other bits must be 0.
+// flags bit 0: body is one zstd frame; bit 1: every alert record ends
+// with uvarint(active kinds) (detect.Transition.Active; set only when an
+// alert in the batch has any, so other batches are what they always were);
+// other bits must be 0.
 const (
 	magic0, magic1 = 'T', 'G'
 	// Version is the batch format version Encode writes and Decode accepts.
 	Version   = 1
 	flagZstd  = 1 << 0
+	flagKinds = 1 << 1
 	maxString = 128
 
 	modeXOR      = 0
@@ -126,15 +130,21 @@ func Encode(b Batch) ([]byte, error) {
 	body = binary.AppendUvarint(body, uint64(len(b.Alerts)))
 	body = binary.AppendUvarint(body, uint64(len(b.Acks)))
 	body = encodeReadings(body, b.Readings)
+	var flags byte = flagZstd
 	for i := range b.Alerts {
-		body = encodeAlert(body, &b.Alerts[i])
+		if b.Alerts[i].Active != 0 {
+			flags |= flagKinds
+		}
+	}
+	for i := range b.Alerts {
+		body = encodeAlert(body, &b.Alerts[i], flags&flagKinds != 0)
 	}
 	for i := range b.Acks {
 		body = encodeAck(body, &b.Acks[i])
 	}
 	*bp = body
 	out := make([]byte, 0, 16+len(body)/2)
-	out = append(out, magic0, magic1, Version, flagZstd)
+	out = append(out, magic0, magic1, Version, flags)
 	out = binary.AppendUvarint(out, uint64(len(body)))
 	enc, _ := codecs()
 	return enc.EncodeAll(body, out), nil
@@ -360,14 +370,18 @@ func appendF64(dst []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
-func encodeAlert(dst []byte, t *detect.Transition) []byte {
+func encodeAlert(dst []byte, t *detect.Transition, kinds bool) []byte {
 	dst = binary.AppendUvarint(dst, t.Seq)
 	dst = append(dst, byte(t.Signal), byte(t.Kind), byte(t.Severity), byte(t.Phase))
 	dst = binary.AppendVarint(dst, t.Start)
 	dst = binary.AppendVarint(dst, t.Time)
 	dst = appendF64(dst, t.Value)
 	dst = appendF64(dst, t.Baseline)
-	return binary.LittleEndian.AppendUint64(dst, t.ConfigHash)
+	dst = binary.LittleEndian.AppendUint64(dst, t.ConfigHash)
+	if kinds {
+		dst = binary.AppendUvarint(dst, uint64(t.Active))
+	}
+	return dst
 }
 
 func encodeAck(dst []byte, a *detect.Ack) []byte {
@@ -396,7 +410,7 @@ func Decode(payload []byte, lim Limits) (Batch, error) {
 		return Batch{}, decodeErr("version", 2, ErrVersion, "version %d, want %d", payload[2], Version)
 	}
 	flags := payload[3]
-	if flags&^flagZstd != 0 {
+	if flags&^(flagZstd|flagKinds) != 0 {
 		return Batch{}, decodeErr("flags", 3, ErrFormat, "unknown flags %#x", flags)
 	}
 	rawLen, n := binary.Uvarint(payload[4:])
@@ -418,15 +432,16 @@ func Decode(payload []byte, lim Limits) (Batch, error) {
 	if uint64(len(body)) != rawLen {
 		return Batch{}, decodeErr("body length", 4, ErrFormat, "body is %d bytes, header says %d", len(body), rawLen)
 	}
-	d := decoder{p: body}
+	d := decoder{p: body, kinds: flags&flagKinds != 0}
 	return d.batch(lim)
 }
 
 // decoder reads a decompressed body, remembering the first error.
 type decoder struct {
-	p   []byte
-	off int
-	err error
+	p     []byte
+	off   int
+	err   error
+	kinds bool // alert records carry active kinds (flag bit 1)
 }
 
 func (d *decoder) fail(field string, kind error, format string, args ...any) {
@@ -532,6 +547,13 @@ func (d *decoder) batch(lim Limits) (Batch, error) {
 		t.Value = math.Float64frombits(d.u64("alert value"))
 		t.Baseline = math.Float64frombits(d.u64("alert baseline"))
 		t.ConfigHash = d.u64("alert config hash")
+		if d.kinds {
+			k := d.uvarint("alert active kinds")
+			if d.err == nil && k > 0xffff {
+				d.fail("alert active kinds", ErrFormat, "alert %d: active kinds %#x out of range", i, k)
+			}
+			t.Active = detect.Kinds(k)
+		}
 		if d.err == nil && (!t.Signal.Valid() || !validKind(t.Kind) || !validSeverity(t.Severity) || !validPhase(t.Phase)) {
 			d.fail("alert", ErrInvalidBatch, "alert %d: signal %d, kind %d, severity %d, phase %d", i, t.Signal, t.Kind, t.Severity, t.Phase)
 		}

@@ -49,6 +49,13 @@ var codecCases = []struct {
 		},
 		Acks: []detect.Ack{{Seq: 12, Truck: "T1", Signal: sensors.CoolantTemp, Start: 1e18 - 1e10, Time: 1e18 + 5, By: "driver", Severity: detect.SeverityCritical}},
 	}},
+	{"alerts with active kinds", Batch{Truck: "T1",
+		Alerts: []detect.Transition{
+			{Seq: 1, Truck: "T1", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityWarning, Phase: detect.Changed, Start: 1, Time: 2, Value: 106, Baseline: 90,
+				Active: 1<<detect.KindLimit | 1<<detect.KindStuck},
+			{Seq: 2, Truck: "T1", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityWarning, Phase: detect.Cleared, Start: 1, Time: 3, Value: 90, Baseline: 90},
+		},
+	}},
 }
 
 // driveReadings simulates one truck's signals from t0 for d, at the rates
@@ -323,4 +330,25 @@ func normNaN(b Batch) [4]any {
 		b.Alerts[i].Value, b.Alerts[i].Baseline = 0, 0
 	}
 	return [4]any{rs, as, b.Alerts, b.Acks}
+}
+
+// TestActiveKindsFlag: alert records carry detect.Transition.Active only
+// in batches where an alert has any (flag bit 1); every other batch keeps
+// the flags byte decoders before the field knew.
+func TestActiveKindsFlag(t *testing.T) {
+	for _, tc := range codecCases {
+		p, err := Encode(tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := byte(flagZstd)
+		for _, a := range tc.b.Alerts {
+			if a.Active != 0 {
+				want = flagZstd | flagKinds
+			}
+		}
+		if p[3] != want {
+			t.Errorf("%s: flags %#x, want %#x", tc.name, p[3], want)
+		}
+	}
 }
