@@ -53,6 +53,7 @@ func TestGatewayLogsOnceAndSaysStopped(t *testing.T) {
 	ccfg := cloud.DefaultConfig()
 	ccfg.DataDir = filepath.Join(dir, "cloud")
 	ccfg.BrokerListen, ccfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
+	ccfg.BrokerPlainTCP = true // loopback only, for this test
 	c, err := cloud.New(ccfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
