@@ -111,13 +111,27 @@ type CandumpReplay struct {
 	// Logger receives rate-limited reports of malformed lines; nil means
 	// silent.
 	Logger *slog.Logger
+	// OnDM1, when set, receives every DM1 in the log (single-frame or
+	// reassembled, timed out on the log's timestamps), from Run's
+	// goroutine; it owns the DM1.
+	OnDM1 func(DM1)
 
+	dm1                               atomic.Pointer[DM1Listener]
 	lines, frames, skipped, malformed atomic.Uint64
 }
 
 // Stats returns a snapshot of the replay's counters.
 func (r *CandumpReplay) Stats() CandumpStats {
 	return CandumpStats{Lines: r.lines.Load(), Frames: r.frames.Load(), Skipped: r.skipped.Load(), Malformed: r.malformed.Load()}
+}
+
+// DM1Stats returns the DM1 and transport-protocol counters (zero when
+// OnDM1 is not set).
+func (r *CandumpReplay) DM1Stats() DM1Stats {
+	if l := r.dm1.Load(); l != nil {
+		return l.Stats()
+	}
+	return DM1Stats{}
 }
 
 // Run replays the whole log, calling emit with batches of readings (emit
@@ -131,6 +145,11 @@ func (r *CandumpReplay) Run(ctx context.Context, emit func([]Reading)) error {
 	log := r.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	var diag *DM1Listener
+	if r.OnDM1 != nil {
+		diag = NewDM1Listener(r.OnDM1)
+		r.dm1.Store(diag)
 	}
 	sc := bufio.NewScanner(r.Log)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -183,6 +202,9 @@ func (r *CandumpReplay) Run(ctx context.Context, emit func([]Reading)) error {
 			}
 		}
 		r.frames.Add(1)
+		if diag != nil {
+			diag.Frame(rec.Frame, rec.Time)
+		}
 		out = r.Decoder.Decode(rec.Frame, rec.Time, out)
 		if len(out) >= 200 {
 			flush()
