@@ -110,6 +110,7 @@ type Server struct {
 	values    [sensors.NumSignals]reading
 	bands     [sensors.NumSignals]Band
 	uplink    UplinkState
+	faults    faultsJSON // SetDTCs
 	statusVer uint64 // bumped by every change to values, bands, uplink
 	statusBuf []byte // cached "status" event for statusAt
 	statusAt  uint64
@@ -496,6 +497,7 @@ type statusJSON struct {
 	Bands  map[string]bandJSON  `json:"bands"`
 	Uplink uplinkJSON           `json:"uplink"`
 	GPIO   string               `json:"gpio"`
+	Faults faultsJSON           `json:"faults"`
 }
 
 type ackJSON struct {
@@ -570,6 +572,10 @@ func (s *Server) statusJSONLocked() statusJSON {
 		Bands:  make(map[string]bandJSON, 2),
 		Uplink: uplinkJSON{Online: s.uplink.Online, Backlog: s.uplink.Backlog},
 		GPIO:   s.gpio,
+		Faults: s.faults,
+	}
+	if st.Faults.Codes == nil {
+		st.Faults.Codes = []faultJSON{}
 	}
 	if !s.uplink.LastSent.IsZero() {
 		st.Uplink.LastSent = s.uplink.LastSent.UnixMilli()
