@@ -11,7 +11,7 @@ type faultJSON struct {
 	Source      uint8  `json:"source"` // J1939 address of the ECU
 	SPN         uint32 `json:"spn"`
 	FMI         uint8  `json:"fmi"`
-	Occurrences uint8  `json:"oc"` // 127: not available
+	Occurrences uint8  `json:"oc"`      // 127: not available
 	Name        string `json:"name"`    // e.g. "engine coolant temperature"
 	Failure     string `json:"failure"` // e.g. "above normal (most severe)"
 }

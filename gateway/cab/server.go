@@ -111,8 +111,8 @@ type Server struct {
 	bands     [sensors.NumSignals]Band
 	uplink    UplinkState
 	faults    faultsJSON // SetDTCs
-	statusVer uint64 // bumped by every change to values, bands, uplink
-	statusBuf []byte // cached "status" event for statusAt
+	statusVer uint64     // bumped by every change to values, bands, uplink
+	statusBuf []byte     // cached "status" event for statusAt
 	statusAt  uint64
 	alerts    [sensors.NumSignals]*alert
 	eventID   uint64
