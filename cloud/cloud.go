@@ -322,6 +322,10 @@ func (c *Cloud) run(ctx context.Context) error {
 	filters := map[string]byte{uplink.StatusFilter: 1}
 	if c.cfg.Ingest == IngestSubscribe {
 		filters[uplink.UpFilter] = 1
+	} else {
+		// The broker hook ingests batches only; DTC reports (state, retained)
+		// come by subscription.
+		filters[uplink.DTCFilter] = 1
 	}
 	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
 	c.client = client

@@ -99,6 +99,8 @@ type sink interface {
 	Readings(truck string, rs []sensors.Reading, now time.Time)
 	Status(truck string, online bool, now time.Time)
 	Alert(source string, t detect.Transition)
+	// DTCs takes a truck's latest report of active trouble codes.
+	DTCs(r uplink.DTCReport)
 }
 
 func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s sink, staged func(int)) *ingester {
@@ -190,6 +192,19 @@ func (in *ingester) step(msgs []message) error {
 				continue
 			}
 			statuses = append(statuses, func() { in.sink.Status(truck, online, now) })
+			continue
+		}
+		if kind == uplink.KindDTC {
+			r, err := uplink.DecodeDTCReport(m.Payload())
+			if err == nil && r.Truck != truck {
+				err = fmt.Errorf("DTC report names truck %q", r.Truck)
+			}
+			if err != nil {
+				in.reject(m.Topic(), err)
+				continue
+			}
+			in.cnt.dtcReports.Add(1)
+			statuses = append(statuses, func() { in.sink.DTCs(r) })
 			continue
 		}
 		if kind != uplink.KindTelemetry && kind != uplink.KindAlerts {

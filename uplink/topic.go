@@ -25,6 +25,10 @@ const (
 // UpFilter is the subscription filter the cloud uses for all uplinked data.
 const UpFilter = topicRoot + "+/up/#"
 
+// DTCFilter is the subscription filter for every truck's DTC reports
+// (covered by UpFilter too).
+const DTCFilter = topicRoot + "+/" + KindDTC
+
 // StatusFilter is the subscription filter for every truck's status.
 const StatusFilter = topicRoot + "+/status"
 

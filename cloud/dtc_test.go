@@ -1,0 +1,75 @@
+package cloud
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
+)
+
+// TestDTCReportOnTruckPage: a gateway's retained DTC report reaches the
+// truck's console view with readable names; a later report replaces it; a
+// report of a newer version or naming another truck is refused and
+// counted, and changes nothing.
+func TestDTCReportOnTruckPage(t *testing.T) {
+	c := startCloud(t, t.TempDir(), nil)
+	cl := dial(t, c.BrokerAddr(), "T-DTC")
+	topic := uplink.Topic("T-DTC", uplink.KindDTC)
+	report := func(dm1s ...sensors.DM1) []byte {
+		p, err := uplink.EncodeDTCReport(uplink.NewDTCReport("T-DTC", 1767225600e9, dm1s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	type view struct {
+		Truck struct {
+			Faults []struct {
+				Source  uint8  `json:"source"`
+				SPN     uint32 `json:"spn"`
+				FMI     uint8  `json:"fmi"`
+				OC      uint8  `json:"oc"`
+				Name    string `json:"name"`
+				Failure string `json:"failure"`
+			} `json:"faults"`
+			FaultLamp string `json:"fault_lamp"`
+		} `json:"truck"`
+	}
+	get := func() view {
+		var v view
+		getJSON(t, "http://"+c.HTTPAddr()+"/api/trucks/T-DTC", &v)
+		return v
+	}
+	if tok := cl.Publish(topic, 1, true, report(sensors.DM1{Source: 0, Lamps: sensors.Lamps{RedStop: sensors.LampOn},
+		DTCs: []sensors.DTC{{SPN: 110, FMI: 0, Occurrences: 3}, {SPN: 175, FMI: 16, Occurrences: 1}}})); !tok.WaitTimeout(5e9) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitFor(t, "DTC report accepted", func() bool { return c.Stats().DTCReports == 1 })
+	v := get()
+	if len(v.Truck.Faults) != 2 || v.Truck.FaultLamp != "red_stop" {
+		t.Fatalf("truck view %+v", v.Truck)
+	}
+	if f := v.Truck.Faults[0]; f.SPN != 110 || f.FMI != 0 || f.OC != 3 || f.Name != "engine coolant temperature" || f.Failure != "above normal (most severe)" {
+		t.Fatalf("fault 0 %+v", f)
+	}
+	if f := v.Truck.Faults[1]; f.Name != "engine oil temperature" {
+		t.Fatalf("fault 1 %+v", f)
+	}
+
+	bad := c.Stats().BadPayloads
+	newer := strings.Replace(string(report()), `"v":1`, `"v":2`, 1)
+	publish(t, cl, topic, []byte(newer))
+	other, _ := uplink.EncodeDTCReport(uplink.NewDTCReport("T-OTHER", 1, nil))
+	publish(t, cl, topic, other)
+	waitFor(t, "two reports refused", func() bool { return c.Stats().BadPayloads == bad+2 })
+	if v := get(); len(v.Truck.Faults) != 2 {
+		t.Fatalf("refused reports changed the faults: %+v", v.Truck)
+	}
+
+	publish(t, cl, topic, report(sensors.DM1{Source: 0}))
+	waitFor(t, "cleared report accepted", func() bool { return c.Stats().DTCReports == 2 })
+	if v := get(); len(v.Truck.Faults) != 0 || v.Truck.FaultLamp != "" {
+		t.Fatalf("faults not cleared: %+v", v.Truck)
+	}
+}
