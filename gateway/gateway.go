@@ -54,7 +54,8 @@ type Gateway struct {
 
 	cmdErrors atomic.Uint64 // rejected downlink commands
 
-	dtc dtcTable // latest DM1 per ECU (dtc.go)
+	dtc dtcTable                 // latest DM1 per ECU (dtc.go)
+	rec *sensors.CandumpRecorder // nil unless RecordCandump (record.go)
 }
 
 // New opens the gateway's queue and builds its stages. Close is done by
@@ -113,6 +114,10 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	for _, addr := range cfg.CAN {
 		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "can", "bus", addr), OnDM1: g.onDM1})
+	}
+	if err := g.openRecording(); err != nil {
+		q.Close()
+		return nil, err
 	}
 	for _, port := range cfg.Probe {
 		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log.With("component", "probe", "port", port)})
@@ -185,6 +190,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.pub.Run(ctx) })
 	if len(g.can) > 0 {
 		grp.Go(func() error { return g.expireDTCs(ctx) })
+	}
+	if g.rec != nil {
+		defer g.closeRecording()
+		grp.Go(func() error { return g.flushRecording(ctx) })
 	}
 	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {

@@ -205,6 +205,12 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 	} {
 		counter(ch, mRejected, r.v, t, r.cause)
 	}
+	if g.rec != nil {
+		rs := g.rec.Stats()
+		counter(ch, mSourceEvents, rs.Frames, t, "candump_recorded")
+		counter(ch, mSourceEvents, rs.Rotations, t, "candump_rotated")
+		counter(ch, mRejected, rs.Errors, t, "candump_record_error")
+	}
 	counter(ch, mSourceEvents, dm.Received, t, "dm1_received")
 	counter(ch, mSourceEvents, dm.Transport.Completed, t, "j1939_tp_completed")
 	counter(ch, mSourceEvents, connects, t, "can_connect")

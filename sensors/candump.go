@@ -82,8 +82,34 @@ func AppendCandumpLine(b []byte, r CandumpRecord) []byte {
 	b = append(b, ") "...)
 	b = append(b, r.Interface...)
 	b = append(b, ' ')
-	b = append(b, r.Frame.String()...)
+	b = appendFrame(b, r.Frame)
 	return append(b, '\n')
+}
+
+// appendFrame appends f as can.Frame.String writes it (ID#DATA, upper-case
+// hex, 8 id digits for extended frames, #R for remote), without
+// allocating: the gateway records every frame of its bus this way.
+func appendFrame(b []byte, f can.Frame) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	digits := 3
+	if f.IsExtended {
+		digits = 8
+	}
+	for i := digits - 1; i >= 0; i-- {
+		b = append(b, hexDigits[f.ID>>(4*i)&0xF])
+	}
+	b = append(b, '#')
+	if f.IsRemote {
+		b = append(b, 'R')
+		if f.Length > 0 {
+			b = strconv.AppendInt(b, int64(f.Length), 10)
+		}
+		return b
+	}
+	for _, c := range f.Data[:min(f.Length, 8)] {
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xF])
+	}
+	return b
 }
 
 // CandumpStats counts a candump replay.

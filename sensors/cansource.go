@@ -65,6 +65,12 @@ type CANSource struct {
 	// bus, single-frame or reassembled from the transport protocol, from
 	// Run's goroutine; it owns the DM1.
 	OnDM1 func(DM1)
+	// Record, when set, receives every frame (data and remote, not error
+	// frames) as received, named RecordInterface, to record the bus.
+	Record *CandumpRecorder
+	// RecordInterface is the interface name written for this bus; default
+	// the SocketCAN interface name, or "can0" for a tcp:// bus.
+	RecordInterface string
 
 	c   canSourceCounters
 	dm1 atomic.Pointer[DM1Listener]
@@ -133,6 +139,12 @@ func (s *CANSource) Run(ctx context.Context, emit func([]Reading)) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "can", "addr", s.Addr)
+	if s.RecordInterface == "" {
+		s.RecordInterface = "can0"
+		if network == "can" {
+			s.RecordInterface = address
+		}
+	}
 	var diag *DM1Listener
 	if s.OnDM1 != nil {
 		diag = NewDM1Listener(s.OnDM1)
@@ -209,6 +221,9 @@ func (s *CANSource) read(ctx context.Context, conn net.Conn, buf []byte, out []R
 					continue
 				}
 				f := sf.DecodeFrame()
+				if s.Record != nil {
+					s.Record.Record(s.RecordInterface, f, t)
+				}
 				if diag != nil {
 					diag.Frame(f, t)
 				}
