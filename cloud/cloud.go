@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,7 @@ type Cloud struct {
 	archive    archive.Store
 	inc        *incident.Manager
 	client     mqtt.Client
+	clientTLS  *tls.Config // BrokerClientTLS loaded, nil without (brokertls.go)
 
 	runOnce sync.Once
 	// flushNow asks the archiver to flush without waiting for its
@@ -63,6 +65,10 @@ func New(cfg Config, log *slog.Logger) (*Cloud, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cloud{cfg: cfg, log: log, ready: make(chan struct{})}
+	var err error
+	if c.clientTLS, err = loadClientTLS(cfg.BrokerClientTLS); err != nil {
+		return nil, err
+	}
 	c.console = console.New(log.With("component", "console"), console.Options{
 		Stats:        func() any { return c.Stats() },
 		Incidents:    c,
@@ -367,8 +373,9 @@ func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handler).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			log.Warn("broker connection lost", "err", err)
+			log.Warn("broker connection lost; reconnecting", "broker", brokerURL, "err", err)
 		}).
+		SetConnectionNotificationHandler(c.connectionLog(brokerURL, log)).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			tok := cl.SubscribeMultiple(filters, handler)
 			go func() {
@@ -380,6 +387,9 @@ func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.
 				once.Do(func() { close(subscribed) })
 			}()
 		})
+	if c.clientTLS != nil {
+		opts.SetTLSConfig(c.clientTLS)
+	}
 	client := mqtt.NewClient(opts)
 	client.Connect() // retries in the background until Disconnect
 	return client

@@ -69,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		dataDir       = fs.String("data", "./var/cloud", "data directory (database and local archive)")
 		brokerListen  = fs.String("broker-listen", cloud.DefaultBrokerListen, "embedded MQTT broker listen address (host:port, port 0 = any free)")
 		brokerURL     = fs.String("broker-url", "", "use this external MQTT broker instead of the embedded one, e.g. tcp://127.0.0.1:1883")
+		brokerCert    = fs.String("broker-cert", "", "client certificate (PEM) for a TLS -broker-url (ssl://host:8883), e.g. cloud.pem from tankguard-ca cloud; Mosquitto require_certificate, AWS IoT Core")
+		brokerKey     = fs.String("broker-key", "", "key (PEM) of -broker-cert")
+		brokerCA      = fs.String("broker-ca", "", "CA certificate (PEM) that signs the broker's certificate (default: system roots)")
+		brokerName    = fs.String("broker-server-name", "", "name to check in the broker's certificate (default: the -broker-url host)")
 		clientID      = fs.String("client-id", cloud.DefaultClientID, "MQTT client id (persistent session)")
 		httpListen    = fs.String("http", cloud.DefaultHTTPListen, "console listen address (host:port)")
 		archiveURL    = fs.String("archive", "", `archive location: "" = <data>/archive, or s3://bucket/prefix`)
@@ -121,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.BrokerListen = *brokerListen
 		}
 	})
+	apply("broker-cert", func() { cfg.BrokerClientTLS.CertFile = *brokerCert })
+	apply("broker-key", func() { cfg.BrokerClientTLS.KeyFile = *brokerKey })
+	apply("broker-ca", func() { cfg.BrokerClientTLS.CAFile = *brokerCA })
+	apply("broker-server-name", func() { cfg.BrokerClientTLS.ServerName = *brokerName })
 	apply("client-id", func() { cfg.ClientID = *clientID })
 	apply("http", func() { cfg.HTTPListen = *httpListen })
 	apply("archive", func() { cfg.Archive = *archiveURL })
