@@ -22,8 +22,8 @@ import (
 	"github.com/abc4logistics/tankguard/uplink/mosquittotest"
 )
 
-// readmeBlock returns the indented block that follows the README line
-// containing marker, without its 4-space indent.
+// readmeBlock returns the first indented block after marker in the
+// README, without its 4-space indent.
 func readmeBlock(t *testing.T, readme, marker string) string {
 	t.Helper()
 	i := strings.Index(readme, marker)
@@ -38,7 +38,8 @@ func readmeBlock(t *testing.T, readme, marker string) string {
 		case strings.HasPrefix(line, "    "):
 			out = append(out, line[4:])
 			started = true
-		case line == "" && !started:
+		case !started:
+			// the rest of the paragraph naming the block
 		case line == "":
 			out = append(out, "")
 		default:
