@@ -446,10 +446,16 @@ func (c *Cloud) openArchive(ctx context.Context) (archive.Store, error) {
 		return nil, err
 	}
 	if d := c.cfg.S3.GlacierAfterDays; d > 0 {
-		if err := archive.ApplyLifecycle(ctx, client, bucket, prefix, d); err != nil {
+		switch err := archive.ApplyLifecycle(ctx, client, bucket, prefix, d); {
+		case errors.Is(err, archive.ErrLifecycleNotSupported):
+			// A property of the server (versitygw, some S3-compatible
+			// stores), not a fault: said once per start, not counted.
+			c.log.Warn("archive lifecycle rule not applied: the S3 server does not support lifecycle rules; glacier_after_days has no effect there",
+				"bucket", bucket, "glacier_after_days", d)
+		case err != nil:
 			c.cnt.archiveErrors.Add(1)
 			c.log.Error("archive lifecycle rule not applied", "err", err)
-		} else {
+		default:
 			c.log.Info("archive lifecycle rule applied", "bucket", bucket, "prefix", prefix, "glacier_after_days", d)
 		}
 	}
