@@ -126,3 +126,35 @@ func TestPublisherSendsDTCs(t *testing.T) {
 		t.Fatalf("decode errors: %v", errs)
 	}
 }
+
+// FuzzDecodeDTCReport feeds arbitrary payloads to DecodeDTCReport: an
+// error wrapping ErrBadDTC, ErrVersion or ErrTooLarge, or a report that
+// re-encodes to one decoding the same. Seeded with a good report and the
+// rejection table's payloads.
+func FuzzDecodeDTCReport(f *testing.F) {
+	good, err := EncodeDTCReport(NewDTCReport("T-1", 42, dtcDM1s))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(strings.Replace(string(good), `"v":1`, `"v":2`, 1)))
+	f.Add([]byte(`{"v":1,"truck":"T-1","time":1,"ecus":[]}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		r, err := DecodeDTCReport(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadDTC) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("error %v wraps no sentinel", err)
+			}
+			return
+		}
+		again, err := EncodeDTCReport(r)
+		if err != nil {
+			t.Fatalf("decoded report does not re-encode: %v", err)
+		}
+		r2, err := DecodeDTCReport(again)
+		if err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("round trip: %+v != %+v (%v)", r, r2, err)
+		}
+	})
+}
