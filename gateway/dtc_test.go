@@ -169,3 +169,38 @@ func TestReplayedDM1ReachesCabAndUplink(t *testing.T) {
 		t.Fatal(decodeErr)
 	}
 }
+
+// TestDTCsOfQuietECUExpire: an ECU whose last DM1 is more than
+// dtcStaleAfter older than another ECU's latest no longer counts (it went
+// quiet or was switched off); one that keeps reporting stays.
+func TestDTCsOfQuietECUExpire(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Truck = "T-EXP"
+	cfg.DataDir = t.TempDir()
+	cfg.CAN = []string{"tcp://127.0.0.1:1"}
+	cfg.Cab.Listen = CabOff
+	cfg.Uplink.BrokerURL = "tcp://127.0.0.1:1"
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Queue().Close()
+	const s = int64(time.Second)
+	coolant := []sensors.DTC{{SPN: 110, FMI: 0, Occurrences: 1}}
+	g.onDM1(sensors.DM1{Source: 3, Time: 0, DTCs: []sensors.DTC{{SPN: 190, FMI: 2, Occurrences: 1}}})
+	for i := int64(0); i <= 12; i++ {
+		g.onDM1(sensors.DM1{Source: 0, Time: i * s, DTCs: coolant})
+	}
+	got := g.DTCs()
+	if len(got) != 1 || got[0].Source != 0 || !slices.Equal(got[0].DTCs, coolant) {
+		t.Fatalf("DTCs after 12 s %+v, want only the engine's", got)
+	}
+	// The live expiry on the gateway's clock: everything heard in 1970 is
+	// stale now.
+	g.dtc.mu.Lock()
+	dropped := g.dtc.expireLocked(time.Now().UnixNano())
+	g.dtc.mu.Unlock()
+	if !dropped || len(g.DTCs()) != 0 {
+		t.Fatalf("expire on the gateway's clock: dropped %v, left %+v", dropped, g.DTCs())
+	}
+}
