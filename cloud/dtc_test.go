@@ -1,9 +1,14 @@
 package cloud
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/abc4logistics/tankguard/gateway"
 	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
 )
@@ -71,5 +76,60 @@ func TestDTCReportOnTruckPage(t *testing.T) {
 	waitFor(t, "cleared report accepted", func() bool { return c.Stats().DTCReports == 2 })
 	if v := get(); len(v.Truck.Faults) != 0 || v.Truck.FaultLamp != "" {
 		t.Fatalf("faults not cleared: %+v", v.Truck)
+	}
+}
+
+// TestGatewayDM1ToConsole replays a candump log with a BAM DM1 through a
+// real gateway uplinking to the cloud's embedded broker: the engine's three
+// codes reach the truck's console view.
+func TestGatewayDM1ToConsole(t *testing.T) {
+	c := startCloud(t, t.TempDir(), nil)
+	cfg := gateway.DefaultConfig()
+	cfg.Truck = "T-GW"
+	cfg.DataDir = t.TempDir()
+	cfg.Replay = []string{"../gateway/testdata/dm1_bam.candump"}
+	cfg.ReplayFollow = true
+	cfg.Cab.Listen = gateway.CabOff
+	cfg.Uplink.BrokerURL = "tcp://" + c.BrokerAddr()
+	g, err := gateway.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	}()
+	var v struct {
+		Truck struct {
+			Faults []struct {
+				SPN  uint32 `json:"spn"`
+				Name string `json:"name"`
+			} `json:"faults"`
+			FaultLamp string `json:"fault_lamp"`
+		} `json:"truck"`
+	}
+	waitFor(t, "the engine's codes on the console", func() bool {
+		resp, err := http.DefaultClient.Do(authed("GET", "http://"+c.HTTPAddr()+"/api/trucks/T-GW", nil))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		v.Truck.Faults = nil
+		return json.NewDecoder(resp.Body).Decode(&v) == nil && len(v.Truck.Faults) == 3
+	})
+	var names []string
+	for _, f := range v.Truck.Faults {
+		names = append(names, f.Name)
+	}
+	if want := []string{"engine coolant temperature", "engine oil pressure", "engine oil temperature"}; !slices.Equal(names, want) || v.Truck.FaultLamp != "amber_warning" {
+		t.Fatalf("faults %q lamp %q, want %q and amber_warning", names, v.Truck.FaultLamp, want)
 	}
 }
