@@ -395,3 +395,16 @@ func BenchmarkTPReassembleDM1(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDM1ListenerOtherFrame is what every non-diagnostic frame of a
+// bus pays for the DM1 listener.
+func BenchmarkDM1ListenerOtherFrame(b *testing.B) {
+	l := NewDM1Listener(func(DM1) {})
+	f := frame(0x18FEEE00, 130, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+	b.ReportAllocs()
+	var t int64
+	for b.Loop() {
+		t += 1e6
+		l.Frame(f, t)
+	}
+}
