@@ -23,19 +23,19 @@ func TestInvalidBucketRefusedAtStart(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
+// startupLog is a log sink safe for concurrent writes.
+type startupLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *startupLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *startupLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -50,7 +50,7 @@ func TestLifecycleNotSupportedWarnsOnce(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	var logs syncBuffer
+	var logs startupLog
 	c, err := New(Config{DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
 		Archive: "s3://fleet/tankguard", S3: S3Config{Endpoint: endpoint, PathStyle: true, GlacierAfterDays: 30}},
 		slog.New(slog.NewTextHandler(&logs, nil)))

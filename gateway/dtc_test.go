@@ -20,14 +20,14 @@ import (
 	"github.com/abc4logistics/tankguard/uplink"
 )
 
-type allowAll struct{ mochi.HookBase }
+type dtcAllowAll struct{ mochi.HookBase }
 
-func (*allowAll) ID() string { return "allow-all" }
-func (*allowAll) Provides(b byte) bool {
+func (*dtcAllowAll) ID() string { return "allow-all" }
+func (*dtcAllowAll) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
-func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+func (*dtcAllowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (*dtcAllowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 // TestReplayedDM1ReachesCabAndUplink replays a candump log in which the
 // engine reports a coolant code in one frame, then three codes by BAM
@@ -37,7 +37,7 @@ func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { ret
 // the retained DTC report the gateway uplinked.
 func TestReplayedDM1ReachesCabAndUplink(t *testing.T) {
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(new(dtcAllowAll), nil); err != nil {
 		t.Fatal(err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})

@@ -59,19 +59,19 @@ func buildTool(t *testing.T, dir, pkg, name string) string {
 	return bin
 }
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
+// childOutput collects a child's output.
+type childOutput struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *childOutput) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *childOutput) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -144,7 +144,7 @@ func TestCloudOverMosquittoTLS(t *testing.T) {
 		"-broker-url", "ssl://"+addr, "-client-id", "tankguard-cloud",
 		"-broker-cert", filepath.Join(pki, "cloud.pem"), "-broker-key", filepath.Join(pki, "cloud-key.pem"),
 		"-broker-ca", filepath.Join(pki, "ca.pem"))
-	var stderr lockedBuffer
+	var stderr childOutput
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -200,7 +200,7 @@ func TestCloudOverMosquittoTLS(t *testing.T) {
 	}
 
 	// A truck over mutual TLS, as its gateway would publish.
-	tc, err := uplink.TLSConfig(readFile(t, filepath.Join(pki, "truck-01.pem")), readFile(t, filepath.Join(pki, "truck-01-key.pem")), readFile(t, filepath.Join(pki, "ca.pem")), "")
+	tc, err := uplink.TLSConfig(pemFile(t, filepath.Join(pki, "truck-01.pem")), pemFile(t, filepath.Join(pki, "truck-01-key.pem")), pemFile(t, filepath.Join(pki, "ca.pem")), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestCloudOverMosquittoTLS(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, p string) []byte {
+func pemFile(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
