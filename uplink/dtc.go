@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -216,6 +217,41 @@ func dtcSame(a, b DTCReport) bool {
 	return true
 }
 
+// dtcMaxFails is how many connections in a row may end with a DTC
+// report unacknowledged before the publisher stops sending them: a broker
+// whose ACL predates up/dtc (an older tankguard broker, an AWS IoT policy
+// without the topic) drops the connection on the refused publish, and
+// telemetry must not pay for that with a reconnect loop.
+const dtcMaxFails = 2
+
+// dtcFailed records a DTC publish that was not acknowledged. A token that
+// was still pending when the session ended is given a moment to settle:
+// a broker refusing the topic disconnects at once.
+func (p *Publisher) dtcFailed(ctx context.Context, tok mqtt.Token) {
+	if ctx.Err() != nil && !tok.WaitTimeout(time.Second) {
+		return // the session ended for another reason while it was in flight
+	}
+	if ctx.Err() != nil && tok.Error() == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dtcFails++
+	if p.dtcFails >= dtcMaxFails && !p.dtcOff {
+		p.dtcOff = true
+		p.log.Warn("uplink: the broker refuses DTC reports (connection dropped on "+KindDTC+" twice); not sending them until restart: allow the topic in the broker ACL or IoT policy",
+			"topic", Topic(p.cfg.Truck, KindDTC), "error", tok.Error())
+	}
+}
+
+// DTCsDisabled reports whether the publisher gave up on DTC reports
+// because the broker refused them (see dtcMaxFails).
+func (p *Publisher) DTCsDisabled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dtcOff
+}
+
 // DTCsSent reports whether the broker acknowledged the latest report set.
 func (p *Publisher) DTCsSent() bool {
 	p.mu.Lock()
@@ -228,9 +264,9 @@ func (p *Publisher) DTCsSent() bool {
 func (p *Publisher) runDTCs(ctx context.Context, c mqtt.Client) {
 	for first := true; ; first = false {
 		p.mu.Lock()
-		r, sent := p.dtc, p.dtcSent
+		r, sent, off := p.dtc, p.dtcSent, p.dtcOff
 		p.mu.Unlock()
-		if r != nil && (!sent || first) {
+		if r != nil && (!sent || first) && !off {
 			payload, err := EncodeDTCReport(*r)
 			if err != nil {
 				p.log.Error("uplink: DTC report not sent", "error", err)
@@ -240,9 +276,11 @@ func (p *Publisher) runDTCs(ctx context.Context, c mqtt.Client) {
 			} else {
 				tok := c.Publish(Topic(p.cfg.Truck, KindDTC), 1, true, payload)
 				if !waitToken(ctx, tok, p.cfg.PublishTimeout) || tok.Error() != nil {
+					p.dtcFailed(ctx, tok)
 					return // the session is failing; the next one sends it
 				}
 				p.mu.Lock()
+				p.dtcFails = 0
 				if p.dtc == r {
 					p.dtcSent = true
 				}

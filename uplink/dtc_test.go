@@ -4,8 +4,12 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/abc4logistics/tankguard/sensors"
 )
@@ -157,4 +161,56 @@ func FuzzDecodeDTCReport(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v (%v)", r, r2, err)
 		}
 	})
+}
+
+// refuseDTC is a broker ACL that predates up/dtc: everything else allowed.
+type refuseDTC struct{ mochi.HookBase }
+
+func (*refuseDTC) ID() string { return "refuse-dtc" }
+func (*refuseDTC) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (*refuseDTC) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (*refuseDTC) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
+	return !write || !strings.HasSuffix(topic, "/"+KindDTC)
+}
+
+// TestPublisherGivesUpOnRefusedDTCs: a broker whose ACL refuses up/dtc
+// drops the connection on each report (mochi, like AWS IoT Core, does so
+// for MQTT 3.1.1). The publisher stops sending reports after two such
+// connections, and the telemetry still all arrives.
+func TestPublisherGivesUpOnRefusedDTCs(t *testing.T) {
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: discardLog()})
+	if err := srv.AddHook(new(refuseDTC), nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := newLoopbackListener(t, srv)
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var mu sync.Mutex
+	readings := 0
+	err := srv.Subscribe(UpFilter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		if b, err := Decode(pk.Payload, DefaultLimits()); err == nil {
+			mu.Lock()
+			readings += len(b.Readings)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t)
+	p := runPublisher(t, Config{BrokerURL: "tcp://" + addr, Truck: "T-1", ReconnectMin: 20 * time.Millisecond, ReconnectMax: 50 * time.Millisecond,
+		BatchDelay: 20 * time.Millisecond}, q)
+	p.SetDTCs(NewDTCReport("", 1, dtcDM1s))
+	waitFor(t, 10*time.Second, "DTC reports given up", p.DTCsDisabled)
+	if err := q.Append(testReadings(500, 1_700_000_000e9), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "telemetry delivered", func() bool { mu.Lock(); defer mu.Unlock(); return readings == 500 })
+	if st := p.State(); st.Connects > 4 {
+		t.Errorf("%d connections: the refused reports made the publisher reconnect in a loop", st.Connects)
+	}
 }

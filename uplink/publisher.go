@@ -73,6 +73,8 @@ type Publisher struct {
 	seenOrder []string
 	dtc       *DTCReport    // latest set by SetDTCs; under mu
 	dtcSent   bool          // dtc acknowledged by the broker; under mu
+	dtcFails  int           // sessions in a row that ended with dtc unacknowledged; under mu
+	dtcOff    bool          // DTC reports given up on (dtcFailed); under mu
 	dtcKick   chan struct{} // wakes runDTCs, capacity 1
 }
 
