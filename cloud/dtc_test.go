@@ -1,13 +1,16 @@
 package cloud
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/abc4logistics/tankguard/cloud/archive"
 	"github.com/abc4logistics/tankguard/gateway"
 	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
@@ -16,9 +19,11 @@ import (
 // TestDTCReportOnTruckPage: a gateway's retained DTC report reaches the
 // truck's console view with readable names; a later report replaces it; a
 // report of a newer version or naming another truck is refused and
-// counted, and changes nothing.
+// counted, and changes nothing. Each report is archived once (dtcs/), the
+// same report delivered again is not.
 func TestDTCReportOnTruckPage(t *testing.T) {
-	c := startCloud(t, t.TempDir(), nil)
+	dir := t.TempDir()
+	c := startCloud(t, dir, nil)
 	cl := dial(t, c.BrokerAddr(), "T-DTC")
 	topic := uplink.Topic("T-DTC", uplink.KindDTC)
 	report := func(dm1s ...sensors.DM1) []byte {
@@ -46,11 +51,24 @@ func TestDTCReportOnTruckPage(t *testing.T) {
 		getJSON(t, "http://"+c.HTTPAddr()+"/api/trucks/T-DTC", &v)
 		return v
 	}
-	if tok := cl.Publish(topic, 1, true, report(sensors.DM1{Source: 0, Lamps: sensors.Lamps{RedStop: sensors.LampOn},
-		DTCs: []sensors.DTC{{SPN: 110, FMI: 0, Occurrences: 3}, {SPN: 175, FMI: 16, Occurrences: 1}}})); !tok.WaitTimeout(5e9) || tok.Error() != nil {
-		t.Fatal(tok.Error())
+	// tryGet is get for wait loops: the truck may not be known yet.
+	tryGet := func() (view, bool) {
+		var v view
+		resp, err := http.DefaultClient.Do(authed("GET", "http://"+c.HTTPAddr()+"/api/trucks/T-DTC", nil))
+		if err != nil {
+			return v, false
+		}
+		defer resp.Body.Close()
+		return v, resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&v) == nil
 	}
-	waitFor(t, "DTC report accepted", func() bool { return c.Stats().DTCReports == 1 })
+	first := report(sensors.DM1{Source: 0, Lamps: sensors.Lamps{RedStop: sensors.LampOn},
+		DTCs: []sensors.DTC{{SPN: 110, FMI: 0, Occurrences: 3}, {SPN: 175, FMI: 16, Occurrences: 1}}})
+	for range 2 { // the second as a broker redelivers a retained report
+		if tok := cl.Publish(topic, 1, true, first); !tok.WaitTimeout(5e9) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	waitFor(t, "DTC reports accepted", func() bool { v, ok := tryGet(); return ok && c.Stats().DTCReports == 2 && len(v.Truck.Faults) == 2 })
 	v := get()
 	if len(v.Truck.Faults) != 2 || v.Truck.FaultLamp != "red_stop" {
 		t.Fatalf("truck view %+v", v.Truck)
@@ -72,10 +90,31 @@ func TestDTCReportOnTruckPage(t *testing.T) {
 		t.Fatalf("refused reports changed the faults: %+v", v.Truck)
 	}
 
-	publish(t, cl, topic, report(sensors.DM1{Source: 0}))
-	waitFor(t, "cleared report accepted", func() bool { return c.Stats().DTCReports == 2 })
-	if v := get(); len(v.Truck.Faults) != 0 || v.Truck.FaultLamp != "" {
-		t.Fatalf("faults not cleared: %+v", v.Truck)
+	cleared, err := uplink.EncodeDTCReport(uplink.NewDTCReport("T-DTC", 1767225660e9, []sensors.DM1{{Source: 0}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, cl, topic, cleared)
+	waitFor(t, "cleared report shown", func() bool { v, ok := tryGet(); return ok && c.Stats().DTCReports == 3 && len(v.Truck.Faults) == 0 })
+	if v := get(); v.Truck.FaultLamp != "" {
+		t.Fatalf("lamp not cleared: %+v", v.Truck)
+	}
+
+	// The archive: the first report's two codes once, then the cleared
+	// report's "no code" row.
+	var rows []archive.DTC
+	waitFor(t, "DTC rows archived", func() bool {
+		rows, err = archive.ReadAll[archive.DTC](context.Background(), archive.Dir{Root: filepath.Join(dir, "archive")}, archive.DatasetDTCs)
+		return err == nil && len(rows) >= 3
+	})
+	slices.SortFunc(rows, func(a, b archive.DTC) int { return cmp.Or(cmp.Compare(a.TimeNS, b.TimeNS), cmp.Compare(a.SPN, b.SPN)) })
+	want := []archive.DTC{
+		{Truck: "T-DTC", TimeNS: 1767225600e9, SPN: 110, FMI: 0, Occurrences: 3, RedStop: "on", AmberWarning: "off", Malfunction: "off", Protect: "off"},
+		{Truck: "T-DTC", TimeNS: 1767225600e9, SPN: 175, FMI: 16, Occurrences: 1, RedStop: "on", AmberWarning: "off", Malfunction: "off", Protect: "off"},
+		{Truck: "T-DTC", TimeNS: 1767225660e9, SPN: -1, RedStop: "off", AmberWarning: "off", Malfunction: "off", Protect: "off"},
+	}
+	if !slices.Equal(rows, want) {
+		t.Fatalf("archived DTC rows\n got %+v\nwant %+v", rows, want)
 	}
 }
 

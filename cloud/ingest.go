@@ -30,6 +30,7 @@ const (
 	stagedEdge     byte = 'E' // a gateway's batch, after dedup
 	stagedCloud    byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
 	stagedIncident byte = 'I' // an incident's new state, JSON (incident.Incident)
+	stagedDTC      byte = 'D' // a truck's DTC report, JSON (uplink.DTCReport)
 )
 
 // message is one uplinked MQTT message: a paho message, or one taken from
@@ -92,6 +93,7 @@ type ingester struct {
 	// the archiver need not decode it again.
 	remember func(id uint64, kind byte, b uplink.Batch)
 	nowFunc  func() time.Time
+	dtcSeen  map[string]int64 // per truck, the time of the last DTC report staged; step's own
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -204,6 +206,18 @@ func (in *ingester) step(msgs []message) error {
 				continue
 			}
 			in.cnt.dtcReports.Add(1)
+			// Retained: the broker hands the same report again on every
+			// subscription; archive each report once per run.
+			if in.dtcSeen == nil {
+				in.dtcSeen = map[string]int64{}
+			}
+			if in.dtcSeen[truck] != r.Time {
+				in.dtcSeen[truck] = r.Time
+				rec := append([]byte{stagedDTC}, m.Payload()...)
+				commit.Staged = append(commit.Staged, rec)
+				decoded = append(decoded, stagedBatch{kind: stagedDTC})
+				stagedBytes += len(rec)
+			}
 			statuses = append(statuses, func() { in.sink.DTCs(r) })
 			continue
 		}
@@ -291,7 +305,9 @@ func (in *ingester) step(msgs []message) error {
 		in.cnt.commits.Add(1)
 		if in.remember != nil {
 			for i, id := range commit.StagedIDs {
-				in.remember(id, decoded[i].kind, decoded[i].b)
+				if decoded[i].kind != stagedDTC { // the archiver decodes those itself
+					in.remember(id, decoded[i].kind, decoded[i].b)
+				}
 			}
 		}
 	}

@@ -142,6 +142,7 @@ func TestAthenaDDL(t *testing.T) {
 		"'projection.hour.digits'='2'",
 		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.alerts (", "`source` string",
 		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.acks (",
+		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.dtcs (", "`spn` int", "`red_stop` string",
 	} {
 		if !strings.Contains(ddl, want) {
 			t.Errorf("DDL lacks %q", want)
