@@ -159,6 +159,15 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 			a.corrupt(id, fmt.Errorf("empty record"))
 			return nil
 		}
+		if v[0] == stagedDTC {
+			r, err := uplink.DecodeDTCReport(v[1:])
+			if err != nil {
+				a.corrupt(id, err)
+				return nil
+			}
+			b.DTCs = append(b.DTCs, archive.DTCRows(r)...)
+			return nil
+		}
 		if v[0] == stagedIncident {
 			var inc incident.Incident
 			if err := json.Unmarshal(v[1:], &inc); err != nil {

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,7 @@ type Cloud struct {
 	archive    archive.Store
 	inc        *incident.Manager
 	client     mqtt.Client
+	clientTLS  *tls.Config // BrokerClientTLS loaded, nil without (brokertls.go)
 
 	runOnce sync.Once
 	// flushNow asks the archiver to flush without waiting for its
@@ -63,6 +65,10 @@ func New(cfg Config, log *slog.Logger) (*Cloud, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cloud{cfg: cfg, log: log, ready: make(chan struct{})}
+	var err error
+	if c.clientTLS, err = loadClientTLS(cfg.BrokerClientTLS); err != nil {
+		return nil, err
+	}
 	c.console = console.New(log.With("component", "console"), console.Options{
 		Stats:        func() any { return c.Stats() },
 		Incidents:    c,
@@ -332,6 +338,10 @@ func (c *Cloud) run(ctx context.Context) error {
 	filters := map[string]byte{uplink.StatusFilter: 1}
 	if c.cfg.Ingest == IngestSubscribe {
 		filters[uplink.UpFilter] = 1
+	} else {
+		// The broker hook ingests batches only; DTC reports (state, retained)
+		// come by subscription.
+		filters[uplink.DTCFilter] = 1
 	}
 	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
 	c.client = client
@@ -373,8 +383,9 @@ func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handler).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			log.Warn("broker connection lost", "err", err)
+			log.Warn("broker connection lost; reconnecting", "broker", brokerURL, "err", err)
 		}).
+		SetConnectionNotificationHandler(c.connectionLog(brokerURL, log)).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			tok := cl.SubscribeMultiple(filters, handler)
 			go func() {
@@ -386,6 +397,9 @@ func (c *Cloud) connect(brokerURL string, filters map[string]byte, handler mqtt.
 				once.Do(func() { close(subscribed) })
 			}()
 		})
+	if c.clientTLS != nil {
+		opts.SetTLSConfig(c.clientTLS)
+	}
 	client := mqtt.NewClient(opts)
 	client.Connect() // retries in the background until Disconnect
 	return client
@@ -442,10 +456,16 @@ func (c *Cloud) openArchive(ctx context.Context) (archive.Store, error) {
 		return nil, err
 	}
 	if d := c.cfg.S3.GlacierAfterDays; d > 0 {
-		if err := archive.ApplyLifecycle(ctx, client, bucket, prefix, d); err != nil {
+		switch err := archive.ApplyLifecycle(ctx, client, bucket, prefix, d); {
+		case errors.Is(err, archive.ErrLifecycleNotSupported):
+			// A property of the server (versitygw, some S3-compatible
+			// stores), not a fault: said once per start, not counted.
+			c.log.Warn("archive lifecycle rule not applied: the S3 server does not support lifecycle rules; glacier_after_days has no effect there",
+				"bucket", bucket, "glacier_after_days", d)
+		case err != nil:
 			c.cnt.archiveErrors.Add(1)
 			c.log.Error("archive lifecycle rule not applied", "err", err)
-		} else {
+		default:
 			c.log.Info("archive lifecycle rule applied", "bucket", bucket, "prefix", prefix, "glacier_after_days", d)
 		}
 	}

@@ -442,8 +442,10 @@ func TestArchiveToS3(t *testing.T) {
 		slices.Sort(seqs)
 		return slices.Equal(seqs, seqRange(1, 40))
 	})
-	if s := c.Stats(); s.ArchiveErrors != 1 {
-		t.Errorf("archive errors %d, want 1 (versitygw answers the lifecycle call with 501)", s.ArchiveErrors)
+	// versitygw answers the lifecycle call with 501: a warning at start,
+	// not an archive error (TestLifecycleNotSupportedWarnsOnce).
+	if s := c.Stats(); s.ArchiveErrors != 0 {
+		t.Errorf("archive errors %d, want 0", s.ArchiveErrors)
 	}
 }
 

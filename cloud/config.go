@@ -29,6 +29,11 @@ type Config struct {
 	// BrokerURL is an external broker to subscribe to instead, e.g.
 	// "tcp://127.0.0.1:1883" (Mosquitto).
 	BrokerURL string `json:"broker_url,omitempty"`
+	// BrokerClientTLS configures the cloud's TLS client for an external
+	// broker (BrokerURL ssl://, tls:// or wss://): a client certificate for
+	// Mosquitto's require_certificate or AWS IoT Core, and the CA that
+	// signs the broker's certificate.
+	BrokerClientTLS ClientTLSConfig `json:"broker_client_tls"`
 	// BrokerTLS, if set, makes the embedded broker's listener mutual TLS
 	// with per-truck identity (see cloud/broker/auth.go); the cloud's own
 	// client then connects over the unix socket DataDir/broker.sock.
@@ -116,6 +121,23 @@ type BrokerTLSConfig struct {
 	// and disconnects their clients. A missing file: nothing revoked.
 	RevokedFile string `json:"revoked_file,omitempty"`
 }
+
+// ClientTLSConfig names the PEM files of the cloud's MQTT client TLS.
+type ClientTLSConfig struct {
+	// CertFile and KeyFile are the client certificate and key
+	// (tankguard-ca cloud); set both or neither.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// CAFile is the CA certificate that signs the broker's certificate;
+	// empty uses the system roots (AWS IoT Core).
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName overrides the name checked in the broker's certificate;
+	// default the host of BrokerURL.
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Enabled reports whether any client TLS file is configured.
+func (t ClientTLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
 
 // Enabled reports whether mutual TLS is configured.
 func (t BrokerTLSConfig) Enabled() bool {
@@ -301,6 +323,15 @@ func (c Config) Validate() error {
 		if err != nil || u.Host == "" || !(u.Scheme == "tcp" || u.Scheme == "mqtt" || u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "ws" || u.Scheme == "wss") {
 			return bad("broker_url %q: want scheme://host:port with scheme tcp, mqtt, ssl, tls, ws or wss", c.BrokerURL)
 		}
+		if t := c.BrokerClientTLS; t.Enabled() && !(u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "wss") {
+			return bad("broker_client_tls is set but broker_url %q is not TLS: use ssl://, tls:// or wss://", c.BrokerURL)
+		}
+	}
+	if t := c.BrokerClientTLS; (t.CertFile == "") != (t.KeyFile == "") {
+		return bad("broker_client_tls: cert_file and key_file go together (got cert_file %q, key_file %q)", t.CertFile, t.KeyFile)
+	}
+	if c.BrokerClientTLS.Enabled() && c.BrokerURL == "" {
+		return bad("broker_client_tls needs broker_url (the embedded broker's own client uses its unix socket)")
 	}
 	if c.Archive != "" {
 		if _, _, err := archive.ParseS3URL(c.Archive); err != nil {

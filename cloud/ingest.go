@@ -30,6 +30,7 @@ const (
 	stagedEdge     byte = 'E' // a gateway's batch, after dedup
 	stagedCloud    byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
 	stagedIncident byte = 'I' // an incident's new state, JSON (incident.Incident)
+	stagedDTC      byte = 'D' // a truck's DTC report, JSON (uplink.DTCReport)
 )
 
 // message is one uplinked MQTT message: a paho message, or one taken from
@@ -92,6 +93,7 @@ type ingester struct {
 	// the archiver need not decode it again.
 	remember func(id uint64, kind byte, b uplink.Batch)
 	nowFunc  func() time.Time
+	dtcSeen  map[string]int64 // per truck, the time of the last DTC report staged; step's own
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -99,6 +101,8 @@ type sink interface {
 	Readings(truck string, rs []sensors.Reading, now time.Time)
 	Status(truck string, online bool, now time.Time)
 	Alert(source string, t detect.Transition)
+	// DTCs takes a truck's latest report of active trouble codes.
+	DTCs(r uplink.DTCReport)
 }
 
 func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s sink, staged func(int)) *ingester {
@@ -192,6 +196,31 @@ func (in *ingester) step(msgs []message) error {
 			statuses = append(statuses, func() { in.sink.Status(truck, online, now) })
 			continue
 		}
+		if kind == uplink.KindDTC {
+			r, err := uplink.DecodeDTCReport(m.Payload())
+			if err == nil && r.Truck != truck {
+				err = fmt.Errorf("DTC report names truck %q", r.Truck)
+			}
+			if err != nil {
+				in.reject(m.Topic(), err)
+				continue
+			}
+			in.cnt.dtcReports.Add(1)
+			// Retained: the broker hands the same report again on every
+			// subscription; archive each report once per run.
+			if in.dtcSeen == nil {
+				in.dtcSeen = map[string]int64{}
+			}
+			if in.dtcSeen[truck] != r.Time {
+				in.dtcSeen[truck] = r.Time
+				rec := append([]byte{stagedDTC}, m.Payload()...)
+				commit.Staged = append(commit.Staged, rec)
+				decoded = append(decoded, stagedBatch{kind: stagedDTC})
+				stagedBytes += len(rec)
+			}
+			statuses = append(statuses, func() { in.sink.DTCs(r) })
+			continue
+		}
 		if kind != uplink.KindTelemetry && kind != uplink.KindAlerts {
 			in.reject(m.Topic(), fmt.Errorf("unexpected topic kind %q", kind))
 			continue
@@ -276,7 +305,9 @@ func (in *ingester) step(msgs []message) error {
 		in.cnt.commits.Add(1)
 		if in.remember != nil {
 			for i, id := range commit.StagedIDs {
-				in.remember(id, decoded[i].kind, decoded[i].b)
+				if decoded[i].kind != stagedDTC { // the archiver decodes those itself
+					in.remember(id, decoded[i].kind, decoded[i].b)
+				}
 			}
 		}
 	}

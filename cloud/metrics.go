@@ -72,6 +72,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctr(mcMessages, s.Messages, "data")
 	ctr(mcMessages, s.StatusMessages, "status")
+	ctr(mcMessages, s.DTCReports, "dtc")
 	ctr(mcReadings, s.Readings)
 	ctr(mcRejected, s.BadPayloads, "bad_payload")
 	ctr(mcRejected, s.InvalidRecords, "invalid_record")

@@ -15,6 +15,8 @@ import (
 type Stats struct {
 	Messages           uint64 `json:"messages"`             // MQTT messages received on the data lanes
 	StatusMessages     uint64 `json:"status_messages"`      // status (online/offline) messages received
+	DTCReports         uint64 `json:"dtc_reports"`          // DTC reports (active trouble codes) accepted
+	BrokerConnectFails uint64 `json:"broker_connect_fails"` // failed attempts to connect to the broker
 	BadPayloads        uint64 `json:"bad_payloads"`         // messages rejected whole (undecodable, wrong truck, bad topic)
 	InvalidRecords     uint64 `json:"invalid_records"`      // records dropped from accepted messages (seq 0, unknown signal, wrong truck)
 	Readings           uint64 `json:"readings"`             // readings accepted (new)
@@ -45,6 +47,7 @@ type counters struct {
 	messages, statusMessages, badPayloads, invalidRecords, readings, duplicateReadings,
 	duplicateRecords, edgeAlerts, cloudAlerts, acks, commits, archiveObjects, archiveRows,
 	archiveBytes, archiveErrors, stagedCorrupt, dedupForgotten, notifySent, notifyDead, commands, commandErrors atomic.Uint64
+	dtcReports, brokerConnectFailures atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -55,7 +58,8 @@ func (c *counters) snapshot() Stats {
 		Acks: c.acks.Load(), Commits: c.commits.Load(), ArchiveObjects: c.archiveObjects.Load(),
 		ArchiveRows: c.archiveRows.Load(), ArchiveBytes: c.archiveBytes.Load(), ArchiveErrors: c.archiveErrors.Load(),
 		StagedCorrupt: c.stagedCorrupt.Load(), DedupForgotten: c.dedupForgotten.Load(), NotifySent: c.notifySent.Load(), NotifyDead: c.notifyDead.Load(),
-		Commands: c.commands.Load(), CommandErrors: c.commandErrors.Load(),
+		Commands: c.commands.Load(), CommandErrors: c.commandErrors.Load(), DTCReports: c.dtcReports.Load(),
+		BrokerConnectFails: c.brokerConnectFailures.Load(),
 	}
 }
 

@@ -49,6 +49,17 @@ type Config struct {
 	// the uplink to send what is queued before it returns; what is left
 	// stays in the queue for the next run. Default 15 s; 0 returns at once.
 	ReplayDrain time.Duration `json:"replay_drain,omitempty"`
+	// RecordCandump, when set, records every frame of the live CAN buses
+	// to this file in can-utils candump -L format (what Replay reads),
+	// rotated at RecordMaxBytes to RecordCandump.1 .. .RecordKeep.
+	RecordCandump string `json:"record_candump,omitempty"`
+	// RecordMaxBytes is the size at which the recording is rotated.
+	// Default 64 MiB (sensors.DefaultRecordMaxBytes); at least 4096.
+	RecordMaxBytes int64 `json:"record_max_bytes,omitempty"`
+	// RecordKeep is how many rotated recordings are kept, so the bus
+	// recording takes at most (RecordKeep+1) × RecordMaxBytes of disk.
+	// Default 3; negative keeps none.
+	RecordKeep int `json:"record_keep,omitempty"`
 	// DBC is the DBC file's text; nil means the repository's
 	// sensors.DefaultDBC.
 	DBC []byte `json:"-"`
@@ -103,6 +114,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway config: replay_drain %v is negative", c.ReplayDrain)
 	case c.AdvanceInterval < 0:
 		return fmt.Errorf("gateway config: advance_interval %v is negative", c.AdvanceInterval)
+	case c.RecordMaxBytes != 0 && c.RecordMaxBytes < 4096:
+		return fmt.Errorf("gateway config: record_max_bytes %d: want at least 4096", c.RecordMaxBytes)
+	case c.RecordCandump != "" && len(c.CAN) == 0:
+		return errors.New("gateway config: record_candump needs a live can bus to record")
 	}
 	for i, a := range c.CAN {
 		if a == "" {

@@ -53,6 +53,9 @@ type Gateway struct {
 	appendEr uint64              // failed buffer appends
 
 	cmdErrors atomic.Uint64 // rejected downlink commands
+
+	dtc dtcTable                 // latest DM1 per ECU (dtc.go)
+	rec *sensors.CandumpRecorder // nil unless RecordCandump (record.go)
 }
 
 // New opens the gateway's queue and builds its stages. Close is done by
@@ -102,6 +105,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	// per reading on the uplink instead of ~5 (uplink bench).
 	stamp := func() time.Time { return clk.Now().Truncate(time.Millisecond) }
 	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
+	g.dtc.ecus = map[uint8]sensors.DM1{}
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
 		if err != nil {
@@ -112,7 +116,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		g.cab.SetClock(clk.Now)
 	}
 	for _, addr := range cfg.CAN {
-		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log})
+		g.can = append(g.can, &sensors.CANSource{Addr: addr, Decoder: dec, Now: stamp, Flags: clk.Flags, Logger: log, OnDM1: g.onDM1})
+	}
+	if err := g.openRecording(); err != nil {
+		q.Close()
+		return nil, err
 	}
 	for _, port := range cfg.Probe {
 		g.probe = append(g.probe, &sensors.ProbeSource{Port: port, Now: stamp, Flags: clk.Flags, Logger: log})
@@ -133,7 +141,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.replayFiles = append(g.replayFiles, f)
 		g.replayDone.Add(1) // Done when Run has read it to the end
-		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: g.replayDec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path)})
+		g.replay = append(g.replay, &sensors.CandumpReplay{Log: f, Decoder: g.replayDec, Speed: cfg.ReplaySpeed, Logger: log.With("component", "replay", "file", path), OnDM1: g.onDM1})
 	}
 	for _, port := range cfg.Serial {
 		g.nmea = append(g.nmea, &sensors.NMEASource{Port: port, Now: stamp, Flags: clk.Flags, OnFix: clk.OnFix, Logger: log})
@@ -183,6 +191,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	grp.Go(func() error { return g.pub.Run(ctx) })
+	if len(g.can) > 0 {
+		grp.Go(func() error { return g.expireDTCs(ctx) })
+	}
+	if g.rec != nil {
+		defer g.closeRecording()
+		grp.Go(func() error { return g.flushRecording(ctx) })
+	}
 	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {
 		grp.Go(func() error { return g.cab.Run(ctx) })

@@ -150,6 +150,28 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 		frames += st.Frames
 		replayMalformed += st.Malformed
 	}
+	// J1939 transport sessions and DM1s, live and replayed (dtc.go).
+	var dm sensors.DM1Stats
+	addDM1 := func(st sensors.DM1Stats) {
+		dm.Received += st.Received
+		dm.Malformed += st.Malformed
+		tp, x := &dm.Transport, st.Transport
+		tp.Completed += x.Completed
+		tp.Aborted += x.Aborted
+		tp.Replaced += x.Replaced
+		tp.TimedOut += x.TimedOut
+		tp.BadSequence += x.BadSequence
+		tp.Reset += x.Reset
+		tp.Malformed += x.Malformed
+		tp.Orphan += x.Orphan
+		tp.Dropped += x.Dropped
+	}
+	for _, s := range g.can {
+		addDM1(s.DM1Stats())
+	}
+	for _, r := range g.replay {
+		addDM1(r.DM1Stats())
+	}
 	var nm sensors.NMEAStats
 	var ser sensors.SerialStats
 	for _, s := range g.nmea {
@@ -177,9 +199,20 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 		{"can_not_available", can.NotAvailable}, {"can_reserved", can.Reserved}, {"can_implausible", can.Implausible},
 		{"nmea_no_fix", nm.NoFix}, {"nmea_garbage", nm.Garbage}, {"nmea_checksum", nm.Checksum},
 		{"nmea_malformed", nm.Malformed}, {"nmea_too_long", nm.TooLong}, {"replay_malformed", replayMalformed},
+		{"dm1_malformed", dm.Malformed}, {"j1939_tp_malformed", dm.Transport.Malformed}, {"j1939_tp_orphan", dm.Transport.Orphan},
+		{"j1939_tp_timed_out", dm.Transport.TimedOut}, {"j1939_tp_aborted", dm.Transport.Aborted}, {"j1939_tp_replaced", dm.Transport.Replaced},
+		{"j1939_tp_bad_sequence", dm.Transport.BadSequence}, {"j1939_tp_reset", dm.Transport.Reset}, {"j1939_tp_session_limit", dm.Transport.Dropped},
 	} {
 		counter(ch, mRejected, r.v, t, r.cause)
 	}
+	if g.rec != nil {
+		rs := g.rec.Stats()
+		counter(ch, mSourceEvents, rs.Frames, t, "candump_recorded")
+		counter(ch, mSourceEvents, rs.Rotations, t, "candump_rotated")
+		counter(ch, mRejected, rs.Errors, t, "candump_record_error")
+	}
+	counter(ch, mSourceEvents, dm.Received, t, "dm1_received")
+	counter(ch, mSourceEvents, dm.Transport.Completed, t, "j1939_tp_completed")
 	counter(ch, mSourceEvents, connects, t, "can_connect")
 	counter(ch, mSourceEvents, dialErr, t, "can_dial_error")
 	counter(ch, mSourceEvents, disc, t, "can_disconnect")

@@ -82,8 +82,34 @@ func AppendCandumpLine(b []byte, r CandumpRecord) []byte {
 	b = append(b, ") "...)
 	b = append(b, r.Interface...)
 	b = append(b, ' ')
-	b = append(b, r.Frame.String()...)
+	b = appendFrame(b, r.Frame)
 	return append(b, '\n')
+}
+
+// appendFrame appends f as can.Frame.String writes it (ID#DATA, upper-case
+// hex, 8 id digits for extended frames, #R for remote), without
+// allocating: the gateway records every frame of its bus this way.
+func appendFrame(b []byte, f can.Frame) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	digits := 3
+	if f.IsExtended {
+		digits = 8
+	}
+	for i := digits - 1; i >= 0; i-- {
+		b = append(b, hexDigits[f.ID>>(4*i)&0xF])
+	}
+	b = append(b, '#')
+	if f.IsRemote {
+		b = append(b, 'R')
+		if f.Length > 0 {
+			b = strconv.AppendInt(b, int64(f.Length), 10)
+		}
+		return b
+	}
+	for _, c := range f.Data[:min(f.Length, 8)] {
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xF])
+	}
+	return b
 }
 
 // CandumpStats counts a candump replay.
@@ -111,13 +137,27 @@ type CandumpReplay struct {
 	// Logger receives rate-limited reports of malformed lines; nil means
 	// silent.
 	Logger *slog.Logger
+	// OnDM1, when set, receives every DM1 in the log (single-frame or
+	// reassembled, timed out on the log's timestamps), from Run's
+	// goroutine; it owns the DM1.
+	OnDM1 func(DM1)
 
+	dm1                               atomic.Pointer[DM1Listener]
 	lines, frames, skipped, malformed atomic.Uint64
 }
 
 // Stats returns a snapshot of the replay's counters.
 func (r *CandumpReplay) Stats() CandumpStats {
 	return CandumpStats{Lines: r.lines.Load(), Frames: r.frames.Load(), Skipped: r.skipped.Load(), Malformed: r.malformed.Load()}
+}
+
+// DM1Stats returns the DM1 and transport-protocol counters (zero when
+// OnDM1 is not set).
+func (r *CandumpReplay) DM1Stats() DM1Stats {
+	if l := r.dm1.Load(); l != nil {
+		return l.Stats()
+	}
+	return DM1Stats{}
 }
 
 // Run replays the whole log, calling emit with batches of readings (emit
@@ -131,6 +171,11 @@ func (r *CandumpReplay) Run(ctx context.Context, emit func([]Reading)) error {
 	log := r.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	var diag *DM1Listener
+	if r.OnDM1 != nil {
+		diag = NewDM1Listener(r.OnDM1)
+		r.dm1.Store(diag)
 	}
 	sc := bufio.NewScanner(r.Log)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -183,6 +228,9 @@ func (r *CandumpReplay) Run(ctx context.Context, emit func([]Reading)) error {
 			}
 		}
 		r.frames.Add(1)
+		if diag != nil {
+			diag.Frame(rec.Frame, rec.Time)
+		}
 		out = r.Decoder.Decode(rec.Frame, rec.Time, out)
 		if len(out) >= 200 {
 			flush()

@@ -61,8 +61,28 @@ type CANSource struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts (doubling). Defaults DefaultMinBackoff, DefaultMaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// OnDM1, when set, receives every DM1 (active trouble codes) on the
+	// bus, single-frame or reassembled from the transport protocol, from
+	// Run's goroutine; it owns the DM1.
+	OnDM1 func(DM1)
+	// Record, when set, receives every frame (data and remote, not error
+	// frames) as received, named RecordInterface, to record the bus.
+	Record *CandumpRecorder
+	// RecordInterface is the interface name written for this bus; default
+	// the SocketCAN interface name, or "can0" for a tcp:// bus.
+	RecordInterface string
 
-	c canSourceCounters
+	c   canSourceCounters
+	dm1 atomic.Pointer[DM1Listener]
+}
+
+// DM1Stats returns the DM1 and transport-protocol counters (zero when
+// OnDM1 is not set).
+func (s *CANSource) DM1Stats() DM1Stats {
+	if l := s.dm1.Load(); l != nil {
+		return l.Stats()
+	}
+	return DM1Stats{}
 }
 
 // Stats returns a snapshot of the source's counters.
@@ -119,6 +139,17 @@ func (s *CANSource) Run(ctx context.Context, emit func([]Reading)) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "can", "addr", s.Addr)
+	if s.RecordInterface == "" {
+		s.RecordInterface = "can0"
+		if network == "can" {
+			s.RecordInterface = address
+		}
+	}
+	var diag *DM1Listener
+	if s.OnDM1 != nil {
+		diag = NewDM1Listener(s.OnDM1)
+		s.dm1.Store(diag)
+	}
 	backoff := minB
 	buf := make([]byte, 64*socketCANFrameLen)
 	out := make([]Reading, 0, 256)
@@ -136,7 +167,10 @@ func (s *CANSource) Run(ctx context.Context, emit func([]Reading)) error {
 		} else {
 			s.c.connects.Add(1)
 			log.Info("can connected")
-			got, err := s.read(ctx, conn, buf, out, now, emit)
+			if diag != nil {
+				diag.Reset() // packets lost while disconnected cannot be recovered
+			}
+			got, err := s.read(ctx, conn, buf, out, now, emit, diag)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -159,7 +193,7 @@ func (s *CANSource) Run(ctx context.Context, emit func([]Reading)) error {
 
 // read receives frames from conn until it fails; got reports whether any
 // frame arrived.
-func (s *CANSource) read(ctx context.Context, conn net.Conn, buf []byte, out []Reading, now func() time.Time, emit func([]Reading)) (got bool, err error) {
+func (s *CANSource) read(ctx context.Context, conn net.Conn, buf []byte, out []Reading, now func() time.Time, emit func([]Reading), diag *DM1Listener) (got bool, err error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer func() {
 		stop()
@@ -186,7 +220,14 @@ func (s *CANSource) read(ctx context.Context, conn net.Conn, buf []byte, out []R
 					s.c.errorFrames.Add(1)
 					continue
 				}
-				out = s.Decoder.Decode(sf.DecodeFrame(), t, out)
+				f := sf.DecodeFrame()
+				if s.Record != nil {
+					s.Record.Record(s.RecordInterface, f, t)
+				}
+				if diag != nil {
+					diag.Frame(f, t)
+				}
+				out = s.Decoder.Decode(f, t, out)
 			}
 			have = copy(buf, buf[off:have])
 			if len(out) > 0 {

@@ -26,3 +26,6 @@ var (
 	// ErrCandump reports a candump log line that does not parse.
 	ErrCandump = errors.New("candump: malformed line")
 )
+
+// ErrDM1 reports DM1 (active trouble codes) data that does not decode.
+var ErrDM1 = errors.New("dm1: malformed message")

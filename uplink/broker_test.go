@@ -36,6 +36,7 @@ type testBroker struct {
 	kinds    []string
 	status   []string
 	decodeEr []error
+	dtcs     []DTCReport // decoded up/dtc reports, in arrival order
 	arrived  chan struct{}
 }
 
@@ -91,6 +92,17 @@ func (b *testBroker) start(addr string) {
 		_, kind, err := ParseTopic(pk.TopicName)
 		if err != nil {
 			b.record(Batch{}, "", err)
+			return
+		}
+		if kind == KindDTC {
+			r, err := DecodeDTCReport(pk.Payload)
+			b.mu.Lock()
+			if err != nil {
+				b.decodeEr = append(b.decodeEr, err)
+			} else {
+				b.dtcs = append(b.dtcs, r)
+			}
+			b.mu.Unlock()
 			return
 		}
 		batch, err := Decode(pk.Payload, DefaultLimits())

@@ -71,6 +71,11 @@ type Publisher struct {
 	cmdClosed bool
 	seenIDs   map[string]struct{}
 	seenOrder []string
+	dtc       *DTCReport    // latest set by SetDTCs; under mu
+	dtcSent   bool          // dtc acknowledged by the broker; under mu
+	dtcFails  int           // sessions in a row that ended with dtc unacknowledged; under mu
+	dtcOff    bool          // DTC reports given up on (dtcFailed); under mu
+	dtcKick   chan struct{} // wakes runDTCs, capacity 1
 }
 
 // commandBuffer is the capacity of the Commands channel.
@@ -93,7 +98,7 @@ func NewPublisher(cfg Config, q queue, log *slog.Logger) (*Publisher, error) {
 	}
 	cfg = cfg.withDefaults()
 	p := &Publisher{cfg: cfg, q: q, log: log.With("component", "uplink", "truck", cfg.Truck),
-		cmds: make(chan Command, commandBuffer), seenIDs: map[string]struct{}{}}
+		cmds: make(chan Command, commandBuffer), seenIDs: map[string]struct{}{}, dtcKick: make(chan struct{}, 1)}
 	p.st.Since = cfg.Now()
 	return p, nil
 }
@@ -198,7 +203,12 @@ func (p *Publisher) Run(ctx context.Context) error {
 		attempt = 0
 		p.setOnline(true, nil)
 		p.log.Info("uplink connected", "broker", p.cfg.BrokerURL)
+		dtcCtx, stopDTC := context.WithCancel(ctx)
+		dtcDone := make(chan struct{})
+		go func() { defer close(dtcDone); p.runDTCs(dtcCtx, c) }()
 		err = p.session(ctx, c, lost)
+		stopDTC()
+		<-dtcDone
 		p.setOnline(false, err)
 		if ctx.Err() != nil {
 			p.goodbye(c)

@@ -9,6 +9,7 @@ import (
 //
 //	tankguard/v1/trucks/{truck}/up/telemetry   gateway -> cloud, QoS 1, batches of readings
 //	tankguard/v1/trucks/{truck}/up/alerts      gateway -> cloud, QoS 1, batches of alert transitions and acks (priority lane)
+//	tankguard/v1/trucks/{truck}/up/dtc         gateway -> cloud, QoS 1, retained JSON report of active trouble codes (DM1)
 //	tankguard/v1/trucks/{truck}/status         gateway -> cloud, retained "online"/"offline" (last will)
 //	tankguard/v1/trucks/{truck}/cmd            cloud -> gateway, QoS 1, JSON commands (config_update retained)
 const topicRoot = "tankguard/v1/trucks/"
@@ -23,6 +24,10 @@ const (
 
 // UpFilter is the subscription filter the cloud uses for all uplinked data.
 const UpFilter = topicRoot + "+/up/#"
+
+// DTCFilter is the subscription filter for every truck's DTC reports
+// (covered by UpFilter too).
+const DTCFilter = topicRoot + "+/" + KindDTC
 
 // StatusFilter is the subscription filter for every truck's status.
 const StatusFilter = topicRoot + "+/status"
@@ -55,7 +60,7 @@ func ParseTopic(topic string) (truck, kind string, err error) {
 		return "", "", fmt.Errorf("topic %q: bad truck id", topic)
 	}
 	switch kind {
-	case KindTelemetry, KindAlerts, KindStatus, KindCommand:
+	case KindTelemetry, KindAlerts, KindStatus, KindCommand, KindDTC:
 		return truck, kind, nil
 	}
 	return "", "", fmt.Errorf("topic %q: unknown kind %q", topic, kind)

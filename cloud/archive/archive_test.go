@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -151,10 +152,17 @@ func TestParseS3URL(t *testing.T) {
 		in, bucket, prefix string
 		ok                 bool
 	}{
-		{"s3://b/p/q/", "b", "p/q", true},
-		{"s3://b", "b", "", true},
+		{"s3://fleet/p/q/", "fleet", "p/q", true},
+		{"s3://fleet-archive.eu-1", "fleet-archive.eu-1", "", true},
 		{"s3:///p", "", "", false},
 		{"/tmp/x", "", "", false},
+		{"s3://b/p", "", "", false},             // too short
+		{"s3://Fleet_Archive/p", "", "", false}, // upper case, underscore
+		{"s3://fleet..archive", "", "", false},  // ".."
+		{"s3://-fleet", "", "", false},          // starts with '-'
+		{"s3://192.168.1.10/p", "", "", false},  // an IP address
+		{"s3://xn--fleet", "", "", false},       // reserved prefix
+		{"s3://" + strings.Repeat("a", 64), "", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -6,18 +6,21 @@ import (
 	"strings"
 )
 
-// AthenaDDL returns CREATE EXTERNAL TABLE statements, one per dataset, for
-// an archive at location ("s3://bucket/prefix"), in database. Partitions
-// use Athena partition projection (dt by day from 2024-01-01, hour 00-23),
+// AthenaDDL returns CREATE DATABASE IF NOT EXISTS, then CREATE EXTERNAL
+// TABLE statements, one per dataset, for an archive at location
+// ("s3://bucket/prefix"), in database. Partitions use Athena partition
+// projection (dt by day over a range relative to the query's time, the
+// last 10 years up to tomorrow, so it never needs editing; hour 00-23),
 // so no partition ever needs adding by hand. Columns follow the stored
 // rows' Parquet tags; the view readings_v reassembles each reading's value.
 func AthenaDDL(location, database string) string {
 	location = strings.TrimSuffix(location, "/")
 	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS %s;\n\n", database)
 	for _, ds := range []struct {
 		name string
 		row  any
-	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}, {DatasetIncidents, Incident{}}} {
+	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}, {DatasetIncidents, Incident{}}, {DatasetDTCs, DTC{}}} {
 		loc := location + "/" + ds.name + "/"
 		fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", database, ds.name)
 		cols := columns(ds.row)
@@ -33,7 +36,7 @@ func AthenaDDL(location, database string) string {
 			{"projection.enabled", "true"},
 			{"projection.dt.type", "date"},
 			{"projection.dt.format", "yyyy-MM-dd"},
-			{"projection.dt.range", "2024-01-01,NOW"},
+			{"projection.dt.range", athenaDays},
 			{"projection.dt.interval", "1"},
 			{"projection.dt.interval.unit", "DAYS"},
 			{"projection.hour.type", "integer"},
@@ -63,6 +66,11 @@ FROM %[1]s.readings;
 `, database)
 	return b.String()
 }
+
+// athenaDays is the projected dt range, relative to when a query runs:
+// ten years of history, and tomorrow for readings stamped by a gateway
+// whose clock runs ahead of UTC midnight.
+const athenaDays = "NOW-10YEARS,NOW+1DAYS"
 
 // columns returns (name, Athena type) of each field of row.
 func columns(row any) [][2]string {

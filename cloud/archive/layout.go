@@ -11,10 +11,11 @@ const (
 	DatasetAlerts    = "alerts"
 	DatasetAcks      = "acks"
 	DatasetIncidents = "incidents"
+	DatasetDTCs      = "dtcs"
 )
 
 // Datasets lists every dataset, in a stable order.
-var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents}
+var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents, DatasetDTCs}
 
 // Partition returns the partition path of an event at unixNS in dataset:
 // "readings/dt=2026-11-26/hour=01". Partitions follow event time, never

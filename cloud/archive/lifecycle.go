@@ -2,7 +2,9 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -33,7 +35,26 @@ func ApplyLifecycle(ctx context.Context, client *s3.Client, bucket, prefix strin
 		}}},
 	})
 	if err != nil {
+		if notSupported(err) {
+			return fmt.Errorf("archive lifecycle s3://%s/%s: %w: %v", bucket, prefix, ErrLifecycleNotSupported, err)
+		}
 		return fmt.Errorf("archive lifecycle s3://%s/%s: %w", bucket, prefix, err)
 	}
 	return nil
+}
+
+// ErrLifecycleNotSupported reports an S3 endpoint that does not implement
+// bucket lifecycle rules (HTTP 501 NotImplemented, as versitygw and some
+// other S3-compatible servers answer): a property of the server, not a
+// failure to retry or alarm on.
+var ErrLifecycleNotSupported = errors.New("the S3 server does not support lifecycle rules")
+
+// notSupported reports whether err is an S3 "not implemented" answer.
+func notSupported(err error) bool {
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) && status.HTTPStatusCode() == http.StatusNotImplemented {
+		return true
+	}
+	var api interface{ ErrorCode() string } // smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NotImplemented"
 }

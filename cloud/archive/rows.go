@@ -3,6 +3,7 @@ package archive
 import (
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/sensors"
+	"github.com/abc4logistics/tankguard/uplink"
 )
 
 // Sources of alert rows.
@@ -94,15 +95,51 @@ func AckRow(a detect.Ack) Ack {
 	return Ack{Truck: a.Truck, Signal: a.Signal.String(), Seq: int64(a.Seq), StartNS: a.Start, TimeNS: a.Time, By: a.By, Severity: a.Severity.String()}
 }
 
+// DTC is one active trouble code of one ECU in a truck's DTC report
+// (J1939 DM1, uplink.DTCReport), partitioned by the report's time: the
+// rows of a report share TimeNS, and the newest TimeNS of a truck is its
+// current state. An ECU that reported no code has one row with SPN -1, so
+// a fault clearing shows in the archive.
+type DTC struct {
+	Truck        string `parquet:"truck,dict"`
+	TimeNS       int64  `parquet:"time_ns"` // the report's time
+	Source       int32  `parquet:"source"`  // J1939 address of the ECU
+	SPN          int32  `parquet:"spn"`     // -1: the ECU reported no code
+	FMI          int32  `parquet:"fmi"`
+	Occurrences  int32  `parquet:"oc"` // 127: not available
+	RedStop      string `parquet:"red_stop,dict"`
+	AmberWarning string `parquet:"amber_warning,dict"`
+	Malfunction  string `parquet:"malfunction,dict"`
+	Protect      string `parquet:"protect,dict"`
+}
+
+// DTCRows converts a DTC report to its archive rows.
+func DTCRows(r uplink.DTCReport) []DTC {
+	var out []DTC
+	for _, e := range r.ECUs {
+		row := DTC{Truck: r.Truck, TimeNS: r.Time, Source: int32(e.Source), SPN: -1,
+			RedStop: e.Lamps.RedStop, AmberWarning: e.Lamps.AmberWarning, Malfunction: e.Lamps.Malfunction, Protect: e.Lamps.Protect}
+		if len(e.DTCs) == 0 {
+			out = append(out, row)
+		}
+		for _, c := range e.DTCs {
+			row.SPN, row.FMI, row.Occurrences = int32(c.SPN), int32(c.FMI), int32(c.Occurrences)
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
 // Batch is the rows of one flush, in any order.
 type Batch struct {
 	Readings  []Reading
 	Alerts    []Alert
 	Acks      []Ack
 	Incidents []Incident
+	DTCs      []DTC
 }
 
 // Len returns the number of rows in b.
 func (b *Batch) Len() int {
-	return len(b.Readings) + len(b.Alerts) + len(b.Acks) + len(b.Incidents)
+	return len(b.Readings) + len(b.Alerts) + len(b.Acks) + len(b.Incidents) + len(b.DTCs)
 }

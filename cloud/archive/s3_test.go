@@ -2,9 +2,12 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -49,10 +52,12 @@ func TestS3Versity(t *testing.T) {
 	if !slices.Equal(got, rows) {
 		t.Fatalf("read back %d rows, not the %d written", len(got), len(rows))
 	}
-	// The lifecycle call is not implemented by versitygw; it must fail
-	// with a clear error, not hang or panic.
+	// The lifecycle call is not implemented by versitygw: it fails with
+	// ErrLifecycleNotSupported (a warning for the cloud), not hang or panic.
 	if err := ApplyLifecycle(ctx, client, "fleet-archive", "prod/v1", 90); err == nil {
 		t.Log("versitygw accepted the lifecycle configuration")
+	} else if !errors.Is(err, ErrLifecycleNotSupported) {
+		t.Errorf("versitygw lifecycle error %v is not ErrLifecycleNotSupported", err)
 	}
 }
 
@@ -92,8 +97,42 @@ func TestApplyLifecycleRequest(t *testing.T) {
 	}
 }
 
+// TestLifecycleNotSupported: a server answering 501 NotImplemented is
+// told apart from a real failure (403 here).
+func TestLifecycleNotSupported(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   string
+		want   bool
+	}{{501, "NotImplemented", true}, {403, "AccessDenied", false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(tc.status)
+			fmt.Fprintf(w, "<Error><Code>%s</Code><Message>no</Message></Error>", tc.code)
+		}))
+		client := s3.New(s3.Options{
+			Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true,
+			Credentials:      credentials.NewStaticCredentialsProvider("a", "b", ""),
+			RetryMaxAttempts: 1,
+		})
+		err := ApplyLifecycle(context.Background(), client, "fleet-archive", "prod", 90)
+		srv.Close()
+		if err == nil || errors.Is(err, ErrLifecycleNotSupported) != tc.want {
+			t.Errorf("HTTP %d: err %v, not-supported %v, want %v", tc.status, err, errors.Is(err, ErrLifecycleNotSupported), tc.want)
+		}
+	}
+}
+
 func TestAthenaDDL(t *testing.T) {
 	ddl := AthenaDDL("s3://fleet-archive/prod/", "tankguard")
+	if !strings.HasPrefix(ddl, "CREATE DATABASE IF NOT EXISTS tankguard;\n") {
+		t.Errorf("DDL does not start by creating the database:\n%.200s", ddl)
+	}
+	// The projected range is relative to the query's time: no fixed date
+	// that a later year would outgrow.
+	if !strings.Contains(ddl, "'projection.dt.range'='NOW-10YEARS,NOW+1DAYS'") || regexp.MustCompile(`'projection\.dt\.range'='[0-9]`).MatchString(ddl) {
+		t.Errorf("projection range is fixed:\n%s", ddl)
+	}
 	for _, want := range []string{
 		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.readings (",
 		"`time_ns` bigint", "`value` double", "`flags` int", "`truck` string",
@@ -103,6 +142,7 @@ func TestAthenaDDL(t *testing.T) {
 		"'projection.hour.digits'='2'",
 		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.alerts (", "`source` string",
 		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.acks (",
+		"CREATE EXTERNAL TABLE IF NOT EXISTS tankguard.dtcs (", "`spn` int", "`red_stop` string",
 	} {
 		if !strings.Contains(ddl, want) {
 			t.Errorf("DDL lacks %q", want)

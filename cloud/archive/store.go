@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -199,5 +200,39 @@ func ParseS3URL(u string) (bucket, prefix string, err error) {
 	if bucket == "" {
 		return "", "", fmt.Errorf("archive url %q: empty bucket", u)
 	}
+	if err := validBucket(bucket); err != nil {
+		return "", "", fmt.Errorf("archive url %q: bucket %q: %v", u, bucket, err)
+	}
 	return bucket, prefix, nil
+}
+
+// validBucket applies the S3 bucket naming rules (general purpose
+// buckets): 3-63 characters of lower-case letters, digits, '.' and '-',
+// starting and ending with a letter or digit, no "..", not an IPv4
+// address, none of the reserved prefixes and suffixes. Every flush would
+// fail on a bucket S3 cannot have, so the cloud refuses it at start.
+func validBucket(b string) error {
+	if len(b) < 3 || len(b) > 63 {
+		return fmt.Errorf("%d characters, want 3 to 63", len(b))
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return fmt.Errorf("character %q at %d: want lower-case letters, digits, '.' or '-'", c, i)
+		}
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	switch {
+	case !alnum(b[0]) || !alnum(b[len(b)-1]):
+		return errors.New("must start and end with a letter or digit")
+	case strings.Contains(b, ".."):
+		return errors.New(`must not contain ".."`)
+	case net.ParseIP(b) != nil:
+		return errors.New("must not be an IP address")
+	case strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-") || strings.HasPrefix(b, "amzn-s3-demo-"):
+		return errors.New("reserved prefix")
+	case strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3") || strings.HasSuffix(b, ".mrap") || strings.HasSuffix(b, "--x-s3"):
+		return errors.New("reserved suffix")
+	}
+	return nil
 }

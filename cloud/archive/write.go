@@ -45,6 +45,12 @@ func Write(ctx context.Context, st Store, stem string, b *Batch) (Stats, error) 
 	if err := writeDataset(ctx, st, &s, DatasetIncidents, stem, b.Incidents, func(r Incident) int64 { return r.ChangedNS }); err != nil {
 		return s, err
 	}
+	slices.SortStableFunc(b.DTCs, func(x, y DTC) int {
+		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.TimeNS, y.TimeNS))
+	})
+	if err := writeDataset(ctx, st, &s, DatasetDTCs, stem, b.DTCs, func(r DTC) int64 { return r.TimeNS }); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

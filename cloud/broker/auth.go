@@ -28,7 +28,7 @@ import (
 //     (the uplink's default), so a truck cannot take over another truck's
 //     persistent session (and with it that truck's command subscription).
 //   - It may publish only to tankguard/v1/trucks/{identity}/up/telemetry,
-//     .../up/alerts and .../status, and its last will may name only
+//     .../up/alerts, .../up/dtc and .../status, and its last will may name only
 //     .../status (mochi does not check a will against the ACL, so the
 //     will is checked at CONNECT).
 //   - It may subscribe only to the exact filter
@@ -313,14 +313,15 @@ func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) (bool, str
 }
 
 // truckMay reports whether truck id may publish to (write) or subscribe
-// with (read) topic: its own up/telemetry, up/alerts and status topics,
+// with (read) topic: its own up/telemetry, up/alerts, up/dtc and status topics,
 // and exactly its own cmd topic.
 func truckMay(id, topic string, write bool) bool {
 	if !write {
 		return topic == uplink.Topic(id, uplink.KindCommand)
 	}
 	switch topic {
-	case uplink.Topic(id, uplink.KindTelemetry), uplink.Topic(id, uplink.KindAlerts), uplink.Topic(id, uplink.KindStatus):
+	case uplink.Topic(id, uplink.KindTelemetry), uplink.Topic(id, uplink.KindAlerts), uplink.Topic(id, uplink.KindStatus),
+		uplink.Topic(id, uplink.KindDTC):
 		return true
 	}
 	return false

@@ -204,7 +204,7 @@ func TestTruckCannotSpeakForAnother(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Disconnect(0)
-		for _, topic := range []string{aTel, uplink.Topic("truck-A", uplink.KindAlerts), uplink.Topic("truck-A", uplink.KindStatus)} {
+		for _, topic := range []string{aTel, uplink.Topic("truck-A", uplink.KindAlerts), uplink.Topic("truck-A", uplink.KindDTC), uplink.Topic("truck-A", uplink.KindStatus)} {
 			tok := c.Publish(topic, 1, false, []byte("x"))
 			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				t.Fatalf("publish %s: %v", topic, tok.Error())

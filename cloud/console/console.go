@@ -55,6 +55,13 @@ type Truck struct {
 	Severity string `json:"severity"`
 	// Status is offline, critical, warning or normal (the map colour).
 	Status string `json:"status"`
+	// Faults are the ECUs' active trouble codes from the truck's latest
+	// DTC report (dtc.go), as of FaultsTime; FaultLamp is "red_stop" or
+	// "amber_warning" when an ECU has that lamp on, else "". The slice is
+	// replaced, never changed in place.
+	Faults     []Fault   `json:"faults,omitempty"`
+	FaultLamp  string    `json:"fault_lamp,omitempty"`
+	FaultsTime time.Time `json:"faults_time,omitzero"`
 
 	open        map[string]detect.Severity // open alert key+source -> severity
 	shownSilent bool

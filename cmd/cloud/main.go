@@ -7,6 +7,7 @@
 //	                           print a password hash (or a users-file entry) for the console
 //	cloud athena-ddl -archive s3://bucket/prefix [-database tankguard]
 //	                           print CREATE EXTERNAL TABLE statements (partition projection)
+//	cloud help, cloud -h       print usage with the subcommands and flags
 //
 // It prints the console URL and the broker address once ready.
 package main
@@ -45,10 +46,28 @@ func athenaDDL(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// usageHead is what `cloud -h` and `cloud help` print before the flags.
+const usageHead = `cloud runs the tankguard cloud: MQTT broker (embedded unless -broker-url),
+ingest, re-detection, archive, incidents, notifications and the fleet console.
+
+usage:
+  cloud [flags]                 run until SIGINT/SIGTERM
+  cloud -config cloud.json      the same, with settings from a JSON file (flags win)
+  cloud hash-password [-alg bcrypt|argon2id] [-name N -role R] [-token] < password
+                                print a password hash (or a users-file entry)
+  cloud athena-ddl -archive s3://bucket/prefix [-database tankguard]
+                                print the Athena DDL for an S3 archive
+  cloud help                    print this help
+
+Run "cloud SUBCOMMAND -h" for a subcommand's flags.
+
+flags:
+`
+
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			os.Exit(0) // the help was asked for and printed
 		}
 		fmt.Fprintln(os.Stderr, "cloud:", err)
 		os.Exit(1)
@@ -64,6 +83,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if len(args) > 0 && args[0] == "help" {
+		fs.SetOutput(stdout)
+	}
 	var (
 		configFile    = fs.String("config", "", "JSON config file (keys as in cloud.Config's json tags); flags override it")
 		dataDir       = fs.String("data", "./var/cloud", "data directory (database and local archive)")
@@ -74,6 +100,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		brokerCA      = fs.String("broker-tls-ca", "", "embedded broker: the fleet CA that signs the trucks' certificates (PEM)")
 		brokerCRL     = fs.String("broker-revoked", "", "embedded broker: revocation list (tankguard-ca revoke), re-read when it changes")
 		brokerURL     = fs.String("broker-url", "", "use this external MQTT broker instead of the embedded one, e.g. tcp://127.0.0.1:1883")
+		clientCert    = fs.String("broker-cert", "", "client certificate (PEM) for a TLS -broker-url (ssl://host:8883), e.g. cloud.pem from tankguard-ca cloud; Mosquitto require_certificate, AWS IoT Core")
+		clientKey     = fs.String("broker-key", "", "key (PEM) of -broker-cert")
+		clientCA      = fs.String("broker-ca", "", "CA certificate (PEM) that signs the broker's certificate (default: system roots)")
+		brokerName    = fs.String("broker-server-name", "", "name to check in the broker's certificate (default: the -broker-url host)")
 		clientID      = fs.String("client-id", cloud.DefaultClientID, "MQTT client id (persistent session)")
 		httpListen    = fs.String("http", cloud.DefaultHTTPListen, "console listen address (host:port)")
 		archiveURL    = fs.String("archive", "", `archive location: "" = <data>/archive, or s3://bucket/prefix`)
@@ -88,11 +118,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		snsEndpoint   = fs.String("sns-endpoint", "", "SNS endpoint override URL")
 		flushInterval = fs.Duration("flush-interval", cloud.DefaultFlushInterval, "how often staged records are written to the archive")
 		logLevel      = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		usersFile     = fs.String("users", "", "console users file (JSON; hashes from `cloud hash-password`); default <data>/users.json, created with a random admin password written to <data>/initial-admin-password (0600)")
+		usersFile     = fs.String("users", "", "console users file (JSON; hashes from 'cloud hash-password'); default <data>/users.json, created with a random admin password written to <data>/initial-admin-password (0600)")
 		tileURL       = fs.String("tiles", "", "console map tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, a graticule)")
 	)
+	if len(args) > 0 && args[0] == "help" {
+		if len(args) > 1 {
+			return fmt.Errorf("help: unexpected arguments %q", args[1:])
+		}
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (subcommands: hash-password, athena-ddl, help)", fs.Args())
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -131,6 +171,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	apply("broker-tls-key", func() { cfg.BrokerTLS.KeyFile = *brokerKey })
 	apply("broker-tls-ca", func() { cfg.BrokerTLS.ClientCAFile = *brokerCA })
 	apply("broker-revoked", func() { cfg.BrokerTLS.RevokedFile = *brokerCRL })
+	apply("broker-cert", func() { cfg.BrokerClientTLS.CertFile = *clientCert })
+	apply("broker-key", func() { cfg.BrokerClientTLS.KeyFile = *clientKey })
+	apply("broker-ca", func() { cfg.BrokerClientTLS.CAFile = *clientCA })
+	apply("broker-server-name", func() { cfg.BrokerClientTLS.ServerName = *brokerName })
 	apply("client-id", func() { cfg.ClientID = *clientID })
 	apply("http", func() { cfg.HTTPListen = *httpListen })
 	apply("archive", func() { cfg.Archive = *archiveURL })

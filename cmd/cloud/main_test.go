@@ -16,7 +16,7 @@ func TestAthenaDDLCommand(t *testing.T) {
 		wantErr bool
 		want    string
 	}{
-		{"ok", []string{"athena-ddl", "-archive", "s3://b/p", "-database", "fleet"}, false, "CREATE EXTERNAL TABLE IF NOT EXISTS fleet.readings"},
+		{"ok", []string{"athena-ddl", "-archive", "s3://fleet/p", "-database", "fleet"}, false, "CREATE EXTERNAL TABLE IF NOT EXISTS fleet.readings"},
 		{"missing archive", []string{"athena-ddl"}, true, ""},
 		{"local archive", []string{"athena-ddl", "-archive", "/tmp/x"}, true, ""},
 	}

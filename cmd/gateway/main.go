@@ -29,6 +29,7 @@ import (
 
 	"github.com/abc4logistics/tankguard/detect"
 	"github.com/abc4logistics/tankguard/gateway"
+	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
 )
 
@@ -60,6 +61,7 @@ type fileConfig struct {
 	Cab     string          `json:"cab_listen"`
 	CabHost []string        `json:"cab_hosts"`
 	DBC     string          `json:"dbc_file"`
+	Record  string          `json:"record_candump"`
 	Detect  json.RawMessage `json:"detect"`
 }
 
@@ -95,6 +97,9 @@ func run() error {
 	flag.Float64Var(&cfgReplaySpeed, "replay-speed", 0, "replay pace: 0 as fast as possible, 1 real time")
 	replayFollow := flag.Bool("replay-follow", false, "keep running after the -replay logs end (default: exit once they end and the uplink has sent what it can within -replay-drain)")
 	replayDrain := flag.Duration("replay-drain", gateway.DefaultConfig().ReplayDrain, "after the -replay logs end, how long to wait for the uplink to send what is queued before exiting (the rest stays queued)")
+	recordCandump := flag.String("record-candump", "", "record the live CAN buses to this file in candump -L format (replayable with -replay), rotated by size")
+	recordMaxMB := flag.Int64("record-max-mb", sensors.DefaultRecordMaxBytes>>20, "rotate the -record-candump file at this size in MiB")
+	recordKeep := flag.Int("record-keep", sensors.DefaultRecordKeep, "rotated -record-candump files to keep (FILE.1 .. FILE.N); the recording takes at most (N+1) × -record-max-mb")
 	flag.Var(&serial, "serial", "NMEA serial port, e.g. /dev/ttyUSB0; repeatable or comma-separated")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -150,6 +155,12 @@ func run() error {
 	cfg.Replay = append([]string(nil), fc.Replay...)
 	if len(replay) > 0 {
 		cfg.Replay = replay
+	}
+	cfg.RecordCandump = pick(*recordCandump, fc.Record)
+	cfg.RecordMaxBytes = *recordMaxMB << 20
+	cfg.RecordKeep = *recordKeep
+	if *recordKeep == 0 {
+		cfg.RecordKeep = -1 // no rotated files
 	}
 	cfg.ReplaySpeed = cfgReplaySpeed
 	cfg.ReplayFollow = *replayFollow

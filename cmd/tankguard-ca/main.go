@@ -52,7 +52,7 @@ import (
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			os.Exit(0) // the help was asked for and printed
 		}
 		fmt.Fprintln(os.Stderr, "tankguard-ca:", err)
 		os.Exit(1)
@@ -61,9 +61,29 @@ func main() {
 
 const usage = "usage: tankguard-ca init|broker|cloud|truck|revoke -dir DIR [flags] [truck ids | certificate files]"
 
+// help is what -h, --help and help print.
+const help = `tankguard-ca creates a fleet certificate authority and issues the
+certificates for mutual TLS between trucks and the cloud's broker.
+
+` + usage + `
+
+  tankguard-ca init   -dir pki [-name "tankguard fleet CA"] [-days 3650]   ca.pem, ca-key.pem
+  tankguard-ca broker -dir pki [-host 127.0.0.1,broker.example.com]      broker.pem, broker-key.pem
+  tankguard-ca cloud  -dir pki [-name tankguard-cloud]                   cloud.pem, cloud-key.pem
+  tankguard-ca truck  -dir pki truck-01 [truck-02 ...]                   truck-01.pem, truck-01-key.pem, ...
+  tankguard-ca revoke -dir pki [-serial HEX] [truck-01.pem ...]          crl.pem (the broker re-reads it)
+
+Run "tankguard-ca COMMAND -h" for a command's flags.
+`
+
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, help)
+		return nil
 	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("tankguard-ca "+cmd, flag.ContinueOnError)

@@ -209,3 +209,19 @@ func TestRevoke(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: -h, --help and help print the usage with every command on
+// stdout and succeed (exit 0).
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		var out, errb bytes.Buffer
+		if err := run([]string{arg}, &out, &errb); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"tankguard-ca init", "tankguard-ca broker", "tankguard-ca cloud", "tankguard-ca truck", "tankguard-ca revoke"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: help lacks %q:\n%s", arg, want, out.String())
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 const MosquittoACL = `# Trucks: the certificate CN is the truck id.
 pattern write tankguard/v1/trucks/%u/up/telemetry
 pattern write tankguard/v1/trucks/%u/up/alerts
+pattern write tankguard/v1/trucks/%u/up/dtc
 pattern write tankguard/v1/trucks/%u/status
 pattern read tankguard/v1/trucks/%u/cmd
 

@@ -111,8 +111,9 @@ type Server struct {
 	values    [sensors.NumSignals]reading
 	bands     [sensors.NumSignals]Band
 	uplink    UplinkState
-	statusVer uint64 // bumped by every change to values, bands, uplink
-	statusBuf []byte // cached "status" event for statusAt
+	faults    faultsJSON // SetDTCs
+	statusVer uint64     // bumped by every change to values, bands, uplink
+	statusBuf []byte     // cached "status" event for statusAt
 	statusAt  uint64
 	alerts    [sensors.NumSignals]*alert
 	eventID   uint64
@@ -510,6 +511,7 @@ type statusJSON struct {
 	Bands  map[string]bandJSON  `json:"bands"`
 	Uplink uplinkJSON           `json:"uplink"`
 	GPIO   string               `json:"gpio"`
+	Faults faultsJSON           `json:"faults"`
 }
 
 type ackJSON struct {
@@ -593,6 +595,10 @@ func (s *Server) statusJSONLocked() statusJSON {
 		Bands:  make(map[string]bandJSON, 2),
 		Uplink: uplinkJSON{Online: s.uplink.Online, Backlog: s.uplink.Backlog},
 		GPIO:   s.gpio,
+		Faults: s.faults,
+	}
+	if st.Faults.Codes == nil {
+		st.Faults.Codes = []faultJSON{}
 	}
 	if !s.uplink.LastSent.IsZero() {
 		st.Uplink.LastSent = s.uplink.LastSent.UnixMilli()

@@ -60,7 +60,7 @@ func Start(t testing.TB, extra ...string) string {
 // appended), until the test ends, and returns 127.0.0.1:port.
 func StartConf(t testing.TB, conf func(port, dir string) string) string {
 	t.Helper()
-	bin := Bin(t)
+	Bin(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +68,15 @@ func StartConf(t testing.TB, conf func(port, dir string) string) string {
 	addr := l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
+	return StartConfOn(t, port, conf)
+}
+
+// StartConfOn is StartConf on a port the caller chose (for a client
+// started before its broker).
+func StartConfOn(t testing.TB, port string, conf func(port, dir string) string) string {
+	t.Helper()
+	bin := Bin(t)
+	addr := net.JoinHostPort("127.0.0.1", port)
 	dir, err := os.MkdirTemp("", "tankguard-mosquitto-")
 	if err != nil {
 		t.Fatal(err)

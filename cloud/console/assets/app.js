@@ -577,6 +577,16 @@ function drawChart(canvas, pts, opt) {
   const ts = vis.filter((p) => p.v !== null && p.v !== undefined).map((p) => p.t);
   canvas.dataset.span = ts.length > 1 ? ((X(Math.max(...ts)) - X(Math.max(t0, Math.min(...ts)))) / (W - L - R)).toFixed(3) : "0";
 }
+// The ECUs' active trouble codes (J1939 DM1) from the truck's latest DTC
+// report; the section is hidden while there are none.
+function renderFaults(t) {
+  const faults = t.faults || [];
+  $("#t-faults").hidden = faults.length === 0;
+  const lamp = $("#t-faultlamp");
+  lamp.textContent = t.fault_lamp === "red_stop" ? "red stop lamp" : t.fault_lamp === "amber_warning" ? "amber warning lamp" : "";
+  lamp.className = "badge " + (t.fault_lamp === "red_stop" ? "critical" : t.fault_lamp ? "warning" : "");
+  $("#t-faultlist").innerHTML = faults.map((f) => `<li data-spn="${f.spn}" data-fmi="${f.fmi}"><b>${esc(f.name)}</b>: ${esc(f.failure)} <span class="muted">SPN ${f.spn} / FMI ${f.fmi}${f.oc < 127 ? `, ${f.oc}×` : ""}${f.source ? `, ECU ${f.source}` : ""}</span></li>`).join("");
+}
 function renderTruck(full) {
   const t = S.trucks.get(T.id);
   if (t) {
@@ -586,6 +596,7 @@ function renderTruck(full) {
     $("#t-coolant").textContent = fmt(t.coolant_temp); $("#t-cargo").textContent = fmt(t.cargo_temp); $("#t-speed").textContent = fmt(t.speed, 0);
     $("#t-pos").textContent = t.lat !== undefined ? `${fmt(t.lat, 4)}, ${fmt(t.lon, 4)}` : "–";
     $("#t-seen").textContent = ago(t.last_seen);
+    renderFaults(t);
   }
   const lim = (sig) => T.limits[sig] || {};
   const cool = series("coolant", "coolant"), cargo = series("cargo", "cargo"), speed = series("speed");

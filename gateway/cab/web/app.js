@@ -174,10 +174,31 @@
     if (u.online) badge($('uplink'), 'ok', 'Fleet link online' + (u.backlog > 0 ? ' · catching up' : ''), kept + ' · ' + last);
     else badge($('uplink'), 'warn', 'No fleet link · sends when back in coverage', kept + ' · ' + last);
 
+    renderFaults(status.faults);
+
     const g = status.gpio;
     const bad = g && g !== 'off' && g !== 'ok';
     $('gpio').classList.toggle('hidden', !bad);
     if (bad) badge($('gpio'), 'bad', 'Buzzer fault', g);
+  }
+
+  // Active trouble codes from the truck's ECUs (J1939 DM1): shown only
+  // while there are some.
+  function renderFaults(f) {
+    const codes = (f && f.codes) || [];
+    $('tile-faults').classList.toggle('hidden', codes.length === 0);
+    const st = $('tile-faults').querySelector('.state');
+    st.className = 'state ' + (f && f.redStop ? 'high' : 'none');
+    st.textContent = f && f.redStop ? 'STOP LAMP' : (f && f.amber ? 'warning lamp' : '');
+    const ul = $('faults');
+    ul.replaceChildren(...codes.map((c) => {
+      const li = document.createElement('li');
+      li.dataset.spn = c.spn;
+      li.dataset.fmi = c.fmi;
+      li.textContent = c.name + ': ' + c.failure + ' (SPN ' + c.spn + ' / FMI ' + c.fmi +
+        (c.oc < 127 ? ', ' + c.oc + '×' : '') + ')';
+      return li;
+    }));
   }
 
   // ---- alert view ----
