@@ -417,8 +417,11 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		}
 		st.DevOn, st.Held = false, false
 	}
-	if away && !st.DevOn && t < st.RearmUntil {
-		// Just after a deviation cleared: learn instead of raising again.
+	if away && !st.DevOn && (t < st.RearmUntil || (t < st.VolRearmUntil && !st.VolOn)) {
+		// Just after a deviation cleared, or after an earlier reading's
+		// volatility flag (one alert per episode; VolRearmUntil is set
+		// only by the generic class's volatility): learn instead of
+		// raising again.
 		s.absorb(x, x)
 		away = false
 	}
@@ -678,7 +681,9 @@ func (s *series) volatility(c *SignalConfig, t int64, d float64) {
 	m := float64(c.VolatilityMargin * (st.VHi - st.VLo))
 	away := v > st.VHi+m || v < st.VLo-m
 	switch {
-	case t < st.VolRearmUntil:
+	case t < st.VolRearmUntil || t < st.RearmUntil || st.DevOn:
+		// One alert per episode: no volatility flag within Rearm of any
+		// flag, nor beside a deviation.
 	case away && c.VolatilityMargin > 0 && st.Ready && st.N >= int64(c.VolatilityWarmup):
 		st.VolOn, st.VolRearmUntil = true, t+int64(c.Rearm)
 	}
