@@ -206,7 +206,10 @@ func DefaultConfig() Config {
 // whichever is more), flags the onset of each excursion beyond everything
 // seen so far, learns the new level, and raises nothing more for Rearm;
 // flags likewise a jump within the range larger than any before
-// (volatility). No rate-of-rise, stuck or missing checks.
+// (volatility) and a recent mean more than ShiftZ long-term standard
+// deviations from the long-term mean (a level shift within the range;
+// as a deviation). One alert per episode: none within Rearm of another.
+// No rate-of-rise, stuck or missing checks.
 func DefaultGenericConfig() SignalConfig {
 	return SignalConfig{
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 150 * time.Minute,
