@@ -59,3 +59,21 @@ func TestSeriesShift(t *testing.T) {
 	}
 	t.Logf("shift at %v raised at %v (every 5 min), %v (every minute)", shiftAt, got[5*time.Minute], got[time.Minute])
 }
+
+// TestSeriesObserveAllocs: the generic class, with every condition on,
+// never allocates per reading.
+func TestSeriesObserveAllocs(t *testing.T) {
+	s, err := NewSeries(DefaultGenericConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(20000, func() {
+		s.Observe(t0+int64(i)*int64(5*time.Minute), float64(i%97)+float64(i/5000))
+		s.Score()
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per reading, want 0", allocs)
+	}
+}
