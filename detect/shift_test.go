@@ -77,3 +77,38 @@ func TestSeriesObserveAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per reading, want 0", allocs)
 	}
 }
+
+// TestShiftNotOnDrift: over a whole day, the slowly drifting noisy 1 Hz
+// temperatures of observation 7 (read every second and every 5 s) raise
+// no level shift: a random-walk level is the long-term spread itself, not
+// a departure from it.
+func TestShiftNotOnDrift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a day of readings per series")
+	}
+	for _, every := range []int{1, 5} {
+		raised, shifts := 0, 0
+		for seed := uint64(0); seed < 6; seed++ {
+			x, err := NewSeries(DefaultGenericConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range driftSeries(seed, 24) {
+				if i%every != 0 {
+					continue
+				}
+				if tr, ok := x.Observe(sec(float64(i)), v); ok && tr.Phase == Raised {
+					raised++
+					if x.s.st.ShiftOn {
+						shifts++
+						t.Errorf("every %d s, series %d at %v: level shift raised at %v", every, seed, time.Duration(i)*time.Second, v)
+					}
+				}
+			}
+		}
+		t.Logf("every %d s: %d alerts in 144 h (%.3f per hour), %d level shifts", every, raised, float64(raised)/144, shifts)
+		if float64(raised)/144 > 0.1 {
+			t.Errorf("every %d s: %.3f alerts per hour, want at most 0.1", every, float64(raised)/144)
+		}
+	}
+}
