@@ -301,10 +301,10 @@ func (c SignalConfig) validate(class string) error {
 		return bad("volatility_warmup", "must not be negative, got %d", c.VolatilityWarmup)
 	case !finite(c.ShiftZ) || c.ShiftZ < 0:
 		return bad("shift_z", "must be a finite number >= 0, got %v", c.ShiftZ)
-	case c.ShiftZ > 0 && (c.ShiftShort <= 0 || c.ShiftLong <= c.ShiftShort):
-		return bad("shift_long", "must be longer than a positive shift_short when shift_z is set, got %v", c.ShiftLong)
-	case c.ShiftShort < 0 || c.ShiftLong < 0:
-		return bad("shift_short", "must not be negative, got %v", c.ShiftShort)
+	case c.ShiftShort < 0 || (c.ShiftZ > 0 && c.ShiftShort == 0):
+		return bad("shift_short", "must be positive when shift_z is set (and never negative), got %v", c.ShiftShort)
+	case c.ShiftLong < 0 || (c.ShiftZ > 0 && c.ShiftLong <= c.ShiftShort):
+		return bad("shift_long", "must be longer than shift_short when shift_z is set (and never negative), got %v", c.ShiftLong)
 	case c.StuckAfter < 0:
 		return bad("stuck_after", "must not be negative, got %v", c.StuckAfter)
 	case c.MissingAfter < 0:
