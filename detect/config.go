@@ -126,6 +126,18 @@ type SignalConfig struct {
 	VolatilityAlpha  float64
 	VolatilityMargin float64
 	VolatilityWarmup int
+	// ShiftZ, when positive, flags a shift of the signal's level (for
+	// signals of unknown nature): the recent mean (an exponentially
+	// weighted mean with time constant ShiftShort) further than ShiftZ
+	// long-term standard deviations from the long-term mean (weighted
+	// over ShiftLong, a plain mean of everything until the signal is that
+	// old), once the readings span Warmup. Like an onset-only deviation
+	// it is raised (as a deviation) for one reading, then not again for
+	// Rearm. It catches a level that leaves its usual distribution while
+	// staying within the range seen, which a new extreme never is. 0
+	// disables.
+	ShiftZ                float64
+	ShiftShort, ShiftLong time.Duration
 	// StuckAfter raises a stuck-sensor alert when the value has not changed
 	// at all for this long (and MinReadings readings); 0 disables. It is
 	// judged on its own, beside every other condition.
@@ -194,13 +206,17 @@ func DefaultConfig() Config {
 // whichever is more), flags the onset of each excursion beyond everything
 // seen so far, learns the new level, and raises nothing more for Rearm;
 // flags likewise a jump within the range larger than any before
-// (volatility). No rate-of-rise, stuck or missing checks.
+// (volatility) and a recent mean more than ShiftZ long-term standard
+// deviations from the long-term mean (a level shift within the range;
+// as a deviation). One alert per episode: none within Rearm of another.
+// No rate-of-rise, stuck or missing checks.
 func DefaultGenericConfig() SignalConfig {
 	return SignalConfig{
 		Sustain: 10 * time.Second, MinReadings: 1, Warmup: 150 * time.Minute,
 		MinMargin: 0, MarginFrac: 0.01, NoiseMargin: 0.5, Hysteresis: 0,
 		MaxGrowth: 0, Decay: 0, OnsetOnly: true, Rearm: 150 * time.Minute,
 		VolatilityAlpha: 0.02, VolatilityMargin: 0.05, VolatilityWarmup: 200,
+		ShiftZ: 4, ShiftShort: 50 * time.Minute, ShiftLong: 84 * time.Hour,
 		WarnHigh: math.NaN(), CritHigh: math.NaN(), WarnLow: math.NaN(), IgnoreBelow: math.NaN(),
 	}
 }
@@ -283,6 +299,12 @@ func (c SignalConfig) validate(class string) error {
 		return bad("volatility_margin", "must be a finite number >= 0, got %v", c.VolatilityMargin)
 	case c.VolatilityWarmup < 0:
 		return bad("volatility_warmup", "must not be negative, got %d", c.VolatilityWarmup)
+	case !finite(c.ShiftZ) || c.ShiftZ < 0:
+		return bad("shift_z", "must be a finite number >= 0, got %v", c.ShiftZ)
+	case c.ShiftShort < 0 || (c.ShiftZ > 0 && c.ShiftShort == 0):
+		return bad("shift_short", "must be positive when shift_z is set (and never negative), got %v", c.ShiftShort)
+	case c.ShiftLong < 0 || (c.ShiftZ > 0 && c.ShiftLong <= c.ShiftShort):
+		return bad("shift_long", "must be longer than shift_short when shift_z is set (and never negative), got %v", c.ShiftLong)
 	case c.StuckAfter < 0:
 		return bad("stuck_after", "must not be negative, got %v", c.StuckAfter)
 	case c.MissingAfter < 0:
@@ -326,12 +348,12 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 	le := binary.LittleEndian
 	for _, v := range []int64{int64(c.Sustain), int64(c.MinReadings), int64(c.Warmup), int64(c.AdaptAfter),
 		int64(c.Rearm), int64(c.RiseWindow), int64(c.StuckAfter), int64(c.MissingAfter), int64(c.VolatilityWarmup),
-		int64(c.Settle), int64(c.StuckFast), int64(c.HeatSoak)} {
+		int64(c.Settle), int64(c.StuckFast), int64(c.HeatSoak), int64(c.ShiftShort), int64(c.ShiftLong)} {
 		b = le.AppendUint64(b, uint64(v))
 	}
 	for _, v := range []float64{c.MinMargin, c.MarginFrac, c.Hysteresis, c.MaxGrowth, c.Decay,
 		c.WarnHigh, c.CritHigh, c.WarnLow, c.LimitHysteresis, c.MaxRise, c.IgnoreBelow,
-		c.VolatilityAlpha, c.VolatilityMargin, c.NoiseMargin, c.SettleTol, c.StuckMove} {
+		c.VolatilityAlpha, c.VolatilityMargin, c.NoiseMargin, c.SettleTol, c.StuckMove, c.ShiftZ} {
 		if math.IsNaN(v) {
 			v = math.NaN() // one canonical NaN
 		}
@@ -351,16 +373,17 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 }
 
 // signalConfigSize is the length of appendBinary's output.
-const signalConfigSize = 12*8 + 16*8 + 1
+const signalConfigSize = 14*8 + 17*8 + 1
 
 func (c *SignalConfig) decodeBinary(b []byte) {
 	le := binary.LittleEndian
 	i := func(k int) int64 { return int64(le.Uint64(b[8*k:])) }
-	f := func(k int) float64 { return math.Float64frombits(le.Uint64(b[96+8*k:])) }
+	f := func(k int) float64 { return math.Float64frombits(le.Uint64(b[14*8+8*k:])) }
 	*c = SignalConfig{
 		Sustain: time.Duration(i(0)), MinReadings: int(i(1)), Warmup: time.Duration(i(2)), AdaptAfter: time.Duration(i(3)),
 		Rearm: time.Duration(i(4)), Settle: time.Duration(i(9)), StuckFast: time.Duration(i(10)), HeatSoak: time.Duration(i(11)),
-		NoiseMargin: f(13), SettleTol: f(14), StuckMove: f(15), RiseWindow: time.Duration(i(5)), StuckAfter: time.Duration(i(6)), MissingAfter: time.Duration(i(7)),
+		NoiseMargin: f(13), SettleTol: f(14), StuckMove: f(15), ShiftZ: f(16),
+		ShiftShort: time.Duration(i(12)), ShiftLong: time.Duration(i(13)), RiseWindow: time.Duration(i(5)), StuckAfter: time.Duration(i(6)), MissingAfter: time.Duration(i(7)),
 		VolatilityWarmup: int(i(8)), VolatilityAlpha: f(11), VolatilityMargin: f(12),
 		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
 		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
@@ -477,6 +500,7 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 		"sustain": &c.Sustain, "adapt_after": &c.AdaptAfter, "rise_window": &c.RiseWindow,
 		"stuck_after": &c.StuckAfter, "missing_after": &c.MissingAfter, "warmup": &c.Warmup, "rearm": &c.Rearm,
 		"settle": &c.Settle, "stuck_fast": &c.StuckFast, "heat_soak": &c.HeatSoak,
+		"shift_short": &c.ShiftShort, "shift_long": &c.ShiftLong,
 	}
 	ints := map[string]*int{"min_readings": &c.MinReadings, "volatility_warmup": &c.VolatilityWarmup}
 	floats := map[string]*float64{
@@ -484,6 +508,7 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 		"max_growth": &c.MaxGrowth, "decay": &c.Decay, "limit_hysteresis": &c.LimitHysteresis,
 		"max_rise": &c.MaxRise, "volatility_alpha": &c.VolatilityAlpha, "volatility_margin": &c.VolatilityMargin,
 		"noise_margin": &c.NoiseMargin, "settle_tol": &c.SettleTol, "stuck_move": &c.StuckMove,
+		"shift_z": &c.ShiftZ,
 	}
 	limits := map[string]*float64{"warn_high": &c.WarnHigh, "crit_high": &c.CritHigh, "warn_low": &c.WarnLow,
 		"ignore_below": &c.IgnoreBelow}

@@ -249,7 +249,7 @@ func (x *Series) Band() Band { return x.s.band(&x.cfg) }
 // little-endian with fixed sizes.
 var stateMagic = []byte("TGDET")
 
-const stateVersion = 3
+const stateVersion = 4
 
 var (
 	seriesStateSize = binary.Size(seriesState{})

@@ -151,6 +151,14 @@ type seriesState struct {
 	VolOn         bool
 	VolRearmUntil int64
 
+	// Shift (generic class): the first reading's time, the long-term
+	// mean and variance, the recent mean, and whether the reading
+	// flagged a shift.
+	ShiftT0                        int64
+	ShiftMu, ShiftVar, ShiftRecent float64
+	ShiftOn                        bool
+	ShiftRearmUntil                int64
+
 	// The open alert: its kind and severity (the most urgent condition),
 	// every active condition, and its start.
 	Open   bool
@@ -269,6 +277,9 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	judged := s.despike(c, t, x)
 	s.limits(c, t, judged, cover)
 	s.deviation(c, t, judged, cover)
+	if c.ShiftZ > 0 {
+		s.shift(c, t, judged, cover)
+	}
 	s.rise(c, t, judged, cover)
 	s.hold(c, t, judged)
 	s.stuck(c, t)
@@ -417,8 +428,11 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		}
 		st.DevOn, st.Held = false, false
 	}
-	if away && !st.DevOn && t < st.RearmUntil {
-		// Just after a deviation cleared: learn instead of raising again.
+	if away && !st.DevOn && (t < st.RearmUntil || (t < st.VolRearmUntil && !st.VolOn)) {
+		// Just after a deviation cleared, or after an earlier reading's
+		// volatility flag (one alert per episode; VolRearmUntil is set
+		// only by the generic class's volatility): learn instead of
+		// raising again.
 		s.absorb(x, x)
 		away = false
 	}
@@ -678,7 +692,9 @@ func (s *series) volatility(c *SignalConfig, t int64, d float64) {
 	m := float64(c.VolatilityMargin * (st.VHi - st.VLo))
 	away := v > st.VHi+m || v < st.VLo-m
 	switch {
-	case t < st.VolRearmUntil:
+	case t < st.VolRearmUntil || t < st.RearmUntil || st.DevOn:
+		// One alert per episode: no volatility flag within Rearm of any
+		// flag, nor beside a deviation.
 	case away && c.VolatilityMargin > 0 && st.Ready && st.N >= int64(c.VolatilityWarmup):
 		st.VolOn, st.VolRearmUntil = true, t+int64(c.Rearm)
 	}
@@ -805,6 +821,7 @@ func (s *series) top() (k Kind, sev Severity, since int64, all Kinds) {
 	consider(st.WarnOn, KindLimit, SeverityWarning, st.Warn.First)
 	consider(st.RiseOn, KindRateOfRise, SeverityWarning, st.Rise.First)
 	consider(st.DevOn, KindDeviation, SeverityWarning, st.Dev.First)
+	consider(st.ShiftOn, KindDeviation, SeverityWarning, st.LastT)
 	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
 	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
 	consider(st.VolOn, KindVolatility, SeverityInfo, st.LastT)
