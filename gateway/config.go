@@ -41,6 +41,11 @@ type Config struct {
 	// AdvanceInterval is how often the detector checks for missing data
 	// against the gateway's clock. Default 1 s.
 	AdvanceInterval time.Duration `json:"advance_interval,omitempty"`
+	// StateInterval is how often the detector's state is saved in the
+	// queue's database besides at every alert transition, so a restart
+	// resumes with what was learned and with open alerts open. Default
+	// 10 s; 0 saves only at transitions.
+	StateInterval time.Duration `json:"state_interval,omitempty"`
 	// Detect configures the detector.
 	Detect detect.Config `json:"detect"`
 	// Buffer configures the store-and-forward queue.
@@ -56,6 +61,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AdvanceInterval: time.Second,
+		StateInterval:   10 * time.Second,
 		Detect:          detect.DefaultConfig(),
 		Buffer:          buffer.DefaultOptions(),
 		Uplink:          defaultUplink(),
@@ -84,6 +90,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway config: no sensors: give at least one can bus, serial port, probe or replay file")
 	case c.ReplaySpeed < 0:
 		return fmt.Errorf("gateway config: replay_speed %v is negative", c.ReplaySpeed)
+	case c.StateInterval < 0:
+		return fmt.Errorf("gateway config: state_interval %v is negative", c.StateInterval)
 	case c.AdvanceInterval < 0:
 		return fmt.Errorf("gateway config: advance_interval %v is negative", c.AdvanceInterval)
 	}

@@ -40,11 +40,20 @@ type Gateway struct {
 
 	// mu serialises the detect stage: sources emit from their own
 	// goroutines, the detector is single-owner.
+	// Nothing under mu waits for I/O: appends and state saves queue and
+	// return (buffer.Queue.Enqueue, SaveState), so a slow or hung disk
+	// never stops detection, the cab, CAN reading or /metrics.
 	mu       sync.Mutex
 	det      *detect.Detector
 	trans    []detect.Transition // scratch, reused per batch
 	alerts   []detect.Transition // every transition since start, for Alerts
 	appendEr uint64              // failed buffer appends
+	// observed is set by the first reading since start: until then the
+	// detector is not advanced, so the time the gateway was down does
+	// not count as missing data of a restored detector.
+	observed  bool
+	restored  []detect.Transition // open alerts of the restored state, shown on the cab at Run
+	stateErrs uint64              // detector states that could not be saved
 
 	cmdErrors atomic.Uint64 // rejected downlink commands
 }
@@ -93,6 +102,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	// per reading on the uplink instead of ~5 (uplink bench).
 	stamp := func() time.Time { return clk.Now().Truncate(time.Millisecond) }
 	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
+	g.restoreState()
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
 		if err != nil {
@@ -169,11 +179,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.pub.Run(ctx) })
 	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {
+		g.mu.Lock()
+		for _, t := range g.restored {
+			g.cab.Transition(t)
+		}
+		g.showBandsLocked()
+		g.mu.Unlock()
 		grp.Go(func() error { return g.cab.Run(ctx) })
 		grp.Go(func() error { return g.feedUplinkState(ctx) })
 	}
 	if g.cfg.AdvanceInterval > 0 {
 		grp.Go(func() error { return g.advance(ctx) })
+	}
+	if g.cfg.StateInterval > 0 {
+		grp.Go(func() error { return g.saveStatePeriodically(ctx) })
 	}
 	g.log.Info("gateway running", "can", g.cfg.CAN, "serial", g.cfg.Serial, "broker", g.cfg.Uplink.BrokerURL)
 	err := grp.Wait()
@@ -205,6 +224,7 @@ func (g *Gateway) closeReplays() {
 func (g *Gateway) observe(batch []sensors.Reading) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.observed = g.observed || len(batch) > 0
 	g.trans = g.trans[:0]
 	for i := range batch {
 		if t, ok := g.det.Observe(batch[i]); ok {
@@ -212,6 +232,9 @@ func (g *Gateway) observe(batch []sensors.Reading) {
 		}
 	}
 	g.appendLocked(batch, g.trans, nil)
+	if len(g.trans) > 0 {
+		g.saveStateLocked()
+	}
 	if g.cab != nil {
 		g.cab.Readings(batch)
 	}
@@ -228,14 +251,15 @@ func (g *Gateway) transition(t detect.Transition) {
 	g.log.Warn("alert", "phase", t.Phase, "signal", t.Signal, "kind", t.Kind, "severity", t.Severity, "value", t.Value, "baseline", t.Baseline)
 }
 
-// appendLocked stores records; a failure is logged and counted, and the
-// pipeline goes on: the driver's display must not stop because the disk
-// did. g.mu is held.
+// appendLocked queues records for the store-and-forward queue and
+// returns without waiting for the disk (buffer.Queue.Enqueue): the driver's
+// display must not stop because the disk did. A failure (a closed queue,
+// or an earlier commit that failed) is logged and counted. g.mu is held.
 func (g *Gateway) appendLocked(r []sensors.Reading, t []detect.Transition, a []detect.Ack) {
 	if len(r) == 0 && len(t) == 0 && len(a) == 0 {
 		return
 	}
-	if err := g.queue.Append(r, t, a); err != nil {
+	if err := g.queue.Enqueue(r, t, a); err != nil {
 		g.appendEr++
 		g.log.Error("buffer append failed; records lost", "readings", len(r), "alerts", len(t), "acks", len(a), "err", err)
 	}
@@ -253,15 +277,23 @@ func (g *Gateway) advance(ctx context.Context) error {
 		}
 		g.mu.Lock()
 		g.trans = g.trans[:0]
-		out := g.det.Advance(g.now().UnixNano(), nil)
-		for _, t := range out {
-			g.transition(t)
+		if g.observed {
+			out := g.det.Advance(g.now().UnixNano(), nil)
+			for _, t := range out {
+				g.transition(t)
+			}
 		}
 		g.appendLocked(nil, g.trans, nil)
+		if len(g.trans) > 0 {
+			g.saveStateLocked()
+		}
 		g.showBandsLocked()
 		g.mu.Unlock()
 	}
 }
+
+// detectedSignals are the signals the detector watches.
+var detectedSignals = []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp}
 
 // showBandsLocked draws the detector's learned normal band and limits on
 // the cab display. g.mu is held.
@@ -269,7 +301,7 @@ func (g *Gateway) showBandsLocked() {
 	if g.cab == nil {
 		return
 	}
-	for _, sig := range []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
+	for _, sig := range detectedSignals {
 		b, ok := g.det.Band(sig)
 		if !ok || !b.Ready {
 			continue
