@@ -47,9 +47,9 @@ var (
 	bucketMeta = []byte("meta")
 	// bucketState holds the caller's named state blobs (SaveState).
 	bucketState = []byte("state")
-	bucketLane = [numLanes][]byte{Priority: []byte("priority"), Telemetry: []byte("telemetry")}
-	keySeq0    = []byte("seq")
-	keyFirst   = []byte("first") // the first sequence number this file assigns
+	bucketLane  = [numLanes][]byte{Priority: []byte("priority"), Telemetry: []byte("telemetry")}
+	keySeq0     = []byte("seq")
+	keyFirst    = []byte("first") // the first sequence number this file assigns
 )
 
 // Chunk is a run of records read from one lane: the records stored under
