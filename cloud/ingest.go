@@ -30,6 +30,10 @@ const (
 	stagedEdge     byte = 'E' // a gateway's batch, after dedup
 	stagedCloud    byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
 	stagedIncident byte = 'I' // an incident's new state, JSON (incident.Incident)
+	// stagedQuarantine: readings whose event time is outside the accepted
+	// bounds; then the receive time (8 bytes, big-endian Unix ns), then an
+	// uplink-encoded batch of them.
+	stagedQuarantine byte = 'Q'
 )
 
 // message is one uplinked MQTT message: a paho message, or one taken from
@@ -55,8 +59,9 @@ func (m *hookMessage) Ack()            { close(m.done) }
 
 // stagedBatch is a staged record before encoding.
 type stagedBatch struct {
-	kind byte
-	b    uplink.Batch
+	kind     byte
+	b        uplink.Batch
+	received int64 // stagedQuarantine: receive time, Unix ns
 }
 
 // truckState is what ingest keeps per truck. Owned by the ingest goroutine.
@@ -90,7 +95,7 @@ type ingester struct {
 	staged func(bytes int) // told how many bytes each commit staged
 	// remember, if set, is given each committed staged record decoded, so
 	// the archiver need not decode it again.
-	remember func(id uint64, kind byte, b uplink.Batch)
+	remember func(id uint64, sb stagedBatch)
 	nowFunc  func() time.Time
 }
 
@@ -215,6 +220,24 @@ func (in *ingester) step(msgs []message) error {
 		if !fresh {
 			continue
 		}
+		var quarantined []sensors.Reading
+		out.readings, quarantined = in.quarantine(truck, out.readings, now)
+		if len(quarantined) > 0 {
+			dropped = true
+			enc, err := uplink.Encode(uplink.Batch{Truck: truck, Readings: quarantined})
+			if err != nil {
+				return fmt.Errorf("ingest encode quarantine %s: %w", truck, err)
+			}
+			rec := binary.BigEndian.AppendUint64([]byte{stagedQuarantine}, uint64(now.UnixNano()))
+			rec = append(rec, enc...)
+			commit.Staged = append(commit.Staged, rec)
+			decoded = append(decoded, stagedBatch{kind: stagedQuarantine, b: uplink.Batch{Truck: truck, Readings: quarantined}, received: now.UnixNano()})
+			stagedBytes += len(rec)
+			commit.Dedup[truck] = nil
+		}
+		if len(out.readings)+len(out.edge)+len(out.acks) == 0 {
+			continue
+		}
 		rec := append([]byte{stagedEdge}, m.Payload()...)
 		if dropped {
 			enc, err := uplink.Encode(uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks})
@@ -224,7 +247,7 @@ func (in *ingester) step(msgs []message) error {
 			rec = append([]byte{stagedEdge}, enc...)
 		}
 		commit.Staged = append(commit.Staged, rec)
-		decoded = append(decoded, stagedBatch{stagedEdge, uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks}})
+		decoded = append(decoded, stagedBatch{kind: stagedEdge, b: uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks}})
 		stagedBytes += len(rec)
 		commit.Dedup[truck] = nil // changed: encoded below
 		if len(out.readings) > 0 {
@@ -235,7 +258,7 @@ func (in *ingester) step(msgs []message) error {
 					return fmt.Errorf("ingest encode cloud alerts %s: %w", truck, err)
 				}
 				commit.Staged = append(commit.Staged, append([]byte{stagedCloud}, enc...))
-				decoded = append(decoded, stagedBatch{stagedCloud, uplink.Batch{Truck: truck, Alerts: out.cloud}})
+				decoded = append(decoded, stagedBatch{kind: stagedCloud, b: uplink.Batch{Truck: truck, Alerts: out.cloud}})
 				stagedBytes += len(enc) + 1
 			}
 			if m, ok := any(st.det).(encoding.BinaryMarshaler); ok {
@@ -276,7 +299,7 @@ func (in *ingester) step(msgs []message) error {
 		in.cnt.commits.Add(1)
 		if in.remember != nil {
 			for i, id := range commit.StagedIDs {
-				in.remember(id, decoded[i].kind, decoded[i].b)
+				in.remember(id, decoded[i])
 			}
 		}
 	}
@@ -408,6 +431,34 @@ func (in *ingester) filter(st *truckState, b uplink.Batch) (out accepted, fresh,
 	in.cnt.acks.Add(uint64(len(out.acks)))
 	fresh = len(out.readings)+len(out.edge)+len(out.acks) > 0
 	return out, fresh, dropped
+}
+
+// quarantine splits rs into readings whose event time is within
+// Config.Time's bounds of now (kept in rs's array) and the rest, which it
+// counts and logs (throttled).
+func (in *ingester) quarantine(truck string, rs []sensors.Reading, now time.Time) (ok, out []sensors.Reading) {
+	recv := now.UnixNano()
+	tc := in.cfg.Time
+	ok = rs[:0]
+	for _, r := range rs {
+		lo, hi := recv-int64(tc.MaxPast), recv+int64(tc.MaxFuture)
+		if r.Flags&sensors.ClockUntrusted != 0 {
+			lo, hi = max(lo, recv-int64(tc.UntrustedSkew)), min(hi, recv+int64(tc.UntrustedSkew))
+		}
+		if r.Time < lo || r.Time > hi {
+			out = append(out, r)
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(out) > 0 {
+		in.cnt.quarantined.Add(uint64(len(out)))
+		r := out[0]
+		in.thr.log(in.log, slog.LevelWarn, "quarantine:"+truck, "readings quarantined: event time outside the accepted bounds",
+			"truck", truck, "readings", len(out), "signal", r.Signal.String(), "seq", r.Seq,
+			"time", time.Unix(0, r.Time).UTC(), "received", now.UTC(), "clock_untrusted", r.Flags&sensors.ClockUntrusted != 0)
+	}
+	return ok, out
 }
 
 // detect runs the truck's detector over rs in Seq order and returns the

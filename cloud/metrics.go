@@ -14,7 +14,7 @@ import (
 var (
 	mcMessages      = cdesc("messages_total", "MQTT messages received, by lane (data, status).", "lane")
 	mcReadings      = cdesc("readings_total", "Readings accepted (new, not duplicates).")
-	mcRejected      = cdesc("rejected_total", "Input rejected, by cause: bad_payload (whole message), invalid_record, duplicate_reading, duplicate_record, staged_corrupt, console_bad_request.", "cause")
+	mcRejected      = cdesc("rejected_total", "Input rejected, by cause: bad_payload (whole message), invalid_record, duplicate_reading, duplicate_record, staged_corrupt, console_bad_request, quarantined_time (event time outside the accepted bounds; archived in quarantine/).", "cause")
 	mcAlerts        = cdesc("alerts_total", "Alert transitions, by source: edge (received from gateways), cloud (raised by re-detection).", "source")
 	mcAcks          = cdesc("acks_total", "Alert acknowledgements received from gateways.")
 	mcCommits       = cdesc("ingest_commits_total", "Database commits by ingest (messages are acknowledged after their commit).")
@@ -78,6 +78,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr(mcRejected, s.DuplicateReadings, "duplicate_reading")
 	ctr(mcRejected, s.DuplicateRecords, "duplicate_record")
 	ctr(mcRejected, s.StagedCorrupt, "staged_corrupt")
+	ctr(mcRejected, s.QuarantinedReadings, "quarantined_time")
 	ctr(mcRejected, s.DedupForgotten, "dedup_forgotten")
 	ctr(mcRejected, s.ConsoleBadRequests, "console_bad_request")
 	ctr(mcAlerts, s.EdgeAlerts, "edge")

@@ -11,10 +11,13 @@ const (
 	DatasetAlerts    = "alerts"
 	DatasetAcks      = "acks"
 	DatasetIncidents = "incidents"
+	// DatasetQuarantine holds readings with event times the cloud does not
+	// accept, partitioned by receive time (see Quarantined).
+	DatasetQuarantine = "quarantine"
 )
 
 // Datasets lists every dataset, in a stable order.
-var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents}
+var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents, DatasetQuarantine}
 
 // Partition returns the partition path of an event at unixNS in dataset:
 // "readings/dt=2026-11-26/hour=01". Partitions follow event time, never
