@@ -182,3 +182,29 @@ func TestQuarantineBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestSameTimeDistinctReadings sends distinct readings that share truck,
+// signal and timestamp (lines read at once after a restart, frames after
+// a stall): the archive keeps each with its seq and value.
+func TestSameTimeDistinctReadings(t *testing.T) {
+	c := startCloud(t, t.TempDir(), nil)
+	cl := dial(t, c.BrokerAddr(), "sim")
+	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond).UnixNano()
+	rs := []sensors.Reading{
+		{Seq: 10, Signal: sensors.CargoTemp, Time: at, Value: 14.5},
+		{Seq: 11, Signal: sensors.CargoTemp, Time: at, Value: 14.5}, // same value too: still a reading of its own
+		{Seq: 12, Signal: sensors.CargoTemp, Time: at, Value: 15},
+	}
+	publishBatch(t, cl, uplink.KindTelemetry, uplink.Batch{Truck: "S1", Readings: rs})
+	waitFor(t, "three rows", func() bool { return len(archivedSeqs(t, c.ArchiveDir(), "S1")) == 3 })
+	rows, err := archive.ReadReadings(c.ArchiveDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(rows, func(a, b archive.Reading) int { return int(a.Seq - b.Seq) })
+	for i, r := range rows {
+		if r.Seq != int64(rs[i].Seq) || r.Value != rs[i].Value || r.TimeNS != at {
+			t.Errorf("row %d = %+v, want seq %d value %v", i, r, rs[i].Seq, rs[i].Value)
+		}
+	}
+}
