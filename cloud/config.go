@@ -68,6 +68,13 @@ type Config struct {
 	Incidents incident.Config `json:"incidents"`
 	// Notify says where incident notifications go.
 	Notify NotifyConfig `json:"notify"`
+	// MinFreeBytes is the free space the data disk must keep: below it,
+	// ingest stops taking messages (they stay unacknowledged, so gateways
+	// and the broker keep them), Stats.DiskFull and the metric
+	// tankguard_cloud_disk_full say so, the broker and console stay up,
+	// and ingest resumes by itself once space returns (checked every
+	// second). Default 64 MiB; negative: no check.
+	MinFreeBytes int64 `json:"min_free_bytes,omitempty"`
 	// MaxBatchMessages is how many MQTT messages one database commit
 	// covers at most. Messages are acknowledged after their commit.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
@@ -180,6 +187,7 @@ const (
 	DefaultFlushInterval    = 10 * time.Second
 	DefaultFlushBytes       = 32 << 20
 	DefaultMaxBatchMessages = 256
+	DefaultMinFreeBytes     = 64 << 20
 	DefaultS3Region         = "us-east-1"
 	DefaultMaxFuture        = 5 * time.Minute
 	DefaultMaxPast          = 7 * 24 * time.Hour
@@ -242,6 +250,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchMessages == 0 {
 		c.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

@@ -97,6 +97,8 @@ type ingester struct {
 	// the archiver need not decode it again.
 	remember func(id uint64, sb stagedBatch)
 	nowFunc  func() time.Time
+	// freeBytes reports the data disk's free space (diskFree by default).
+	freeBytes func() (int64, error)
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -111,6 +113,7 @@ func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s si
 		cfg: cfg, log: log, db: db, cnt: cnt, thr: newThrottle(time.Second), sink: s,
 		msgs: make(chan message, 4*cfg.MaxBatchMessages), stop: make(chan struct{}),
 		trucks: map[string]*truckState{}, staged: staged, nowFunc: time.Now,
+		freeBytes: func() (int64, error) { return diskFree(cfg.DataDir) },
 	}
 }
 
@@ -162,8 +165,44 @@ func (in *ingester) run(ctx context.Context) error {
 				break fill
 			}
 		}
+		if !in.waitForRoom(ctx) {
+			return nil // the messages stay unacknowledged: the broker and gateways keep them
+		}
 		if err := in.step(batch); err != nil {
 			return err
+		}
+	}
+}
+
+// diskCheckInterval is how often ingest looks for space on a full disk.
+const diskCheckInterval = time.Second
+
+// waitForRoom returns true at once while the data disk has
+// MinFreeBytes free. Otherwise it marks the cloud's disk full, logs, and
+// checks every diskCheckInterval until there is room (true) or ctx ends
+// (false). Messages taken meanwhile wait unacknowledged. A disk whose
+// free space cannot be read counts as having room.
+func (in *ingester) waitForRoom(ctx context.Context) bool {
+	if in.cfg.MinFreeBytes < 0 || in.freeBytes == nil {
+		return true
+	}
+	for {
+		free, err := in.freeBytes()
+		if err != nil || free >= in.cfg.MinFreeBytes {
+			if in.cnt.diskFull.Swap(false) {
+				in.log.Warn("data disk has room again; ingest resumes", "free_bytes", free)
+			}
+			return true
+		}
+		if !in.cnt.diskFull.Swap(true) {
+			in.cnt.diskFullEvents.Add(1)
+			in.log.Error("DATA DISK FULL: ingest stopped acknowledging; gateways keep their data until space returns",
+				"dir", in.cfg.DataDir, "free_bytes", free, "min_free_bytes", in.cfg.MinFreeBytes)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(diskCheckInterval):
 		}
 	}
 }

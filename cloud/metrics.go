@@ -25,6 +25,7 @@ var (
 	mcNotifications = cdesc("notifications_total", "Incident notifications, by result: sent (a channel accepted it), dead_lettered (failed after the last retry).", "result")
 	mcCommands      = cdesc("commands_total", "Downlink commands to trucks, by result (sent, failed).", "result")
 	mcIncidents     = cdesc("incidents", "Incidents held now, by state (open, acknowledged, resolved) and severity.", "state", "severity")
+	mcDiskFull      = cdesc("disk_full", "1 while the data disk has less than min_free_bytes free: ingest holds messages unacknowledged until space returns.")
 	mcBrokerRefused = cdesc("broker_refused_total", "What the embedded broker refused, by cause: tls_handshake, connect, publish, subscribe, oversized_packet.", "cause")
 )
 
@@ -60,7 +61,7 @@ func (c *Cloud) httpHandler() http.Handler {
 
 func (metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mcMessages, mcReadings, mcRejected, mcAlerts, mcAcks, mcCommits, mcArchObjects,
-		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents, mcBrokerRefused} {
+		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents, mcBrokerRefused, mcDiskFull} {
 		ch <- d
 	}
 }
@@ -70,6 +71,11 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
+	full := 0.0
+	if s.DiskFull {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(mcDiskFull, prometheus.GaugeValue, full)
 	ctr(mcMessages, s.Messages, "data")
 	ctr(mcMessages, s.StatusMessages, "status")
 	ctr(mcReadings, s.Readings)

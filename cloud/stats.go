@@ -38,6 +38,11 @@ type Stats struct {
 	Commands            uint64 `json:"commands"`             // downlink commands published
 	CommandErrors       uint64 `json:"command_errors"`       // downlink commands that failed to publish
 	ConsoleBadRequests  uint64 `json:"console_bad_requests"` // malformed console API requests
+	// DiskFull is true while the data disk has less than
+	// Config.MinFreeBytes free: ingest holds messages unacknowledged.
+	DiskFull bool `json:"disk_full"`
+	// DiskFullEvents counts the times ingest stopped for a full disk.
+	DiskFullEvents uint64 `json:"disk_full_events"`
 	// Broker counts what the embedded broker refused: TLS handshakes,
 	// CONNECTs, publishes and subscriptions outside a truck's own topics,
 	// oversized packets (zero with an external broker).
@@ -48,7 +53,8 @@ type counters struct {
 	messages, statusMessages, badPayloads, invalidRecords, readings, duplicateReadings,
 	duplicateRecords, edgeAlerts, cloudAlerts, acks, commits, archiveObjects, archiveRows,
 	archiveBytes, archiveErrors, stagedCorrupt, dedupForgotten, notifySent, notifyDead, commands, commandErrors,
-	quarantined atomic.Uint64
+	quarantined, diskFullEvents atomic.Uint64
+	diskFull atomic.Bool
 }
 
 func (c *counters) snapshot() Stats {
@@ -60,6 +66,7 @@ func (c *counters) snapshot() Stats {
 		ArchiveRows: c.archiveRows.Load(), ArchiveBytes: c.archiveBytes.Load(), ArchiveErrors: c.archiveErrors.Load(),
 		StagedCorrupt: c.stagedCorrupt.Load(), DedupForgotten: c.dedupForgotten.Load(), NotifySent: c.notifySent.Load(), NotifyDead: c.notifyDead.Load(),
 		Commands: c.commands.Load(), CommandErrors: c.commandErrors.Load(), QuarantinedReadings: c.quarantined.Load(),
+		DiskFull: c.diskFull.Load(), DiskFullEvents: c.diskFullEvents.Load(),
 	}
 }
 
