@@ -263,6 +263,16 @@ func (c *Cloud) run(ctx context.Context) error {
 	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
 	in.inc = c.inc
 	in.remember = arch.remember
+	confirms := make(chan confirmation, 4*c.cfg.MaxBatchMessages)
+	in.confirm = func(truck string, ids []uint64) {
+		select {
+		case confirms <- confirmation{truck, ids}:
+		default:
+			// The gateway sends the payloads again after its confirm
+			// timeout; the cloud drops them as duplicates and confirms.
+			c.cnt.confirmDropped.Add(1)
+		}
+	}
 
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
@@ -317,6 +327,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	g.Go(func() error { return arch.run(gctx) })
 	g.Go(func() error { return in.run(gctx) })
 	g.Go(func() error { return ntf.run(gctx) })
+	g.Go(func() error { c.sendConfirmations(gctx, confirms); return nil })
 
 	subscribed := make(chan struct{})
 	filters := map[string]byte{uplink.StatusFilter: 1}
@@ -343,6 +354,48 @@ func (c *Cloud) run(ctx context.Context) error {
 		log.Error("final archive flush failed; records stay staged for the next start", "err", ferr)
 	}
 	return err
+}
+
+// confirmation names payloads of one truck now durable in the cloud.
+type confirmation struct {
+	truck string
+	ids   []uint64
+}
+
+// sendConfirmations publishes each confirmation on its truck's durable
+// topic (QoS 1) until ctx ends. A confirmation that cannot be sent is
+// counted; the gateway sends the payloads again and they are confirmed
+// then.
+func (c *Cloud) sendConfirmations(ctx context.Context, ch <-chan confirmation) {
+	for {
+		var cf confirmation
+		select {
+		case <-ctx.Done():
+			return
+		case cf = <-ch:
+		}
+		for len(cf.ids) > 0 {
+			n := min(len(cf.ids), 1<<16)
+			p, err := uplink.EncodeDurable(cf.ids[:n])
+			cf.ids = cf.ids[n:]
+			if err != nil {
+				continue
+			}
+			tok := c.client.Publish(uplink.Topic(cf.truck, uplink.KindDurable), 1, false, p)
+			select {
+			case <-tok.Done():
+				if tok.Error() != nil {
+					c.cnt.confirmDropped.Add(1)
+				} else {
+					c.cnt.confirmsSent.Add(1)
+				}
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+				c.cnt.confirmDropped.Add(1)
+			}
+		}
+	}
 }
 
 // connect starts the MQTT client: persistent session, manual acks, and a

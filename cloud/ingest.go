@@ -99,6 +99,10 @@ type ingester struct {
 	nowFunc  func() time.Time
 	// freeBytes reports the data disk's free space (diskFree by default).
 	freeBytes func() (int64, error)
+	// confirm, if set, is told after each commit which payloads of each
+	// truck are now durable (or rejected for good), for the gateways'
+	// end-to-end acknowledgement (uplink.KindDurable). It must not block.
+	confirm func(truck string, ids []uint64)
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -219,12 +223,18 @@ func (in *ingester) step(msgs []message) error {
 	var acks []detect.Ack
 	var decoded []stagedBatch // aligned with commit.Staged
 	seen := map[string]bool{}
+	durable := map[string][]uint64{} // payload ids per truck, confirmed after the commit
 	stagedBytes := 0
 	for _, m := range msgs {
 		truck, kind, err := uplink.ParseTopic(m.Topic())
 		if err != nil {
 			in.reject(m.Topic(), err)
 			continue
+		}
+		if kind == uplink.KindTelemetry || kind == uplink.KindAlerts {
+			// Whatever follows (stored, duplicate, or rejected for good and
+			// counted), the gateway need not send this payload again.
+			durable[truck] = append(durable[truck], uplink.PayloadID(m.Payload()))
 		}
 		if kind == uplink.KindStatus {
 			in.cnt.statusMessages.Add(1)
@@ -344,6 +354,11 @@ func (in *ingester) step(msgs []message) error {
 	}
 	for _, m := range msgs {
 		m.Ack()
+	}
+	if in.confirm != nil {
+		for truck, ids := range durable {
+			in.confirm(truck, ids)
+		}
 	}
 	for _, f := range statuses {
 		f()

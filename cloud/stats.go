@@ -43,6 +43,11 @@ type Stats struct {
 	DiskFull bool `json:"disk_full"`
 	// DiskFullEvents counts the times ingest stopped for a full disk.
 	DiskFullEvents uint64 `json:"disk_full_events"`
+	// ConfirmsSent counts durable confirmations published to gateways;
+	// ConfirmsDropped those that could not be (the gateway resends and
+	// is confirmed then).
+	ConfirmsSent    uint64 `json:"confirms_sent"`
+	ConfirmsDropped uint64 `json:"confirms_dropped"`
 	// Broker counts what the embedded broker refused: TLS handshakes,
 	// CONNECTs, publishes and subscriptions outside a truck's own topics,
 	// oversized packets (zero with an external broker).
@@ -53,7 +58,7 @@ type counters struct {
 	messages, statusMessages, badPayloads, invalidRecords, readings, duplicateReadings,
 	duplicateRecords, edgeAlerts, cloudAlerts, acks, commits, archiveObjects, archiveRows,
 	archiveBytes, archiveErrors, stagedCorrupt, dedupForgotten, notifySent, notifyDead, commands, commandErrors,
-	quarantined, diskFullEvents atomic.Uint64
+	quarantined, diskFullEvents, confirmsSent, confirmDropped atomic.Uint64
 	diskFull atomic.Bool
 }
 
@@ -67,6 +72,7 @@ func (c *counters) snapshot() Stats {
 		StagedCorrupt: c.stagedCorrupt.Load(), DedupForgotten: c.dedupForgotten.Load(), NotifySent: c.notifySent.Load(), NotifyDead: c.notifyDead.Load(),
 		Commands: c.commands.Load(), CommandErrors: c.commandErrors.Load(), QuarantinedReadings: c.quarantined.Load(),
 		DiskFull: c.diskFull.Load(), DiskFullEvents: c.diskFullEvents.Load(),
+		ConfirmsSent: c.confirmsSent.Load(), ConfirmsDropped: c.confirmDropped.Load(),
 	}
 }
 

@@ -136,5 +136,7 @@ const DefaultBroker = "tcp://127.0.0.1:1883"
 func defaultUplink() uplink.Config {
 	u := uplink.DefaultConfig()
 	u.BrokerURL = DefaultBroker
+	// Delete only what the cloud confirmed durable, whatever the broker.
+	u.Confirm = true
 	return u
 }

@@ -67,6 +67,8 @@ var (
 	mUplinkBatches  = desc("uplink_batches_total", "Batches acknowledged by the broker.")
 	mUplinkRecords  = desc("uplink_records_total", "Records acknowledged by the broker.")
 	mUplinkBytes    = desc("uplink_bytes_total", "Payload bytes acknowledged by the broker.")
+	mUplinkUnconf   = desc("uplink_unconfirmed_records", "Records published and not yet confirmed durable by the cloud (or, without confirmation, acknowledged by the broker).")
+	mUplinkConfirm  = desc("uplink_confirmations_total", "Durable confirmations from the cloud, by result (payload, bad_message, timeout: resent after no confirmation came).", "result")
 	mUplinkDropped  = desc("uplink_dropped_total", "Records dropped because they cannot be encoded.")
 	mCommands       = desc("commands_total", "Downlink commands, by result (received, rejected, duplicate, dropped, failed).", "result")
 	mAlerts         = desc("alerts_total", "Alert transitions raised by the gateway's detector, by phase and severity.", "phase", "severity")
@@ -83,7 +85,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mReadings, mRejected, mCANFrames, mSourceEvents, mAppendErrors,
 		mQueueRecords, mQueuePending, mQueueBytes, mQueueFileBytes, mQueueOldest, mQueueDropped, mQueueCorrupt,
 		mQueueCommits, mUplinkOnline, mUplinkSince, mUplinkConnects, mUplinkBatches, mUplinkRecords, mUplinkBytes,
-		mUplinkDropped, mCommands, mAlerts, mCabClients, mCabEvents, mCabBadRequests, mCabAcks, mCabSlow, mCabGPIOErrors} {
+		mUplinkDropped, mUplinkUnconf, mUplinkConfirm, mCommands, mAlerts, mCabClients, mCabEvents, mCabBadRequests, mCabAcks, mCabSlow, mCabGPIOErrors} {
 		ch <- d
 	}
 }
@@ -218,6 +220,10 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 	counter(ch, mUplinkRecords, u.Records, t)
 	counter(ch, mUplinkBytes, u.Bytes, t)
 	counter(ch, mUplinkDropped, u.Dropped, t)
+	gauge(ch, mUplinkUnconf, float64(u.Unconfirmed), t)
+	counter(ch, mUplinkConfirm, u.Confirmations, t, "payload")
+	counter(ch, mUplinkConfirm, u.BadConfirmations, t, "bad_message")
+	counter(ch, mUplinkConfirm, u.ConfirmTimeouts, t, "timeout")
 	counter(ch, mCommands, u.CommandsReceived, t, "received")
 	counter(ch, mCommands, u.CommandsRejected, t, "rejected")
 	counter(ch, mCommands, u.CommandsDuplicate, t, "duplicate")

@@ -11,6 +11,7 @@ import (
 //	tankguard/v1/trucks/{truck}/up/alerts      gateway -> cloud, QoS 1, batches of alert transitions and acks (priority lane)
 //	tankguard/v1/trucks/{truck}/status         gateway -> cloud, retained "online"/"offline" (last will)
 //	tankguard/v1/trucks/{truck}/cmd            cloud -> gateway, QoS 1, JSON commands (config_update retained)
+//	tankguard/v1/trucks/{truck}/durable        cloud -> gateway, QoS 1, ids of payloads now durable in the cloud (EncodeDurable)
 const topicRoot = "tankguard/v1/trucks/"
 
 // Topic kinds, the part after the truck id.
@@ -19,6 +20,7 @@ const (
 	KindAlerts    = "up/alerts"
 	KindStatus    = "status"
 	KindCommand   = "cmd"
+	KindDurable   = "durable"
 )
 
 // UpFilter is the subscription filter the cloud uses for all uplinked data.
@@ -55,7 +57,7 @@ func ParseTopic(topic string) (truck, kind string, err error) {
 		return "", "", fmt.Errorf("topic %q: bad truck id", topic)
 	}
 	switch kind {
-	case KindTelemetry, KindAlerts, KindStatus, KindCommand:
+	case KindTelemetry, KindAlerts, KindStatus, KindCommand, KindDurable:
 		return truck, kind, nil
 	}
 	return "", "", fmt.Errorf("topic %q: unknown kind %q", topic, kind)
