@@ -41,8 +41,20 @@ type Config struct {
 	// once.
 	CloudOutage time.Duration
 	// Hazards is how many trucks get an engine overheat (10 s after their
-	// first CAN client connects, 10 s ramp, until the end).
+	// first CAN client connects, 10 s ramp, for HazardFor or until the
+	// end).
 	Hazards int
+	// HazardFor is how long each overheat lasts; 0: until the end. An
+	// overheat that ended must leave its incident resolved, with no
+	// escalation after the end.
+	HazardFor time.Duration
+	// Mosquitto, if set, puts Debian's mosquitto (this path) between the
+	// gateways and the cloud, with its default configuration apart from
+	// the listener (a 1,000-message session queue, no persistence), and
+	// SIGKILLs it BrokerKills times (restarted 1 s later). TLS is not
+	// used with it.
+	Mosquitto   string
+	BrokerKills int
 	// Seed drives the fault schedule and the simulator.
 	Seed int64
 	// TLS runs the broker with mutual TLS and per-truck identity: a fleet
@@ -66,6 +78,17 @@ type Report struct {
 	// more than once; Missing synced seqs not archived; Foreign archived
 	// readings the simulator did not send (in its order).
 	Sent, Synced, Archived, ArchivedAlerts, Duplicates, Missing, Foreign int
+	// Acked is the records gateways deleted on the cloud's confirmation.
+	Acked int
+	// Broker is "embedded" or "mosquitto"; BrokerKillsDone the broker
+	// SIGKILLs (Mosquitto). IncidentsPerHazard lists the coolant
+	// incidents of each overheated truck; OpenAfterHazard counts those
+	// not resolved although their overheat ended; EscalatedAfterNormal
+	// escalations notified after a truck's overheat ended.
+	Broker                                string
+	BrokerKillsDone                       int
+	IncidentsPerHazard                    []int
+	OpenAfterHazard, EscalatedAfterNormal int
 	// Notifications received by the webhook, redeliveries of an id seen
 	// before, incidents opened, and hazard trucks with an open incident.
 	Notifications, Redeliveries, Incidents, HazardsDetected, Hazards int
@@ -82,9 +105,12 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CHAOS trucks %d\nCHAOS gateway_kills_survived %d\nCHAOS cloud_sigkills_survived %d\nCHAOS cloud_restarts %d\n",
 		r.Trucks, r.GatewayKills, r.CloudKills, r.CloudRestarts)
-	fmt.Fprintf(&b, "CHAOS readings_sent %d\nCHAOS records_synced %d\nCHAOS readings_archived %d\nCHAOS edge_alerts_archived %d\n",
-		r.Sent, r.Synced, r.Archived, r.ArchivedAlerts)
-	fmt.Fprintf(&b, "CHAOS duplicates %d\nCHAOS missing %d\nCHAOS foreign %d\n", r.Duplicates, r.Missing, r.Foreign)
+	fmt.Fprintf(&b, "CHAOS broker %s\nCHAOS broker_sigkills_survived %d\n", r.Broker, r.BrokerKillsDone)
+	fmt.Fprintf(&b, "CHAOS readings_sent %d\nCHAOS records_synced %d\nCHAOS records_acked %d\nCHAOS readings_archived %d\nCHAOS edge_alerts_archived %d\n",
+		r.Sent, r.Synced, r.Acked, r.Archived, r.ArchivedAlerts)
+	fmt.Fprintf(&b, "CHAOS duplicates %d\nCHAOS lost %d\nCHAOS foreign %d\n", r.Duplicates, r.Missing, r.Foreign)
+	fmt.Fprintf(&b, "CHAOS incidents_per_hazard %v\nCHAOS incidents_open_after_hazard_ended %d\nCHAOS escalations_after_normal %d\n",
+		r.IncidentsPerHazard, r.OpenAfterHazard, r.EscalatedAfterNormal)
 	fmt.Fprintf(&b, "CHAOS notifications %d\nCHAOS notification_redeliveries %d\nCHAOS incidents_opened %d\nCHAOS hazards_detected %d/%d\n",
 		r.Notifications, r.Redeliveries, r.Incidents, r.HazardsDetected, r.Hazards)
 	fmt.Fprintf(&b, "CHAOS elapsed %s\n", r.Elapsed.Round(time.Second))
@@ -207,7 +233,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say := func(format string, a ...any) {
 		fmt.Fprintf(logw, "chaos %6.1fs: %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
-	rep := &Report{Trucks: cfg.Trucks}
+	rep := &Report{Trucks: cfg.Trucks, Broker: "embedded"}
+	if cfg.Mosquitto != "" {
+		rep.Broker, cfg.TLS = "mosquitto", false
+	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7a6b))
 	dir := cfg.WorkDir
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
@@ -257,6 +286,49 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"-broker-listen", brokerAddr, "-http", httpAddr, "-flush-interval", "500ms",
 		"-webhook", "http://" + hl.Addr().String() + "/", "-log-level", "warn"}
 	brokerURL := "tcp://" + brokerAddr
+	var mosq *proc
+	startMosquitto := func() error {
+		mdir := filepath.Join(dir, "mosquitto")
+		if err := os.MkdirAll(mdir, 0o777); err != nil {
+			return err
+		}
+		os.Chmod(mdir, 0o777) // started as root it drops to user mosquitto
+		_, port, _ := net.SplitHostPort(brokerAddr)
+		conf := filepath.Join(mdir, "mosquitto.conf")
+		// Mosquitto's defaults (1,000 queued messages per session, no
+		// persistence): correctness must not depend on its configuration.
+		if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nlog_dest stdout\n"), 0o644); err != nil {
+			return err
+		}
+		p, err := startProc(filepath.Join(dir, "logs", "mosquitto.log"), cfg.Mosquitto, nil, "-c", conf)
+		if err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", brokerAddr, time.Second); err == nil {
+				c.Close()
+				break
+			}
+			if !p.running() || time.Now().After(deadline) {
+				p.kill()
+				return fmt.Errorf("mosquitto did not start (see %s)", filepath.Join(dir, "logs", "mosquitto.log"))
+			}
+		}
+		mosq = p
+		return nil
+	}
+	if cfg.Mosquitto != "" {
+		cloudArgs = []string{"-data", cloudDir, "-broker-url", brokerURL, "-http", httpAddr, "-flush-interval", "500ms",
+			"-webhook", "http://" + hl.Addr().String() + "/", "-log-level", "warn"}
+		if err := startMosquitto(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if mosq != nil && mosq.running() {
+				mosq.kill()
+			}
+		}()
+	}
 	if cfg.TLS {
 		cf := filepath.Join(dir, "cloud.json")
 		b, _ := json.Marshal(map[string]any{"data_dir": cloudDir, "broker_tls": map[string]string{
@@ -305,6 +377,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		hazard[id] = true
 		sc.Trucks[id] = firmwaresim.TruckScenario{Warm: &warm, Faults: []firmwaresim.Fault{{
 			Kind: firmwaresim.FaultOverheat, At: firmwaresim.Duration(10 * time.Second), Ramp: firmwaresim.Duration(10 * time.Second),
+			Duration: firmwaresim.Duration(cfg.HazardFor),
 		}}}
 	}
 	rep.Hazards = len(hazard)
@@ -385,6 +458,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cloudKillAt := start.Add(cfg.Duration * 3 / 10)
 	cloudTermAt := start.Add(cfg.Duration * 7 / 10)
 	var cloudBackAt time.Time
+	var brokerKills []time.Time // Mosquitto SIGKILLs, spread over the run
+	for k := range cfg.BrokerKills {
+		brokerKills = append(brokerKills, start.Add(cfg.Duration*time.Duration(2*k+1)/time.Duration(2*cfg.BrokerKills)))
+	}
+	var brokerBackAt time.Time
 	nextKill := start.Add(jitter(cfg.KillEvery))
 	restartAt := make([]time.Time, len(gws))
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -419,6 +497,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.CloudRestarts++
 			say("cloud (and broker) restarted cleanly")
 		}
+		if mosq != nil && len(brokerKills) > 0 && now.After(brokerKills[0]) {
+			mosq.kill()
+			brokerKills, brokerBackAt = brokerKills[1:], now.Add(time.Second)
+			rep.BrokerKillsDone++
+			say("mosquitto SIGKILLed")
+		}
+		if !brokerBackAt.IsZero() && now.After(brokerBackAt) {
+			if err := startMosquitto(); err != nil {
+				return nil, err
+			}
+			brokerBackAt = time.Time{}
+			say("mosquitto restarted (empty: no persistence)")
+		}
 		if now.After(nextKill) {
 			var alive []int
 			for i, p := range gws {
@@ -444,6 +535,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	// Everything up again.
+	if mosq != nil && !mosq.running() {
+		if err := startMosquitto(); err != nil {
+			return nil, err
+		}
+	}
 	if cloudP == nil {
 		if cloudP, err = startCloud(); err != nil {
 			return nil, err
@@ -486,6 +582,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		q.Close()
 		last[t.ID] = seqRange{st.FirstSeq, st.LastSeq}
 		rep.Synced += int(st.LastSeq - st.FirstSeq + 1)
+		rep.Acked += int(st.LastSeq-st.FirstSeq+1) - (st.Readings + st.Alerts + st.Acks)
 		if st.Readings+st.Alerts+st.Acks > 0 {
 			rep.problem("%s: %d readings, %d alerts, %d acks still queued after the drain", t.ID, st.Readings, st.Alerts, st.Acks)
 		}
@@ -500,7 +597,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := checkArchive(rep, archiveDir, truthPath, last); err != nil {
 		return nil, err
 	}
-	checkIncidents(rep, hook, man, hazard)
+	checkIncidents(rep, hook, man, hazard, cfg.HazardFor > 0)
 	rep.Elapsed = time.Since(began)
 	say("done")
 	return rep, nil
@@ -651,7 +748,7 @@ func checkArchive(rep *Report, dir, truthPath string, last map[string]seqRange) 
 }
 
 // checkIncidents compares the notified incidents with the injected faults.
-func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard map[string]bool) {
+func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard map[string]bool, hazardsEnd bool) {
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	rep.Notifications, rep.Redeliveries = len(hook.notes), hook.redel
@@ -660,11 +757,20 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 	}
 	opened := map[string]int{}                   // incident id -> distinct "opened" notifications
 	latest := map[string]incident.Notification{} // incident id -> newest notification
+	escalations := map[string][]time.Time{}      // incident id -> when escalations were notified
+	resolved := map[string]time.Time{}           // incident id -> when its resolution was notified
 	for _, n := range hook.notes {
 		id := n.Incident.ID
 		for _, e := range n.Events {
-			if e == incident.EventOpened {
+			switch e {
+			case incident.EventOpened:
 				opened[id]++
+			case incident.EventEscalated:
+				escalations[id] = append(escalations[id], n.At)
+			case incident.EventResolved:
+				if t, ok := resolved[id]; !ok || n.At.Before(t) {
+					resolved[id] = n.At
+				}
 			}
 		}
 		if old, ok := latest[id]; !ok || !n.At.Before(old.At) {
@@ -701,6 +807,7 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 			continue
 		}
 		rep.HazardsDetected++
+		rep.IncidentsPerHazard = append(rep.IncidentsPerHazard, len(coolant))
 		if len(coolant) > 1 {
 			ids := make([]string, len(coolant))
 			for i, s := range coolant {
@@ -710,8 +817,20 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 			rep.problem("%s: one overheat notified as %d incidents: %s", t.ID, len(coolant), strings.Join(ids, " "))
 		}
 		for _, s := range coolant {
-			if s.State == incident.StateResolved {
+			switch {
+			case hazardsEnd && s.State != incident.StateResolved:
+				rep.OpenAfterHazard++
+				rep.problem("%s: overheat ended but its incident %s is still %s", t.ID, s.ID, s.State)
+			case !hazardsEnd && s.State == incident.StateResolved:
 				rep.problem("%s: overheat lasted to the end but its incident %s is resolved", t.ID, s.ID)
+			}
+			if hazardsEnd {
+				for _, n := range escalations[s.ID] {
+					if resolvedAt, ok := resolved[s.ID]; ok && n.After(resolvedAt) {
+						rep.EscalatedAfterNormal++
+						rep.problem("%s: incident %s escalated at %s, after it was resolved at %s", t.ID, s.ID, n.Format(time.RFC3339), resolvedAt.Format(time.RFC3339))
+					}
+				}
 			}
 		}
 	}
