@@ -477,7 +477,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cloudP.kill()
 			cloudP, cloudKillAt, cloudBackAt = nil, time.Time{}, now.Add(cfg.CloudOutage)
 			rep.CloudKills++
-			say("cloud SIGKILLed (broker down for %v)", cfg.CloudOutage)
+			say("cloud SIGKILLed (down for %v)", cfg.CloudOutage)
 		}
 		if cloudP == nil && !cloudBackAt.IsZero() && now.After(cloudBackAt) {
 			if cloudP, err = startCloud(); err != nil {
@@ -562,7 +562,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.problem("simulator: %v", err)
 	}
 	archiveDir := filepath.Join(cloudDir, "archive")
-	if err := waitStable(ctx, archiveDir, 90*time.Second); err != nil {
+	// Quiet for longer than a gateway's confirm timeout (30 s): a batch
+	// the broker dropped is sent again only after it.
+	if err := waitStable(ctx, archiveDir, 150*time.Second, 40*time.Second); err != nil {
 		return nil, err
 	}
 	// Stop the gateways cleanly; their queues then say what was synced.
@@ -591,7 +593,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	// Give the cloud time to archive the last batches, then check.
-	if err := waitStable(ctx, archiveDir, 30*time.Second); err != nil {
+	if err := waitStable(ctx, archiveDir, 30*time.Second, 5*time.Second); err != nil {
 		return nil, err
 	}
 	if err := checkArchive(rep, archiveDir, truthPath, last); err != nil {
@@ -613,8 +615,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // waitStable waits until the archive's reading count has not changed for
-// 5 s (or limit passes).
-func waitStable(ctx context.Context, dir string, limit time.Duration) error {
+// quiet (or limit passes).
+func waitStable(ctx context.Context, dir string, limit, quiet time.Duration) error {
 	deadline := time.Now().Add(limit)
 	prev, same := -1, 0
 	for time.Now().Before(deadline) {
@@ -625,7 +627,7 @@ func waitStable(ctx context.Context, dir string, limit time.Duration) error {
 		}
 		if n == prev && n >= 0 {
 			same++
-			if same >= 5 {
+			if time.Duration(same)*time.Second >= quiet {
 				return nil
 			}
 		} else {
