@@ -327,7 +327,6 @@ func (c *Cloud) run(ctx context.Context) error {
 	g.Go(func() error { return arch.run(gctx) })
 	g.Go(func() error { return in.run(gctx) })
 	g.Go(func() error { return ntf.run(gctx) })
-	g.Go(func() error { c.sendConfirmations(gctx, confirms); return nil })
 
 	subscribed := make(chan struct{})
 	filters := map[string]byte{uplink.StatusFilter: 1}
@@ -336,6 +335,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	}
 	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
 	c.client = client
+	g.Go(func() error { c.sendConfirmations(gctx, confirms); return nil }) // after c.client is set
 	g.Go(func() error {
 		select {
 		case <-subscribed:
