@@ -67,7 +67,9 @@ type State struct {
 }
 
 // Publisher sends the queue's records to the broker and deletes them once
-// the broker acknowledged them (QoS 1 PUBACK). Create it with
+// the cloud confirmed them durable (Config.Confirm; see PROTOCOL.md,
+// "Delivery"), or, without Confirm, once the broker acknowledged them
+// (QoS 1 PUBACK). Create it with
 // NewPublisher and run it with Run; State and Commands are safe for
 // concurrent use.
 type Publisher struct {
