@@ -327,6 +327,14 @@ func TestBadDetectorStateRelearns(t *testing.T) {
 	}
 	future := append([]byte(nil), state...)
 	future[len("TGDET")]++ // the version byte
+	ahead, _ := detect.New("truck-07", detect.DefaultConfig())
+	for i := range 60 {
+		ahead.Observe(sensors.Reading{Signal: sensors.CoolantTemp, Time: time.Date(2100, 1, 1, 0, 0, i, 0, time.UTC).UnixNano(), Value: 90})
+	}
+	aheadState, err := ahead.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		state []byte
@@ -334,6 +342,7 @@ func TestBadDetectorStateRelearns(t *testing.T) {
 		{"garbage", []byte("not a detector state")},
 		{"newer version", future},
 		{"truncated", state[:len(state)/2]},
+		{"last reading after now (a clock that ran ahead)", aheadState},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

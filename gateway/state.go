@@ -38,6 +38,20 @@ func (g *Gateway) restoreState() {
 		g.log.Warn("detector state not restored; relearning", "err", fmt.Errorf("state is of truck %q", det.Truck()))
 		return
 	}
+	// The detector ignores readings older than its last one: a state from
+	// a clock that ran ahead of today's (or today's clock is not set yet,
+	// a box without a real-time clock) would blind it.
+	now := g.now().UnixNano()
+	if g.clock.Flags(now) != 0 {
+		g.log.Warn("detector state not restored; relearning", "err", "the clock is not confirmed yet")
+		return
+	}
+	for _, sig := range detectedSignals {
+		if b, _ := det.Band(sig); b.LastTime > now+int64(time.Minute) {
+			g.log.Warn("detector state not restored; relearning", "err", fmt.Errorf("%s last seen at %s, after now", sig, time.Unix(0, b.LastTime).UTC()))
+			return
+		}
+	}
 	if det.Config().Hash() != g.cfg.Detect.Hash() {
 		// The configuration in force wins; what was learned carries over.
 		if err := det.SetConfig(g.cfg.Detect); err != nil {
