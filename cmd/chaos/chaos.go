@@ -563,9 +563,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	simStopped := time.Now()
 	archiveDir := filepath.Join(cloudDir, "archive")
-	// Quiet for longer than a gateway's confirm timeout (30 s): a batch
-	// the broker dropped is sent again only after it.
-	if err := waitStable(ctx, archiveDir, 150*time.Second, 40*time.Second); err != nil {
+	// With Mosquitto, quiet for longer than a gateway's confirm timeout
+	// (30 s): a batch the broker dropped is sent again only after it. The
+	// embedded broker drops nothing it acknowledged; a lost confirmation
+	// is resent after a reconnect, which a cloud restart forces.
+	quiet := 10 * time.Second
+	if cfg.Mosquitto != "" {
+		quiet = 40 * time.Second
+	}
+	if err := waitStable(ctx, archiveDir, 150*time.Second, quiet); err != nil {
 		return nil, err
 	}
 	// Stop the gateways cleanly; their queues then say what was synced.
