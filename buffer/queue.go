@@ -465,7 +465,7 @@ func priorityTime(seq uint64, v []byte) int64 {
 // An error means the records may not be stored; it reports a failed
 // commit (the disk) or a closed queue.
 func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack) error {
-	return q.append(readings, alerts, acks, true)
+	return q.append(readings, alerts, acks, true, "", nil)
 }
 
 // Enqueue is Append without any wait, for callers that must never stall
@@ -480,17 +480,32 @@ func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, a
 // reports a closed queue or an earlier failed commit. Safe for concurrent
 // use; it takes no lock that a commit holds across I/O.
 func (q *Queue) Enqueue(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack) error {
-	return q.append(readings, alerts, acks, false)
+	return q.append(readings, alerts, acks, false, "", nil)
 }
 
-func (q *Queue) append(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack, block bool) error {
-	if len(readings)+len(alerts)+len(acks) == 0 {
+// EnqueueWithState is Enqueue plus SaveState(name, state) in one step:
+// the records and the state are committed in the same transaction, so
+// after a crash the state stored never predates a transition stored (a
+// restored detector does not raise again what it already raised), nor
+// follows one that was lost.
+func (q *Queue) EnqueueWithState(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack, name string, state []byte) error {
+	return q.append(readings, alerts, acks, false, name, state)
+}
+
+func (q *Queue) append(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack, block bool, name string, state []byte) error {
+	if len(readings)+len(alerts)+len(acks) == 0 && state == nil {
 		return nil
 	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return fmt.Errorf("buffer append: %w", ErrClosed)
+	}
+	if state != nil {
+		if q.pendState == nil {
+			q.pendState = map[string][]byte{}
+		}
+		q.pendState[name] = state
 	}
 	if err := q.commitEr; err != nil {
 		q.commitEr = nil

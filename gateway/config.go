@@ -42,9 +42,10 @@ type Config struct {
 	// against the gateway's clock. Default 1 s.
 	AdvanceInterval time.Duration `json:"advance_interval,omitempty"`
 	// StateInterval is how often the detector's state is saved in the
-	// queue's database besides at every alert transition, so a restart
+	// queue's database besides with every alert transition, so a restart
 	// resumes with what was learned and with open alerts open. Default
-	// 10 s; 0 saves only at transitions.
+	// 1 s (a state 10 s old, restored, made the detector raise an
+	// overheat's limit alert a second time); 0 saves only at transitions.
 	StateInterval time.Duration `json:"state_interval,omitempty"`
 	// Detect configures the detector.
 	Detect detect.Config `json:"detect"`
@@ -61,7 +62,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AdvanceInterval: time.Second,
-		StateInterval:   10 * time.Second,
+		StateInterval:   time.Second,
 		Detect:          detect.DefaultConfig(),
 		Buffer:          buffer.DefaultOptions(),
 		Uplink:          defaultUplink(),

@@ -232,9 +232,6 @@ func (g *Gateway) observe(batch []sensors.Reading) {
 		}
 	}
 	g.appendLocked(batch, g.trans, nil)
-	if len(g.trans) > 0 {
-		g.saveStateLocked()
-	}
 	if g.cab != nil {
 		g.cab.Readings(batch)
 	}
@@ -253,13 +250,27 @@ func (g *Gateway) transition(t detect.Transition) {
 
 // appendLocked queues records for the store-and-forward queue and
 // returns without waiting for the disk (buffer.Queue.Enqueue): the driver's
-// display must not stop because the disk did. A failure (a closed queue,
-// or an earlier commit that failed) is logged and counted. g.mu is held.
+// display must not stop because the disk did. With alert transitions the
+// detector's state goes in the same commit (EnqueueWithState), so a
+// restart never restores a state from before a transition it stored. A
+// failure (a closed queue, or an earlier commit that failed) is logged and
+// counted. g.mu is held.
 func (g *Gateway) appendLocked(r []sensors.Reading, t []detect.Transition, a []detect.Ack) {
 	if len(r) == 0 && len(t) == 0 && len(a) == 0 {
 		return
 	}
-	if err := g.queue.Enqueue(r, t, a); err != nil {
+	var err error
+	if len(t) > 0 {
+		var state []byte
+		if state, err = g.det.MarshalBinary(); err != nil {
+			g.stateErrs++
+			g.log.Error("detector state not saved", "err", err)
+		}
+		err = g.queue.EnqueueWithState(r, t, a, stateKey, state)
+	} else {
+		err = g.queue.Enqueue(r, t, a)
+	}
+	if err != nil {
 		g.appendEr++
 		g.log.Error("buffer append failed; records lost", "readings", len(r), "alerts", len(t), "acks", len(a), "err", err)
 	}
@@ -284,9 +295,6 @@ func (g *Gateway) advance(ctx context.Context) error {
 			}
 		}
 		g.appendLocked(nil, g.trans, nil)
-		if len(g.trans) > 0 {
-			g.saveStateLocked()
-		}
 		g.showBandsLocked()
 		g.mu.Unlock()
 	}
