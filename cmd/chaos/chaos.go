@@ -40,6 +40,10 @@ type Config struct {
 	// 30% of Duration. At 70% it is stopped with SIGTERM and restarted at
 	// once.
 	CloudOutage time.Duration
+	// CloudKills is how many times the cloud is SIGKILLed (at least 1):
+	// the first as above, the others between 80 and 95 % of Duration,
+	// each down 3 s.
+	CloudKills int
 	// Hazards is how many trucks get an engine overheat (10 s after their
 	// first CAN client connects, 10 s ramp, for HazardFor or until the
 	// end).
@@ -455,7 +459,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	jitter := func(d time.Duration) time.Duration { return time.Duration((0.5 + rng.Float64()) * float64(d)) }
 	start := time.Now()
 	end := start.Add(cfg.Duration)
-	cloudKillAt := start.Add(cfg.Duration * 3 / 10)
+	// The first cloud SIGKILL at 30 % keeps it down CloudOutage; further
+	// ones (CloudKills) follow at 80-95 %, down 3 s each.
+	type cloudKill struct {
+		at     time.Time
+		outage time.Duration
+	}
+	cloudKills := []cloudKill{{start.Add(cfg.Duration * 3 / 10), cfg.CloudOutage}}
+	for k := 1; k < cfg.CloudKills; k++ {
+		cloudKills = append(cloudKills, cloudKill{start.Add(cfg.Duration * time.Duration(80+15*k/cfg.CloudKills) / 100), 3 * time.Second})
+	}
 	cloudTermAt := start.Add(cfg.Duration * 7 / 10)
 	var cloudBackAt time.Time
 	var brokerKills []time.Time // Mosquitto SIGKILLs, spread over the run
@@ -473,11 +486,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		if cloudP != nil && !cloudKillAt.IsZero() && now.After(cloudKillAt) {
+		if cloudP != nil && len(cloudKills) > 0 && now.After(cloudKills[0].at) {
 			cloudP.kill()
-			cloudP, cloudKillAt, cloudBackAt = nil, time.Time{}, now.Add(cfg.CloudOutage)
+			cloudP, cloudBackAt = nil, now.Add(cloudKills[0].outage)
 			rep.CloudKills++
-			say("cloud SIGKILLed (down for %v)", cfg.CloudOutage)
+			say("cloud SIGKILLed (down for %v)", cloudKills[0].outage)
+			cloudKills = cloudKills[1:]
 		}
 		if cloudP == nil && !cloudBackAt.IsZero() && now.After(cloudBackAt) {
 			if cloudP, err = startCloud(); err != nil {

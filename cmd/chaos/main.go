@@ -47,6 +47,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", 4*time.Minute, "how long faults are injected")
 	flag.DurationVar(&cfg.KillEvery, "kill-every", time.Second, "mean interval between gateway SIGKILLs")
 	flag.DurationVar(&cfg.CloudOutage, "cloud-outage", 40*time.Second, "how long the cloud (and broker) stays down after its SIGKILL; longer than the gateways' 30 s reconnect backoff ceiling")
+	flag.IntVar(&cfg.CloudKills, "cloud-kills", 3, "cloud SIGKILLs: the first with -cloud-outage, the others down 3 s")
 	flag.IntVar(&cfg.Hazards, "overheats", 5, "trucks given an engine overheat")
 	flag.DurationVar(&cfg.HazardFor, "overheat-for", 90*time.Second, "how long each overheat lasts (0: to the end); an ended one must leave its incident resolved")
 	flag.StringVar(&cfg.Mosquitto, "mosquitto", "", "path of a mosquitto binary to put between gateways and cloud (default config, no TLS) instead of the embedded broker")
