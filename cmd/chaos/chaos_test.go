@@ -15,7 +15,7 @@ import (
 // and fails on any problem it finds (see Run). The short variant (make
 // test) runs 3 trucks for 40 s with the embedded broker; CHAOS=long (make
 // chaos) runs 20 trucks with the embedded broker (4 minutes, a 40 s cloud
-// outage) and then with Mosquitto in between (15 minutes, a 10-minute
+// outage) and then with Mosquitto in between (16 minutes, a 10-minute
 // cloud outage that overflows Mosquitto's default 1,000-message queue, 3
 // Mosquitto SIGKILLs without persistence); CHAOS=mosquitto runs a short
 // Mosquitto variant. The embedded runs use mutual TLS, every gateway
@@ -35,7 +35,7 @@ func TestChaos(t *testing.T) {
 		variants = []variant{
 			{"embedded", Config{Trucks: 20, Duration: 4 * time.Minute, KillEvery: time.Second,
 				CloudOutage: 40 * time.Second, CloudKills: 3, Hazards: 5, HazardFor: 90 * time.Second, Seed: 1, TLS: true}, 15 * time.Minute},
-			{"mosquitto", Config{Trucks: 20, Duration: 15 * time.Minute, KillEvery: 4 * time.Second,
+			{"mosquitto", Config{Trucks: 20, Duration: 16 * time.Minute, KillEvery: 4 * time.Second,
 				CloudOutage: 10 * time.Minute, CloudKills: 3, Hazards: 5, HazardFor: 90 * time.Second, Seed: 2, BrokerKills: 3}, 30 * time.Minute},
 		}
 	case "mosquitto":
