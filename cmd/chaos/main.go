@@ -26,7 +26,7 @@
 // It prints the figures and each problem found, and exits 1 if there is
 // any.
 //
-//	make chaos                         (20 trucks, embedded then Mosquitto, about 30 minutes)
+//	make chaos                         (20 trucks, embedded then Mosquitto, about 24 minutes)
 //	bin/chaos -trucks 20 -duration 4m -bin bin
 package main
 
