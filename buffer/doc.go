@@ -1,7 +1,7 @@
 // Package buffer is the gateway's store-and-forward queue on bbolt: every
 // accepted reading, alert transition and acknowledgement is appended here,
-// given its per-truck sequence number, and deleted only after the broker
-// acknowledged it.
+// given its per-truck sequence number, and deleted only after the uplink
+// says it is safe (the cloud confirmed it durable, see uplink.Config.Confirm).
 //
 // It must not send anything over the network; it imports only sensors and
 // detect, upstream of it.
@@ -28,7 +28,13 @@
 // with fsync for everything appended since the last commit); an Append
 // with alerts or acks commits at once and returns when they are durable.
 // Options.OnSync reports "durable up to seq N" after each commit, which
-// crash tests use.
+// crash tests use. Enqueue is Append for callers that must never wait for
+// the disk (the gateway's detect stage): it queues and returns, and while
+// commits hang it keeps at most MaxPendingReadings readings in memory,
+// dropping the oldest (counted in Stats.PendingDropped); alerts and acks
+// are never dropped there. No lock an Append or Enqueue takes is held
+// across a commit's I/O. SaveState stores a named blob (the gateway's
+// detector state) with the next commit; LoadState reads it back.
 //
 // # Disk budget and eviction
 //

@@ -47,6 +47,11 @@ type Options struct {
 	// durable commit with the highest sequence number now on disk. It
 	// must not block and must not call back into the Queue.
 	OnSync func(seq uint64)
+	// BeforeCommit, if set, is called by the committing goroutine before
+	// each commit's write transaction. It is for fault injection: a hook
+	// that blocks behaves like a hung disk (commits stop; Append waits,
+	// Enqueue does not). Leave nil in production.
+	BeforeCommit func()
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now func() time.Time
 }

@@ -45,9 +45,11 @@ func (l Lane) String() string {
 
 var (
 	bucketMeta = []byte("meta")
-	bucketLane = [numLanes][]byte{Priority: []byte("priority"), Telemetry: []byte("telemetry")}
-	keySeq0    = []byte("seq")
-	keyFirst   = []byte("first") // the first sequence number this file assigns
+	// bucketState holds the caller's named state blobs (SaveState).
+	bucketState = []byte("state")
+	bucketLane  = [numLanes][]byte{Priority: []byte("priority"), Telemetry: []byte("telemetry")}
+	keySeq0     = []byte("seq")
+	keyFirst    = []byte("first") // the first sequence number this file assigns
 )
 
 // Chunk is a run of records read from one lane: the records stored under
@@ -98,6 +100,10 @@ type Stats struct {
 	// RecoveredFrom names the damaged database file moved aside when the
 	// queue was opened, or "".
 	RecoveredFrom string
+	// PendingDropped counts readings dropped before they were committed
+	// because more than Options.MaxPendingReadings waited in memory for a
+	// slow or hung disk (Enqueue); they are included in DroppedReadings.
+	PendingDropped uint64
 	// DiskFull counts commits that found the disk full before the budget
 	// was reached: each evicted the oldest telemetry to make room inside
 	// the file and was retried.
@@ -137,6 +143,7 @@ type Queue struct {
 	synced       uint64
 	pendR        []sensors.Reading
 	pendP        []pendingRec
+	pendState    map[string][]byte // SaveState values for the next commit
 	waiters      []chan error
 	changed      chan struct{}
 	st           Stats
@@ -328,16 +335,24 @@ func writeReserved(path string, v uint64) error {
 	return nil
 }
 
-// reserveLocked makes sure the side file covers sequence numbers up to
-// top. q.mu is held; it fsyncs about once per seqReserve records.
-func (q *Queue) reserveLocked(top uint64) {
-	if top < q.reserved {
+// reserve makes sure the side file covers sequence numbers up to top
+// before records numbered up to top are committed (only committed numbers
+// can reach the cloud). It is called by the committing goroutine, never
+// under q.mu, and fsyncs about once per seqReserve records.
+func (q *Queue) reserve(top uint64) {
+	q.mu.Lock()
+	covered := top < q.reserved
+	q.mu.Unlock()
+	if covered {
 		return
 	}
-	q.reserved = top + seqReserve
-	if err := writeReserved(q.seqPath(), q.reserved); err != nil {
+	r := top + seqReserve
+	if err := writeReserved(q.seqPath(), r); err != nil {
 		q.log.Error("buffer: cannot write the sequence reservation; after a damaged database, numbers may restart from the clock", "path", q.seqPath(), "error", err)
 	}
+	q.mu.Lock()
+	q.reserved = max(q.reserved, r)
+	q.mu.Unlock()
 }
 
 // load creates the buckets and scans the stored records to rebuild the
@@ -350,7 +365,7 @@ func (q *Queue) load(db *bolt.DB) (err error) {
 		}
 	}()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketLane[Priority], bucketLane[Telemetry]} {
+		for _, name := range [][]byte{bucketMeta, bucketState, bucketLane[Priority], bucketLane[Telemetry]} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -450,7 +465,35 @@ func priorityTime(seq uint64, v []byte) int64 {
 // An error means the records may not be stored; it reports a failed
 // commit (the disk) or a closed queue.
 func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack) error {
-	if len(readings)+len(alerts)+len(acks) == 0 {
+	return q.append(readings, alerts, acks, true, "", nil)
+}
+
+// Enqueue is Append without any wait, for callers that must never stall
+// on the disk (the gateway's detect stage): it assigns sequence numbers
+// and queues the records the same way, starts a commit at once when
+// alerts or acks are given, and returns. The records are durable after
+// the next commit (Stats.SyncedSeq, Options.OnSync); the uplink reads
+// only committed records. When more than Options.MaxPendingReadings
+// readings wait in memory (the disk is slow or hung), the oldest pending
+// readings are dropped and counted (Stats.PendingDropped, included in
+// DroppedReadings); alerts and acks are never dropped here. The error
+// reports a closed queue or an earlier failed commit. Safe for concurrent
+// use; it takes no lock that a commit holds across I/O.
+func (q *Queue) Enqueue(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack) error {
+	return q.append(readings, alerts, acks, false, "", nil)
+}
+
+// EnqueueWithState is Enqueue plus SaveState(name, state) in one step:
+// the records and the state are committed in the same transaction, so
+// after a crash the state stored never predates a transition stored (a
+// restored detector does not raise again what it already raised), nor
+// follows one that was lost.
+func (q *Queue) EnqueueWithState(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack, name string, state []byte) error {
+	return q.append(readings, alerts, acks, false, name, state)
+}
+
+func (q *Queue) append(readings []sensors.Reading, alerts []detect.Transition, acks []detect.Ack, block bool, name string, state []byte) error {
+	if len(readings)+len(alerts)+len(acks) == 0 && state == nil {
 		return nil
 	}
 	q.mu.Lock()
@@ -458,12 +501,17 @@ func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, a
 		q.mu.Unlock()
 		return fmt.Errorf("buffer append: %w", ErrClosed)
 	}
+	if state != nil {
+		if q.pendState == nil {
+			q.pendState = map[string][]byte{}
+		}
+		q.pendState[name] = state
+	}
 	if err := q.commitEr; err != nil {
 		q.commitEr = nil
 		q.mu.Unlock()
 		return fmt.Errorf("buffer append: previous commit failed: %w", err)
 	}
-	q.reserveLocked(q.lastSeq + uint64(len(readings)+len(alerts)+len(acks)))
 	for i := range readings {
 		q.lastSeq++
 		readings[i].Seq = q.lastSeq
@@ -480,6 +528,21 @@ func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, a
 		q.pendP = append(q.pendP, pendingRec{seq: q.lastSeq, enc: encodeAck(nil, &acks[i]), t: acks[i].Time})
 	}
 	wait := len(alerts)+len(acks) > 0 || len(q.pendR) >= q.opts.MaxPendingReadings
+	if !block {
+		// Never wait: start the commit of alerts and acks at once, and
+		// keep memory bounded by dropping the oldest pending readings
+		// when the disk cannot keep up.
+		if over := len(q.pendR) - q.opts.MaxPendingReadings; over > 0 {
+			q.pendR = append(q.pendR[:0], q.pendR[over:]...)
+			q.st.DroppedReadings += uint64(over)
+			q.st.PendingDropped += uint64(over)
+		}
+		q.mu.Unlock()
+		if wait {
+			q.poke()
+		}
+		return nil
+	}
 	var ch chan error
 	if wait {
 		ch = make(chan error, 1)
@@ -494,6 +557,50 @@ func (q *Queue) Append(readings []sensors.Reading, alerts []detect.Transition, a
 		return fmt.Errorf("buffer append: %w", err)
 	}
 	return nil
+}
+
+// SaveState stores v under name with the next commit, replacing what an
+// earlier SaveState of name stored, and starts that commit; it never
+// waits (see Enqueue). The gateway keeps its detector's state here, so
+// that it is written in the same transactions as the records. A newer
+// SaveState of name before the commit replaces the pending one. The
+// queue keeps v; the caller must not change it afterwards.
+func (q *Queue) SaveState(name string, v []byte) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return fmt.Errorf("buffer save state: %w", ErrClosed)
+	}
+	if q.pendState == nil {
+		q.pendState = map[string][]byte{}
+	}
+	q.pendState[name] = v
+	q.mu.Unlock()
+	q.poke()
+	return nil
+}
+
+// LoadState returns the value last committed under name by SaveState, or
+// nil if there is none. The caller owns the returned slice.
+func (q *Queue) LoadState(name string) ([]byte, error) {
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	if q.db == nil {
+		return nil, fmt.Errorf("buffer load state: %w", ErrClosed)
+	}
+	var out []byte
+	err := q.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketState); b != nil {
+			if v := b.Get([]byte(name)); v != nil {
+				out = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer load state %q: %w", name, err)
+	}
+	return out, nil
 }
 
 // Sync commits everything appended so far and returns when it is durable.
@@ -562,17 +669,21 @@ func (q *Queue) run() {
 // the waiters.
 func (q *Queue) commitPending() {
 	q.mu.Lock()
-	rs, ps, ws := q.pendR, q.pendP, q.waiters
-	q.pendR, q.pendP, q.waiters = nil, nil, nil
+	rs, ps, ws, states := q.pendR, q.pendP, q.waiters, q.pendState
+	q.pendR, q.pendP, q.waiters, q.pendState = nil, nil, nil, nil
 	top := q.lastSeq
 	q.mu.Unlock()
-	if len(rs)+len(ps) == 0 {
+	if len(rs)+len(ps)+len(states) == 0 {
 		for _, w := range ws {
 			w <- nil
 		}
 		return
 	}
-	err := q.write(rs, ps, top)
+	if q.opts.BeforeCommit != nil {
+		q.opts.BeforeCommit()
+	}
+	q.reserve(top)
+	err := q.write(rs, ps, states, top)
 	if err == nil {
 		q.log.Debug("buffer synced", "seq", top, "readings", len(rs), "priority", len(ps))
 		if q.opts.OnSync != nil {
@@ -601,7 +712,7 @@ func (q *Queue) commitPending() {
 
 // write stores rs and ps in one durable transaction, evicting first if the
 // disk budget would be exceeded.
-func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
+func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, states map[string][]byte, top uint64) error {
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
 	q.dbMu.RLock()
@@ -665,6 +776,11 @@ func (q *Queue) write(rs []sensors.Reading, ps []pendingRec, top uint64) error {
 		for _, p := range ps {
 			if err := pri.Put(seqKey(p.seq), p.enc); err != nil {
 				return fmt.Errorf("put record %d: %w", p.seq, err)
+			}
+		}
+		for name, v := range states {
+			if err := tx.Bucket(bucketState).Put([]byte(name), v); err != nil {
+				return fmt.Errorf("put state %q: %w", name, err)
 			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySeq0, seqKey(top))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -368,5 +369,54 @@ func TestFreshQueueNumbersAboveClock(t *testing.T) {
 	}
 	if rs[0].Seq <= first.LastSeq {
 		t.Fatalf("after a wipe the queue numbered %d, not above the %d it used before", rs[0].Seq, first.LastSeq)
+	}
+}
+
+// TestEnqueueWithStateOneCommit checks that records and a state given
+// together are committed together, even with a commit already waiting.
+func TestEnqueueWithStateOneCommit(t *testing.T) {
+	release := make(chan struct{})
+	var hung atomic.Bool
+	opts := Options{SyncInterval: time.Hour, BeforeCommit: func() {
+		if hung.Load() {
+			<-release
+		}
+	}}
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := Open(path, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := []detect.Transition{{Truck: "T", Signal: sensors.CoolantTemp, Kind: detect.KindLimit, Severity: detect.SeverityWarning, Phase: detect.Raised, Start: 1, Time: 1}}
+	if err := q.EnqueueWithState(nil, a, nil, "det", []byte("after the raise")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := q.LoadState("det"); err != nil || string(st) != "after the raise" || q.Stats().Alerts != 1 {
+		t.Fatalf("state %q (%v), %d alerts; want both committed", st, err, q.Stats().Alerts)
+	}
+	// With commits hung, nothing of a later call is half stored.
+	hung.Store(true)
+	a[0].Phase = detect.Cleared
+	if err := q.EnqueueWithState(nil, a, nil, "det", []byte("after the clear")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if st, _ := q.LoadState("det"); string(st) != "after the raise" || q.Stats().Alerts != 1 {
+		t.Fatalf("while the commit hangs: state %q, %d alerts", st, q.Stats().Alerts)
+	}
+	close(release)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q, err = Open(path, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if st, _ := q.LoadState("det"); string(st) != "after the clear" || q.Stats().Alerts != 2 {
+		t.Fatalf("after the commit: state %q, %d alerts", st, q.Stats().Alerts)
 	}
 }

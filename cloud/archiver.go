@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -48,7 +49,8 @@ const maxMemo = 4 << 20
 
 // remember keeps a committed staged record decoded for the next flush,
 // saving the decode (while memory allows; otherwise flush decodes).
-func (a *archiver) remember(id uint64, kind byte, b uplink.Batch) {
+func (a *archiver) remember(id uint64, sb stagedBatch) {
+	b := sb.b
 	n := len(b.Readings) + len(b.Alerts) + len(b.Acks)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -58,7 +60,7 @@ func (a *archiver) remember(id uint64, kind byte, b uplink.Batch) {
 	if a.memo == nil {
 		a.memo = map[uint64]stagedBatch{}
 	}
-	a.memo[id] = stagedBatch{kind, b}
+	a.memo[id] = sb
 	a.memoCount += n
 }
 
@@ -152,7 +154,7 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 	defer func() { a.rows = b.Readings[:0] }()
 	err = a.db.Staged(first, last, func(id uint64, v []byte) error {
 		if sb, ok := a.recall(id); ok {
-			a.addRows(&b, sb.kind, sb.b, id)
+			a.addRows(&b, sb, id)
 			return nil
 		}
 		if len(v) == 0 {
@@ -177,12 +179,22 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 			b.Incidents = append(b.Incidents, incidentRow(&inc))
 			return nil
 		}
-		batch, err := uplink.Decode(v[1:], stagedLimits)
+		sb := stagedBatch{kind: v[0]}
+		body := v[1:]
+		if sb.kind == stagedQuarantine {
+			if len(body) < 8 {
+				a.corrupt(id, fmt.Errorf("quarantine record of %d bytes", len(v)))
+				return nil
+			}
+			sb.received, body = int64(binary.BigEndian.Uint64(body)), body[8:]
+		}
+		batch, err := uplink.Decode(body, stagedLimits)
 		if err != nil {
 			a.corrupt(id, err)
 			return nil
 		}
-		a.addRows(&b, v[0], batch, id)
+		sb.b = batch
+		a.addRows(&b, sb, id)
 		return nil
 	})
 	if err != nil {
@@ -204,8 +216,13 @@ func (a *archiver) flushOne(ctx context.Context) (bool, error) {
 }
 
 // addRows appends the archive rows of one staged record to b.
-func (a *archiver) addRows(b *archive.Batch, kind byte, batch uplink.Batch, id uint64) {
-	switch kind {
+func (a *archiver) addRows(b *archive.Batch, sb stagedBatch, id uint64) {
+	batch := sb.b
+	switch sb.kind {
+	case stagedQuarantine:
+		for _, r := range batch.Readings {
+			b.Quarantined = append(b.Quarantined, archive.QuarantinedRow(batch.Truck, r, sb.received))
+		}
 	case stagedEdge:
 		for _, r := range batch.Readings {
 			b.Readings = append(b.Readings, archive.ReadingRow(batch.Truck, r))
@@ -227,7 +244,7 @@ func (a *archiver) addRows(b *archive.Batch, kind byte, batch uplink.Batch, id u
 			b.Alerts = append(b.Alerts, archive.AlertRow(archive.SourceCloud, t))
 		}
 	default:
-		a.corrupt(id, fmt.Errorf("unknown kind %q", kind))
+		a.corrupt(id, fmt.Errorf("unknown kind %q", sb.kind))
 	}
 }
 

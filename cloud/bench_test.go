@@ -81,8 +81,12 @@ func (s *truckSim) next(rs []sensors.Reading, n int) []sensors.Reading {
 // reading. One op is one batch of 1000 readings.
 func BenchmarkIngest(b *testing.B) {
 	const per, publishers = 1000, 16
-	c := startCloud(b, b.TempDir(), func(c *Config) { c.FlushInterval = 500 * time.Millisecond })
-	t0 := time.Now().Add(-time.Hour)
+	c := startCloud(b, b.TempDir(), func(c *Config) {
+		c.FlushInterval = 500 * time.Millisecond
+		c.Time.MaxPast = 365 * 24 * time.Hour // a long run's readings stay in the accepted window
+	})
+	// Readings 100 ms apart, all before now: none is quarantined.
+	t0 := time.Now().Add(-time.Duration(b.N/publishers+1)*per*100*time.Millisecond - time.Minute)
 	payloads := make([][][]byte, publishers) // pre-encoded per publisher
 	topics := make([]string, publishers)
 	counts := make([][]int, publishers)

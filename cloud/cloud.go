@@ -269,6 +269,16 @@ func (c *Cloud) run(ctx context.Context) error {
 	in := newIngester(c.cfg, log.With("component", "ingest"), db, &c.cnt, c.console, arch.staged)
 	in.inc = c.inc
 	in.remember = arch.remember
+	confirms := make(chan confirmation, 4*c.cfg.MaxBatchMessages)
+	in.confirm = func(truck string, ids []uint64) {
+		select {
+		case confirms <- confirmation{truck, ids}:
+		default:
+			// The gateway sends the payloads again after its confirm
+			// timeout; the cloud drops them as duplicates and confirms.
+			c.cnt.confirmDropped.Add(1)
+		}
+	}
 
 	brokerURL := c.cfg.BrokerURL
 	if c.cfg.BrokerListen != "" {
@@ -345,6 +355,7 @@ func (c *Cloud) run(ctx context.Context) error {
 	}
 	client := c.connect(brokerURL, filters, in.handle, subscribed, log.With("component", "mqtt"))
 	c.client = client
+	g.Go(func() error { c.sendConfirmations(gctx, confirms); return nil }) // after c.client is set
 	g.Go(func() error {
 		select {
 		case <-subscribed:
@@ -363,6 +374,48 @@ func (c *Cloud) run(ctx context.Context) error {
 		log.Error("final archive flush failed; records stay staged for the next start", "err", ferr)
 	}
 	return err
+}
+
+// confirmation names payloads of one truck now durable in the cloud.
+type confirmation struct {
+	truck string
+	ids   []uint64
+}
+
+// sendConfirmations publishes each confirmation on its truck's durable
+// topic (QoS 1) until ctx ends. A confirmation that cannot be sent is
+// counted; the gateway sends the payloads again and they are confirmed
+// then.
+func (c *Cloud) sendConfirmations(ctx context.Context, ch <-chan confirmation) {
+	for {
+		var cf confirmation
+		select {
+		case <-ctx.Done():
+			return
+		case cf = <-ch:
+		}
+		for len(cf.ids) > 0 {
+			n := min(len(cf.ids), 1<<16)
+			p, err := uplink.EncodeDurable(cf.ids[:n])
+			cf.ids = cf.ids[n:]
+			if err != nil {
+				continue
+			}
+			tok := c.client.Publish(uplink.Topic(cf.truck, uplink.KindDurable), 1, false, p)
+			select {
+			case <-tok.Done():
+				if tok.Error() != nil {
+					c.cnt.confirmDropped.Add(1)
+				} else {
+					c.cnt.confirmsSent.Add(1)
+				}
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+				c.cnt.confirmDropped.Add(1)
+			}
+		}
+	}
 }
 
 // connect starts the MQTT client: persistent session, manual acks, and a

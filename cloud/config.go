@@ -65,6 +65,9 @@ type Config struct {
 	Detect detect.Config `json:"detect"`
 	// Limits bound what the cloud accepts in one uplinked message.
 	Limits uplink.Limits `json:"limits"`
+	// Time bounds the event times of accepted readings relative to when
+	// the cloud received them; readings outside are quarantined.
+	Time TimeConfig `json:"time"`
 	// FlushInterval is how often staged records are written to the archive.
 	FlushInterval time.Duration `json:"flush_interval,omitempty"`
 	// FlushBytes is how many bytes of staged records start a flush before
@@ -76,12 +79,39 @@ type Config struct {
 	Incidents incident.Config `json:"incidents"`
 	// Notify says where incident notifications go.
 	Notify NotifyConfig `json:"notify"`
+	// MinFreeBytes is the free space the data disk must keep: below it,
+	// ingest stops taking messages (they stay unacknowledged, so gateways
+	// and the broker keep them), Stats.DiskFull and the metric
+	// tankguard_cloud_disk_full say so, the broker and console stay up,
+	// and ingest resumes by itself once space returns (checked every
+	// second). Default 64 MiB; negative: no check.
+	MinFreeBytes int64 `json:"min_free_bytes,omitempty"`
 	// MaxBatchMessages is how many MQTT messages one database commit
 	// covers at most. Messages are acknowledged after their commit.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
 	// Console configures the fleet console: users file, sessions, map
 	// tiles, chart history (see console.Config).
 	Console console.Config `json:"console"`
+}
+
+// TimeConfig bounds accepted event times. A reading whose time is more
+// than MaxFuture after the cloud received it, or more than MaxPast before,
+// or (flagged sensors.ClockUntrusted) more than UntrustedSkew either way,
+// is quarantined: counted (Stats.QuarantinedReadings, metric
+// tankguard_cloud_rejected_total{cause="quarantined_time"}), logged,
+// archived in the quarantine dataset by receive time, and never shown as
+// the truck's last value or fed to the cloud's detector. The bounds also
+// bound the archive objects one batch can create (one per event-time hour).
+type TimeConfig struct {
+	// MaxFuture: default 5 min (clock skew and batching).
+	MaxFuture time.Duration `json:"max_future,omitempty"`
+	// MaxPast: default 7 days (a gateway's backlog after a long outage;
+	// older readings are still archived, in quarantine).
+	MaxPast time.Duration `json:"max_past,omitempty"`
+	// UntrustedSkew: default 10 min. A reading taken before the gateway's
+	// clock was confirmed is accepted only if its time is this close to
+	// receive time (the clock was about right and it is live).
+	UntrustedSkew time.Duration `json:"untrusted_skew,omitempty"`
 }
 
 // S3Config configures the archive's S3 client. Credentials come from the
@@ -194,7 +224,11 @@ const (
 	DefaultFlushInterval    = 10 * time.Second
 	DefaultFlushBytes       = 32 << 20
 	DefaultMaxBatchMessages = 256
+	DefaultMinFreeBytes     = 64 << 20
 	DefaultS3Region         = "us-east-1"
+	DefaultMaxFuture        = 5 * time.Minute
+	DefaultMaxPast          = 7 * 24 * time.Hour
+	DefaultUntrustedSkew    = 10 * time.Minute
 
 	DefaultMergeWindow    = 2 * time.Minute
 	DefaultRepeatInterval = 30 * time.Minute
@@ -254,11 +288,17 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchMessages == 0 {
 		c.MaxBatchMessages = DefaultMaxBatchMessages
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
+	def(&c.Time.MaxFuture, DefaultMaxFuture)
+	def(&c.Time.MaxPast, DefaultMaxPast)
+	def(&c.Time.UntrustedSkew, DefaultUntrustedSkew)
 	ic := &c.Incidents
 	def(&ic.MergeWindow, DefaultMergeWindow)
 	def(&ic.RepeatInterval, DefaultRepeatInterval)
@@ -315,6 +355,8 @@ func (c Config) Validate() error {
 		return bad("flush_bytes must be positive, got %d", c.FlushBytes)
 	case c.MaxBatchMessages <= 0:
 		return bad("max_batch_messages must be positive, got %d", c.MaxBatchMessages)
+	case c.Time.MaxFuture < 0 || c.Time.MaxPast < 0 || c.Time.UntrustedSkew < 0:
+		return bad("time.max_future, max_past and untrusted_skew must not be negative, got %+v", c.Time)
 	case c.Limits.MaxPayload <= 0 || c.Limits.MaxRecords <= 0:
 		return bad("limits must be positive, got %+v", c.Limits)
 	}

@@ -256,7 +256,9 @@ func publishStream(addr string, trucks, batches, per int, acked *atomic.Int64) e
 	cl := mqtt.NewClient(opts)
 	cl.Connect()
 	defer cl.Disconnect(100)
-	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	// One reading a second: they start far enough back to end before now
+	// (readings ahead of the cloud's clock are quarantined).
+	t0 := time.Now().Add(-time.Duration(batches*per)*time.Second - time.Minute).UTC().Truncate(time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for b := range batches {
 		// Paced (at least 20 ms a round, so 3 s in all) so that the stream

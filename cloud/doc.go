@@ -13,7 +13,17 @@
 // SIGKILL at any moment loses nothing a gateway has deleted. With an
 // external broker (Ingest "subscribe") a paho client with a persistent
 // session and manual acks (SetAutoAckDisabled, msg.Ack after the commit)
-// does the same.
+// does the same for the broker. Neither is what a gateway relies on: after
+// each commit the cloud publishes, on each truck's durable topic, the ids
+// of the payloads now durable (uplink.EncodeDurable), and gateways delete
+// only what is confirmed there, so a broker that loses acknowledged
+// messages (Mosquitto's queue overflowing, a restart without persistence)
+// costs a resend, never data.
+//
+// Readings whose event time is far from their arrival (Config.Time) are
+// quarantined: archived under quarantine/, never detected or shown. Below
+// Config.MinFreeBytes free on the data disk, ingest holds its messages
+// unacknowledged until space returns; broker and console stay up.
 //
 // One ingest step takes up to MaxBatchMessages messages and commits, in
 // one transaction: the accepted records as staged archive records, each

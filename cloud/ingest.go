@@ -31,6 +31,10 @@ const (
 	stagedCloud    byte = 'C' // the cloud's own alert transitions (Batch.Alerts only)
 	stagedIncident byte = 'I' // an incident's new state, JSON (incident.Incident)
 	stagedDTC      byte = 'D' // a truck's DTC report, JSON (uplink.DTCReport)
+	// stagedQuarantine: readings whose event time is outside the accepted
+	// bounds; then the receive time (8 bytes, big-endian Unix ns), then an
+	// uplink-encoded batch of them.
+	stagedQuarantine byte = 'Q'
 )
 
 // message is one uplinked MQTT message: a paho message, or one taken from
@@ -56,8 +60,9 @@ func (m *hookMessage) Ack()            { close(m.done) }
 
 // stagedBatch is a staged record before encoding.
 type stagedBatch struct {
-	kind byte
-	b    uplink.Batch
+	kind     byte
+	b        uplink.Batch
+	received int64 // stagedQuarantine: receive time, Unix ns
 }
 
 // truckState is what ingest keeps per truck. Owned by the ingest goroutine.
@@ -91,9 +96,15 @@ type ingester struct {
 	staged func(bytes int) // told how many bytes each commit staged
 	// remember, if set, is given each committed staged record decoded, so
 	// the archiver need not decode it again.
-	remember func(id uint64, kind byte, b uplink.Batch)
+	remember func(id uint64, sb stagedBatch)
 	nowFunc  func() time.Time
 	dtcSeen  map[string]int64 // per truck, the time of the last DTC report staged; step's own
+	// freeBytes reports the data disk's free space (diskFree by default).
+	freeBytes func() (int64, error)
+	// confirm, if set, is told after each commit which payloads of each
+	// truck are now durable (or rejected for good), for the gateways'
+	// end-to-end acknowledgement (uplink.KindDurable). It must not block.
+	confirm func(truck string, ids []uint64)
 }
 
 // sink receives what ingest accepted, after it is durable.
@@ -110,6 +121,7 @@ func newIngester(cfg Config, log *slog.Logger, db *store.DB, cnt *counters, s si
 		cfg: cfg, log: log, db: db, cnt: cnt, thr: newThrottle(time.Second), sink: s,
 		msgs: make(chan message, 4*cfg.MaxBatchMessages), stop: make(chan struct{}),
 		trucks: map[string]*truckState{}, staged: staged, nowFunc: time.Now,
+		freeBytes: func() (int64, error) { return diskFree(cfg.DataDir) },
 	}
 }
 
@@ -161,8 +173,44 @@ func (in *ingester) run(ctx context.Context) error {
 				break fill
 			}
 		}
+		if !in.waitForRoom(ctx) {
+			return nil // the messages stay unacknowledged: the broker and gateways keep them
+		}
 		if err := in.step(batch); err != nil {
 			return err
+		}
+	}
+}
+
+// diskCheckInterval is how often ingest looks for space on a full disk.
+const diskCheckInterval = time.Second
+
+// waitForRoom returns true at once while the data disk has
+// MinFreeBytes free. Otherwise it marks the cloud's disk full, logs, and
+// checks every diskCheckInterval until there is room (true) or ctx ends
+// (false). Messages taken meanwhile wait unacknowledged. A disk whose
+// free space cannot be read counts as having room.
+func (in *ingester) waitForRoom(ctx context.Context) bool {
+	if in.cfg.MinFreeBytes < 0 || in.freeBytes == nil {
+		return true
+	}
+	for {
+		free, err := in.freeBytes()
+		if err != nil || free >= in.cfg.MinFreeBytes {
+			if in.cnt.diskFull.Swap(false) {
+				in.log.Warn("data disk has room again; ingest resumes", "free_bytes", free)
+			}
+			return true
+		}
+		if !in.cnt.diskFull.Swap(true) {
+			in.cnt.diskFullEvents.Add(1)
+			in.log.Error("DATA DISK FULL: ingest stopped acknowledging; gateways keep their data until space returns",
+				"dir", in.cfg.DataDir, "free_bytes", free, "min_free_bytes", in.cfg.MinFreeBytes)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(diskCheckInterval):
 		}
 	}
 }
@@ -179,12 +227,18 @@ func (in *ingester) step(msgs []message) error {
 	var acks []detect.Ack
 	var decoded []stagedBatch // aligned with commit.Staged
 	seen := map[string]bool{}
+	durable := map[string][]uint64{} // payload ids per truck, confirmed after the commit
 	stagedBytes := 0
 	for _, m := range msgs {
 		truck, kind, err := uplink.ParseTopic(m.Topic())
 		if err != nil {
 			in.reject(m.Topic(), err)
 			continue
+		}
+		if kind == uplink.KindTelemetry || kind == uplink.KindAlerts {
+			// Whatever follows (stored, duplicate, or rejected for good and
+			// counted), the gateway need not send this payload again.
+			durable[truck] = append(durable[truck], uplink.PayloadID(m.Payload()))
 		}
 		if kind == uplink.KindStatus {
 			in.cnt.statusMessages.Add(1)
@@ -244,6 +298,24 @@ func (in *ingester) step(msgs []message) error {
 		if !fresh {
 			continue
 		}
+		var quarantined []sensors.Reading
+		out.readings, quarantined = in.quarantine(truck, out.readings, now)
+		if len(quarantined) > 0 {
+			dropped = true
+			enc, err := uplink.Encode(uplink.Batch{Truck: truck, Readings: quarantined})
+			if err != nil {
+				return fmt.Errorf("ingest encode quarantine %s: %w", truck, err)
+			}
+			rec := binary.BigEndian.AppendUint64([]byte{stagedQuarantine}, uint64(now.UnixNano()))
+			rec = append(rec, enc...)
+			commit.Staged = append(commit.Staged, rec)
+			decoded = append(decoded, stagedBatch{kind: stagedQuarantine, b: uplink.Batch{Truck: truck, Readings: quarantined}, received: now.UnixNano()})
+			stagedBytes += len(rec)
+			commit.Dedup[truck] = nil
+		}
+		if len(out.readings)+len(out.edge)+len(out.acks) == 0 {
+			continue
+		}
 		rec := append([]byte{stagedEdge}, m.Payload()...)
 		if dropped {
 			enc, err := uplink.Encode(uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks})
@@ -253,7 +325,7 @@ func (in *ingester) step(msgs []message) error {
 			rec = append([]byte{stagedEdge}, enc...)
 		}
 		commit.Staged = append(commit.Staged, rec)
-		decoded = append(decoded, stagedBatch{stagedEdge, uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks}})
+		decoded = append(decoded, stagedBatch{kind: stagedEdge, b: uplink.Batch{Truck: truck, Readings: out.readings, Alerts: out.edge, Acks: out.acks}})
 		stagedBytes += len(rec)
 		commit.Dedup[truck] = nil // changed: encoded below
 		if len(out.readings) > 0 {
@@ -264,7 +336,7 @@ func (in *ingester) step(msgs []message) error {
 					return fmt.Errorf("ingest encode cloud alerts %s: %w", truck, err)
 				}
 				commit.Staged = append(commit.Staged, append([]byte{stagedCloud}, enc...))
-				decoded = append(decoded, stagedBatch{stagedCloud, uplink.Batch{Truck: truck, Alerts: out.cloud}})
+				decoded = append(decoded, stagedBatch{kind: stagedCloud, b: uplink.Batch{Truck: truck, Alerts: out.cloud}})
 				stagedBytes += len(enc) + 1
 			}
 			if m, ok := any(st.det).(encoding.BinaryMarshaler); ok {
@@ -306,13 +378,18 @@ func (in *ingester) step(msgs []message) error {
 		if in.remember != nil {
 			for i, id := range commit.StagedIDs {
 				if decoded[i].kind != stagedDTC { // the archiver decodes those itself
-					in.remember(id, decoded[i].kind, decoded[i].b)
+					in.remember(id, decoded[i])
 				}
 			}
 		}
 	}
 	for _, m := range msgs {
 		m.Ack()
+	}
+	if in.confirm != nil {
+		for truck, ids := range durable {
+			in.confirm(truck, ids)
+		}
 	}
 	for _, f := range statuses {
 		f()
@@ -443,6 +520,34 @@ func (in *ingester) filter(st *truckState, b uplink.Batch) (out accepted, fresh,
 	in.cnt.acks.Add(uint64(len(out.acks)))
 	fresh = len(out.readings)+len(out.edge)+len(out.acks) > 0
 	return out, fresh, dropped
+}
+
+// quarantine splits rs into readings whose event time is within
+// Config.Time's bounds of now (kept in rs's array) and the rest, which it
+// counts and logs (throttled).
+func (in *ingester) quarantine(truck string, rs []sensors.Reading, now time.Time) (ok, out []sensors.Reading) {
+	recv := now.UnixNano()
+	tc := in.cfg.Time
+	ok = rs[:0]
+	for _, r := range rs {
+		lo, hi := recv-int64(tc.MaxPast), recv+int64(tc.MaxFuture)
+		if r.Flags&sensors.ClockUntrusted != 0 {
+			lo, hi = max(lo, recv-int64(tc.UntrustedSkew)), min(hi, recv+int64(tc.UntrustedSkew))
+		}
+		if r.Time < lo || r.Time > hi {
+			out = append(out, r)
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(out) > 0 {
+		in.cnt.quarantined.Add(uint64(len(out)))
+		r := out[0]
+		in.thr.log(in.log, slog.LevelWarn, "quarantine:"+truck, "readings quarantined: event time outside the accepted bounds",
+			"truck", truck, "readings", len(out), "signal", r.Signal.String(), "seq", r.Seq,
+			"time", time.Unix(0, r.Time).UTC(), "received", now.UTC(), "clock_untrusted", r.Flags&sensors.ClockUntrusted != 0)
+	}
+	return ok, out
 }
 
 // detect runs the truck's detector over rs in Seq order and returns the

@@ -14,7 +14,7 @@ import (
 var (
 	mcMessages      = cdesc("messages_total", "MQTT messages received, by lane (data, status).", "lane")
 	mcReadings      = cdesc("readings_total", "Readings accepted (new, not duplicates).")
-	mcRejected      = cdesc("rejected_total", "Input rejected, by cause: bad_payload (whole message), invalid_record, duplicate_reading, duplicate_record, staged_corrupt, console_bad_request.", "cause")
+	mcRejected      = cdesc("rejected_total", "Input rejected, by cause: bad_payload (whole message), invalid_record, duplicate_reading, duplicate_record, staged_corrupt, console_bad_request, quarantined_time (event time outside the accepted bounds; archived in quarantine/).", "cause")
 	mcAlerts        = cdesc("alerts_total", "Alert transitions, by source: edge (received from gateways), cloud (raised by re-detection).", "source")
 	mcAcks          = cdesc("acks_total", "Alert acknowledgements received from gateways.")
 	mcCommits       = cdesc("ingest_commits_total", "Database commits by ingest (messages are acknowledged after their commit).")
@@ -25,6 +25,7 @@ var (
 	mcNotifications = cdesc("notifications_total", "Incident notifications, by result: sent (a channel accepted it), dead_lettered (failed after the last retry).", "result")
 	mcCommands      = cdesc("commands_total", "Downlink commands to trucks, by result (sent, failed).", "result")
 	mcIncidents     = cdesc("incidents", "Incidents held now, by state (open, acknowledged, resolved) and severity.", "state", "severity")
+	mcDiskFull      = cdesc("disk_full", "1 while the data disk has less than min_free_bytes free: ingest holds messages unacknowledged until space returns.")
 	mcBrokerRefused = cdesc("broker_refused_total", "What the embedded broker refused, by cause: tls_handshake, connect, publish, subscribe, oversized_packet.", "cause")
 )
 
@@ -60,7 +61,7 @@ func (c *Cloud) httpHandler() http.Handler {
 
 func (metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mcMessages, mcReadings, mcRejected, mcAlerts, mcAcks, mcCommits, mcArchObjects,
-		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents, mcBrokerRefused} {
+		mcArchRows, mcArchBytes, mcArchErrors, mcNotifications, mcCommands, mcIncidents, mcBrokerRefused, mcDiskFull} {
 		ch <- d
 	}
 }
@@ -70,6 +71,11 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
+	full := 0.0
+	if s.DiskFull {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(mcDiskFull, prometheus.GaugeValue, full)
 	ctr(mcMessages, s.Messages, "data")
 	ctr(mcMessages, s.StatusMessages, "status")
 	ctr(mcMessages, s.DTCReports, "dtc")
@@ -79,6 +85,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	ctr(mcRejected, s.DuplicateReadings, "duplicate_reading")
 	ctr(mcRejected, s.DuplicateRecords, "duplicate_record")
 	ctr(mcRejected, s.StagedCorrupt, "staged_corrupt")
+	ctr(mcRejected, s.QuarantinedReadings, "quarantined_time")
 	ctr(mcRejected, s.DedupForgotten, "dedup_forgotten")
 	ctr(mcRejected, s.ConsoleBadRequests, "console_bad_request")
 	ctr(mcAlerts, s.EdgeAlerts, "edge")

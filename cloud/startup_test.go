@@ -51,7 +51,7 @@ func TestLifecycleNotSupportedWarnsOnce(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	var logs startupLog
-	c, err := New(Config{DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
+	c, err := New(Config{DataDir: t.TempDir(), BrokerListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", BrokerPlainTCP: true,
 		Archive: "s3://fleet/tankguard", S3: S3Config{Endpoint: endpoint, PathStyle: true, GlacierAfterDays: 30}},
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {

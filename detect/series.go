@@ -413,7 +413,11 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	up, down := st.Hi+m, st.Lo-m
 	switch {
 	case st.DevOn && st.Held:
-		up, down = st.Hi, st.Lo // held from a limit or rise: until back inside
+		// Held from a limit or rise: until back inside (within a 100th of
+		// the margin: a value at the band's edge is back, though learning
+		// left the edge a rounding error beyond it).
+		tol := s.heldTol(c)
+		up, down = st.Hi+tol, st.Lo-tol
 	case st.DevOn:
 		h := float64(c.Hysteresis * m)
 		up, down = up-h, down+h
@@ -765,11 +769,15 @@ func (s *series) hold(c *SignalConfig, t int64, x float64) {
 		(st.Kind != KindLimit && st.Kind != KindRateOfRise) || s.ignored(c, x) || s.soaking(c, t) {
 		return
 	}
-	if x > st.Hi || x < st.Lo {
+	if tol := s.heldTol(c); x > st.Hi+tol || x < st.Lo-tol {
 		st.DevOn, st.Dev, st.Held = true, run{First: st.Start, Count: int64(c.MinReadings), Last: t}, true
 		s.dropPending()
 	}
 }
+
+// heldTol is how far outside the band a value may be and count as back
+// inside for a held deviation (hold).
+func (s *series) heldTol(c *SignalConfig) float64 { return float64(s.margin(c) / 100) }
 
 // stuck judges the frozen-value condition, on its own: the same value for
 // StuckAfter, or for StuckFast while the related signal moved StuckMove.

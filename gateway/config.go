@@ -66,6 +66,12 @@ type Config struct {
 	// AdvanceInterval is how often the detector checks for missing data
 	// against the gateway's clock. Default 1 s.
 	AdvanceInterval time.Duration `json:"advance_interval,omitempty"`
+	// StateInterval is how often the detector's state is saved in the
+	// queue's database besides with every alert transition, so a restart
+	// resumes with what was learned and with open alerts open. Default
+	// 1 s (a state 10 s old, restored, made the detector raise an
+	// overheat's limit alert a second time); 0 saves only at transitions.
+	StateInterval time.Duration `json:"state_interval,omitempty"`
 	// Detect configures the detector.
 	Detect detect.Config `json:"detect"`
 	// Buffer configures the store-and-forward queue.
@@ -82,6 +88,7 @@ func DefaultConfig() Config {
 	return Config{
 		AdvanceInterval: time.Second,
 		ReplayDrain:     15 * time.Second,
+		StateInterval:   time.Second,
 		Detect:          detect.DefaultConfig(),
 		Buffer:          buffer.DefaultOptions(),
 		Uplink:          defaultUplink(),
@@ -112,6 +119,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway config: replay_speed %v is negative", c.ReplaySpeed)
 	case c.ReplayDrain < 0:
 		return fmt.Errorf("gateway config: replay_drain %v is negative", c.ReplayDrain)
+	case c.StateInterval < 0:
+		return fmt.Errorf("gateway config: state_interval %v is negative", c.StateInterval)
 	case c.AdvanceInterval < 0:
 		return fmt.Errorf("gateway config: advance_interval %v is negative", c.AdvanceInterval)
 	case c.RecordMaxBytes != 0 && c.RecordMaxBytes < 4096:
@@ -160,5 +169,7 @@ const DefaultBroker = "tcp://127.0.0.1:1883"
 func defaultUplink() uplink.Config {
 	u := uplink.DefaultConfig()
 	u.BrokerURL = DefaultBroker
+	// Delete only what the cloud confirmed durable, whatever the broker.
+	u.Confirm = true
 	return u
 }

@@ -45,12 +45,21 @@ type Gateway struct {
 
 	// mu serialises the detect stage: sources emit from their own
 	// goroutines, the detector is single-owner.
+	// Nothing under mu waits for I/O: appends and state saves queue and
+	// return (buffer.Queue.Enqueue, SaveState), so a slow or hung disk
+	// never stops detection, the cab, CAN reading or /metrics.
 	mu       sync.Mutex
 	det      *detect.Detector
 	trans    []detect.Transition // scratch, reused per batch
 	advanced []detect.Transition // scratch for Advance on the log's time
 	alerts   []detect.Transition // every transition since start, for Alerts
 	appendEr uint64              // failed buffer appends
+	// observed is set by the first reading since start: until then the
+	// detector is not advanced, so the time the gateway was down does
+	// not count as missing data of a restored detector.
+	observed  bool
+	restored  []detect.Transition // open alerts of the restored state, shown on the cab at Run
+	stateErrs uint64              // detector states that could not be saved
 
 	cmdErrors atomic.Uint64 // rejected downlink commands
 
@@ -106,6 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	stamp := func() time.Time { return clk.Now().Truncate(time.Millisecond) }
 	g := &Gateway{cfg: cfg, log: log, now: clk.Now, clock: clk, queue: q, pub: pub, det: det}
 	g.dtc.ecus = map[uint8]sensors.DM1{}
+	g.restoreState()
 	if cfg.Cab.Listen != CabOff {
 		g.cab, err = cab.New(cfg.Cab, cfg.Truck, log)
 		if err != nil {
@@ -200,6 +210,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.handleCommands(ctx) })
 	if g.cab != nil {
+		g.mu.Lock()
+		for _, t := range g.restored {
+			g.cab.Transition(t)
+		}
+		g.showBandsLocked()
+		g.mu.Unlock()
 		grp.Go(func() error { return g.cab.Run(ctx) })
 		grp.Go(func() error { return g.feedUplinkState(ctx) })
 	}
@@ -211,6 +227,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.cfg.AdvanceInterval > 0 && g.replayOnly() && g.cfg.ReplaySpeed > 0 && g.cfg.ReplaySpeed <= 1 {
 		grp.Go(func() error { return g.advancePaced(ctx) })
+	}
+	if g.cfg.StateInterval > 0 {
+		grp.Go(func() error { return g.saveStatePeriodically(ctx) })
 	}
 	g.log.Info("gateway running", "can", g.cfg.CAN, "serial", g.cfg.Serial, "broker", g.cfg.Uplink.BrokerURL)
 	err := grp.Wait()
@@ -285,6 +304,7 @@ func (g *Gateway) closeReplays() {
 func (g *Gateway) observe(batch []sensors.Reading) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.observed = g.observed || len(batch) > 0
 	g.trans = g.trans[:0]
 	for i := range batch {
 		if t, ok := g.det.Observe(batch[i]); ok {
@@ -379,14 +399,29 @@ func (g *Gateway) transition(t detect.Transition) {
 	g.log.Warn("alert", "phase", t.Phase, "signal", t.Signal, "kind", t.Kind, "severity", t.Severity, "value", t.Value, "baseline", t.Baseline)
 }
 
-// appendLocked stores records; a failure is logged and counted, and the
-// pipeline goes on: the driver's display must not stop because the disk
-// did. g.mu is held.
+// appendLocked queues records for the store-and-forward queue and
+// returns without waiting for the disk (buffer.Queue.Enqueue): the driver's
+// display must not stop because the disk did. With alert transitions the
+// detector's state goes in the same commit (EnqueueWithState), so a
+// restart never restores a state from before a transition it stored. A
+// failure (a closed queue, or an earlier commit that failed) is logged and
+// counted. g.mu is held.
 func (g *Gateway) appendLocked(r []sensors.Reading, t []detect.Transition, a []detect.Ack) {
 	if len(r) == 0 && len(t) == 0 && len(a) == 0 {
 		return
 	}
-	if err := g.queue.Append(r, t, a); err != nil {
+	var err error
+	if len(t) > 0 {
+		var state []byte
+		if state, err = g.det.MarshalBinary(); err != nil {
+			g.stateErrs++
+			g.log.Error("detector state not saved", "err", err)
+		}
+		err = g.queue.EnqueueWithState(r, t, a, stateKey, state)
+	} else {
+		err = g.queue.Enqueue(r, t, a)
+	}
+	if err != nil {
 		g.appendEr++
 		g.log.Error("buffer append failed; records lost", "readings", len(r), "alerts", len(t), "acks", len(a), "err", err)
 	}
@@ -404,9 +439,11 @@ func (g *Gateway) advance(ctx context.Context) error {
 		}
 		g.mu.Lock()
 		g.trans = g.trans[:0]
-		out := g.det.Advance(g.now().UnixNano(), nil)
-		for _, t := range out {
-			g.transition(t)
+		if g.observed {
+			out := g.det.Advance(g.now().UnixNano(), nil)
+			for _, t := range out {
+				g.transition(t)
+			}
 		}
 		g.appendLocked(nil, g.trans, nil)
 		g.showBandsLocked()
@@ -414,13 +451,16 @@ func (g *Gateway) advance(ctx context.Context) error {
 	}
 }
 
+// detectedSignals are the signals the detector watches.
+var detectedSignals = []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp}
+
 // showBandsLocked draws the detector's learned normal band and limits on
 // the cab display. g.mu is held.
 func (g *Gateway) showBandsLocked() {
 	if g.cab == nil {
 		return
 	}
-	for _, sig := range []sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
+	for _, sig := range detectedSignals {
 		b, ok := g.det.Band(sig)
 		if !ok || !b.Ready {
 			continue

@@ -53,7 +53,7 @@ var (
 	mCANFrames      = desc("can_frames_total", "CAN frames received, all buses and replays.")
 	mSourceEvents   = desc("source_events_total", "Sensor connection events: can_connect, can_dial_error, can_disconnect, serial_open, serial_open_error, serial_read_error.", "event")
 	mAppendErrors   = desc("buffer_append_errors_total", "Batches the store-and-forward queue failed to append (records lost).")
-	mQueueRecords   = desc("queue_records", "Records stored in the queue and not yet acknowledged by the broker, by kind.", "kind")
+	mQueueRecords   = desc("queue_records", "Records stored in the queue and not yet confirmed durable by the cloud (or, without confirmation, acknowledged by the broker), by kind.", "kind")
 	mQueuePending   = desc("queue_pending_records", "Records appended but not yet committed to disk.")
 	mQueueBytes     = desc("queue_stored_bytes", "Bytes of stored records (what the disk budget bounds).")
 	mQueueFileBytes = desc("queue_file_bytes", "Size of the queue's database file.")
@@ -64,9 +64,11 @@ var (
 	mUplinkOnline   = desc("uplink_online", "1 while the MQTT uplink is connected, else 0.")
 	mUplinkSince    = desc("uplink_state_since_seconds", "Unix time the uplink's online state last changed.")
 	mUplinkConnects = desc("uplink_connects_total", "Uplink connection attempts, by result (ok, failed).", "result")
-	mUplinkBatches  = desc("uplink_batches_total", "Batches acknowledged by the broker.")
-	mUplinkRecords  = desc("uplink_records_total", "Records acknowledged by the broker.")
-	mUplinkBytes    = desc("uplink_bytes_total", "Payload bytes acknowledged by the broker.")
+	mUplinkBatches  = desc("uplink_batches_total", "Batches deleted from the queue: confirmed durable by the cloud (or, without confirmation, acknowledged by the broker).")
+	mUplinkRecords  = desc("uplink_records_total", "Records deleted from the queue after confirmation.")
+	mUplinkBytes    = desc("uplink_bytes_total", "Payload bytes of the batches deleted after confirmation.")
+	mUplinkUnconf   = desc("uplink_unconfirmed_records", "Records published and not yet confirmed durable by the cloud (or, without confirmation, acknowledged by the broker).")
+	mUplinkConfirm  = desc("uplink_confirmations_total", "Durable confirmations from the cloud, by result (payload, bad_message, timeout: resent after no confirmation came).", "result")
 	mUplinkDropped  = desc("uplink_dropped_total", "Records dropped because they cannot be encoded.")
 	mCommands       = desc("commands_total", "Downlink commands, by result (received, rejected, duplicate, dropped, failed).", "result")
 	mAlerts         = desc("alerts_total", "Alert transitions raised by the gateway's detector, by phase and severity.", "phase", "severity")
@@ -83,7 +85,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mReadings, mRejected, mCANFrames, mSourceEvents, mAppendErrors,
 		mQueueRecords, mQueuePending, mQueueBytes, mQueueFileBytes, mQueueOldest, mQueueDropped, mQueueCorrupt,
 		mQueueCommits, mUplinkOnline, mUplinkSince, mUplinkConnects, mUplinkBatches, mUplinkRecords, mUplinkBytes,
-		mUplinkDropped, mCommands, mAlerts, mCabClients, mCabEvents, mCabBadRequests, mCabAcks, mCabSlow, mCabGPIOErrors} {
+		mUplinkDropped, mUplinkUnconf, mUplinkConfirm, mCommands, mAlerts, mCabClients, mCabEvents, mCabBadRequests, mCabAcks, mCabSlow, mCabGPIOErrors} {
 		ch <- d
 	}
 }
@@ -267,6 +269,10 @@ func (g *Gateway) collect(ch chan<- prometheus.Metric) {
 	counter(ch, mUplinkRecords, u.Records, t)
 	counter(ch, mUplinkBytes, u.Bytes, t)
 	counter(ch, mUplinkDropped, u.Dropped, t)
+	gauge(ch, mUplinkUnconf, float64(u.Unconfirmed), t)
+	counter(ch, mUplinkConfirm, u.Confirmations, t, "payload")
+	counter(ch, mUplinkConfirm, u.BadConfirmations, t, "bad_message")
+	counter(ch, mUplinkConfirm, u.ConfirmTimeouts, t, "timeout")
 	counter(ch, mCommands, u.CommandsReceived, t, "received")
 	counter(ch, mCommands, u.CommandsRejected, t, "rejected")
 	counter(ch, mCommands, u.CommandsDuplicate, t, "duplicate")

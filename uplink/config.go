@@ -43,8 +43,20 @@ type Config struct {
 	// MaxPayloadSize (128 KiB, the AWS IoT Core limit).
 	MaxPayload int
 	// Window is the most telemetry batches published and not yet
-	// acknowledged. Alerts are sent regardless. Default 8.
+	// acknowledged (with Confirm: confirmed). Alerts are sent regardless.
+	// Default 8.
 	Window int
+	// Confirm makes the publisher delete a batch only once the cloud has
+	// confirmed every payload of it durable (KindDurable, see
+	// PayloadID), not on the broker's PUBACK: correct with any broker in
+	// between. Without it a PUBACK deletes, which is right only with the
+	// cloud's embedded broker. The gateway sets it.
+	Confirm bool
+	// ConfirmTimeout, with Confirm, is how long a batch the broker
+	// acknowledged may wait for the cloud's confirmation before the
+	// publisher reconnects and sends everything unconfirmed again (the
+	// cloud drops duplicates). Default 30 s.
+	ConfirmTimeout time.Duration
 	// MinPublishInterval spaces telemetry publishes at least this far
 	// apart (0: no limit). AWS IoT Core accepts at most 100 publishes per
 	// second per connection; 12 ms stays under it while draining a
@@ -63,6 +75,7 @@ func DefaultConfig() Config {
 	return Config{
 		ConnectTimeout:   10 * time.Second,
 		PublishTimeout:   30 * time.Second,
+		ConfirmTimeout:   30 * time.Second,
 		KeepAlive:        30 * time.Second,
 		BatchDelay:       10 * time.Second,
 		MaxBatchReadings: 16384,
@@ -86,6 +99,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.ConnectTimeout, d.ConnectTimeout)
 	set(&c.PublishTimeout, d.PublishTimeout)
+	set(&c.ConfirmTimeout, d.ConfirmTimeout)
 	set(&c.KeepAlive, d.KeepAlive)
 	set(&c.BatchDelay, d.BatchDelay)
 	set(&c.ReconnectMin, d.ReconnectMin)
@@ -123,7 +137,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("uplink config: truck %q: must be 1-64 letters, digits, '-' or '_'", c.Truck)
 	case len(c.ClientID) > 128:
 		return fmt.Errorf("uplink config: client_id longer than 128 bytes")
-	case c.ConnectTimeout < 0, c.PublishTimeout < 0, c.KeepAlive < 0, c.BatchDelay < 0, c.MinPublishInterval < 0:
+	case c.ConnectTimeout < 0, c.PublishTimeout < 0, c.ConfirmTimeout < 0, c.KeepAlive < 0, c.BatchDelay < 0, c.MinPublishInterval < 0:
 		return fmt.Errorf("uplink config: timeouts must be positive")
 	case c.MaxBatchReadings < 1 || c.MaxBatchReadings > MaxBatchRecords:
 		return fmt.Errorf("uplink config: max_batch_readings must be in 1..%d, got %d", MaxBatchRecords, c.MaxBatchReadings)

@@ -1,7 +1,8 @@
 // Package uplink carries a truck's buffered readings and alerts to the
 // cloud over MQTT: the topic scheme, the versioned batch wire format, the
 // downlink command format, and the publisher that deletes from the buffer
-// only what the broker acknowledged. The cloud imports the decoder
+// only what the cloud confirmed durable (Config.Confirm; without it, what
+// the broker acknowledged). The cloud imports the decoder
 // (Decode, Limits, DecodeCommand's counterpart EncodeCommand) from here.
 // PROTOCOL.md documents topics, payloads and delivery guarantees.
 //

@@ -49,6 +49,16 @@ type State struct {
 	Records         uint64 // records acknowledged by the broker
 	Bytes           uint64 // payload bytes acknowledged by the broker
 	Dropped         uint64 // records dropped because they cannot be encoded (ErrUnsendable)
+	// Unconfirmed is the records published and not yet deleted: waiting
+	// for the broker's PUBACK or (Config.Confirm) the cloud's
+	// confirmation. Bounded by Window telemetry batches plus the
+	// priority lane.
+	Unconfirmed int
+	// Confirmations counts payload ids the cloud confirmed durable;
+	// BadConfirmations confirmation messages that failed DecodeDurable;
+	// ConfirmTimeouts the times no confirmation came within
+	// ConfirmTimeout and everything unconfirmed was sent again.
+	Confirmations, BadConfirmations, ConfirmTimeouts uint64
 
 	CommandsReceived  uint64 // valid commands passed to Commands()
 	CommandsRejected  uint64 // command payloads that failed DecodeCommand
@@ -57,7 +67,9 @@ type State struct {
 }
 
 // Publisher sends the queue's records to the broker and deletes them once
-// the broker acknowledged them (QoS 1 PUBACK). Create it with
+// the cloud confirmed them durable (Config.Confirm; see PROTOCOL.md,
+// "Delivery"), or, without Confirm, once the broker acknowledged them
+// (QoS 1 PUBACK). Create it with
 // NewPublisher and run it with Run; State and Commands are safe for
 // concurrent use.
 type Publisher struct {
@@ -76,7 +88,16 @@ type Publisher struct {
 	dtcFails  int           // sessions in a row that ended with dtc unacknowledged; under mu
 	dtcOff    bool          // DTC reports given up on (dtcFailed); under mu
 	dtcKick   chan struct{} // wakes runDTCs, capacity 1
+	// confirmed holds payload ids the cloud confirmed durable and no
+	// flight has claimed yet (a confirmation may come before the PUBACK,
+	// or after a reconnect), oldest first in confirmedOrder, bounded.
+	confirmed      map[uint64]struct{}
+	confirmedOrder []uint64
+	confirmWake    chan struct{}
 }
+
+// keepConfirmed bounds the unclaimed confirmations remembered.
+const keepConfirmed = 4096
 
 // commandBuffer is the capacity of the Commands channel.
 const commandBuffer = 64
@@ -98,7 +119,8 @@ func NewPublisher(cfg Config, q queue, log *slog.Logger) (*Publisher, error) {
 	}
 	cfg = cfg.withDefaults()
 	p := &Publisher{cfg: cfg, q: q, log: log.With("component", "uplink", "truck", cfg.Truck),
-		cmds: make(chan Command, commandBuffer), seenIDs: map[string]struct{}{}, dtcKick: make(chan struct{}, 1)}
+		cmds: make(chan Command, commandBuffer), seenIDs: map[string]struct{}{}, dtcKick: make(chan struct{}, 1),
+		confirmed: map[uint64]struct{}{}, confirmWake: make(chan struct{}, 1)}
 	p.st.Since = cfg.Now()
 	return p, nil
 }
@@ -166,6 +188,54 @@ func (p *Publisher) onCommand(payload []byte) {
 		p.st.CommandsDropped++
 		p.log.Error("uplink: command dropped, Commands() not drained", "id", c.ID, "type", c.Type)
 	}
+}
+
+// onDurable handles one confirmation on the durable topic.
+func (p *Publisher) onDurable(payload []byte) {
+	ids, err := DecodeDurable(payload)
+	p.mu.Lock()
+	if err != nil {
+		p.st.BadConfirmations++
+		p.mu.Unlock()
+		p.log.Warn("uplink: rejected durable confirmation", "bytes", len(payload), "error", err)
+		return
+	}
+	for _, id := range ids {
+		if _, ok := p.confirmed[id]; ok {
+			continue
+		}
+		if len(p.confirmedOrder) >= keepConfirmed {
+			delete(p.confirmed, p.confirmedOrder[0])
+			p.confirmedOrder = p.confirmedOrder[1:]
+		}
+		p.confirmed[id] = struct{}{}
+		p.confirmedOrder = append(p.confirmedOrder, id)
+	}
+	p.st.Confirmations += uint64(len(ids))
+	p.mu.Unlock()
+	select {
+	case p.confirmWake <- struct{}{}:
+	default:
+	}
+}
+
+// claimConfirmed reports whether every id was confirmed, and if so
+// forgets them.
+func (p *Publisher) claimConfirmed(ids []uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := p.confirmed[id]; !ok {
+			return false
+		}
+	}
+	for _, id := range ids {
+		delete(p.confirmed, id)
+	}
+	if len(p.confirmed) == 0 {
+		p.confirmedOrder = p.confirmedOrder[:0]
+	}
+	return true
 }
 
 // Run connects, publishes until ctx is done, and reconnects with
@@ -304,6 +374,15 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, *lostConn, error)
 	if !waitToken(ctx, sub, p.cfg.PublishTimeout) || sub.Error() != nil {
 		c.Disconnect(0)
 		return nil, nil, fmt.Errorf("uplink connect %s: subscribe %s: %v", p.cfg.BrokerURL, KindCommand, sub.Error())
+	}
+	if p.cfg.Confirm {
+		sub := c.Subscribe(Topic(p.cfg.Truck, KindDurable), 1, func(_ mqtt.Client, m mqtt.Message) {
+			p.onDurable(m.Payload())
+		})
+		if !waitToken(ctx, sub, p.cfg.PublishTimeout) || sub.Error() != nil {
+			c.Disconnect(0)
+			return nil, nil, fmt.Errorf("uplink connect %s: subscribe %s: %v", p.cfg.BrokerURL, KindDurable, sub.Error())
+		}
 	}
 	return c, lost, nil
 }

@@ -19,13 +19,18 @@ type flight struct {
 	lane        buffer.Lane
 	first, last uint64
 	toks        []mqtt.Token
+	ids         []uint64 // PayloadID of each payload, for Config.Confirm
 	records     int
 	bytes       int
 	sent        time.Time
+	acked       time.Time // when the last PUBACK came (zero before)
 }
 
 // errPublishTimeout reports a PUBACK that did not come in time.
 var errPublishTimeout = errors.New("no PUBACK within publish timeout")
+
+// errConfirmTimeout reports a cloud confirmation that did not come in time.
+var errConfirmTimeout = errors.New("no durable confirmation from the cloud within confirm timeout")
 
 // session publishes over one connection until it fails or ctx is done.
 // Every session starts reading both lanes from their beginning: what the
@@ -116,14 +121,22 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 		if sent {
 			continue
 		}
+		p.setUnconfirmed(inflight)
 		// 3. Wait for something to do. Keep watching the queue even with
 		// a full window: a new alert must go out without waiting for
 		// telemetry PUBACKs.
 		var oldest <-chan struct{}
+		confirmWait := false
 		if len(inflight) > 0 {
 			f := inflight[0]
-			oldest = f.toks[0].Done()
-			resetTimer(ackTimer, p.cfg.PublishTimeout-p.cfg.Now().Sub(f.sent))
+			if len(f.toks) > 0 {
+				oldest = f.toks[0].Done()
+				resetTimer(ackTimer, p.cfg.PublishTimeout-p.cfg.Now().Sub(f.sent))
+			} else {
+				// Every PUBACK is in; the cloud has not confirmed yet.
+				confirmWait = true
+				resetTimer(ackTimer, p.cfg.ConfirmTimeout-p.cfg.Now().Sub(f.acked))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -133,11 +146,30 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost *lostConn) 
 		case <-changed:
 		case <-telAfter.C:
 		case <-oldest:
+		case <-p.confirmWake:
 		case <-ackTimer.C:
 			if len(inflight) == 0 {
 				continue // armed for a flight since retired: nothing is late
 			}
-			return fmt.Errorf("uplink publish %s %d..%d: %w", inflight[0].lane, inflight[0].first, inflight[0].last, errPublishTimeout)
+			if inflight, err = p.retire(inflight); err != nil {
+				return err
+			}
+			if len(inflight) == 0 {
+				continue
+			}
+			f := inflight[0]
+			if confirmWait && len(f.toks) == 0 {
+				if p.cfg.Now().Sub(f.acked) < p.cfg.ConfirmTimeout {
+					continue
+				}
+				p.mu.Lock()
+				p.st.ConfirmTimeouts++
+				p.mu.Unlock()
+				return fmt.Errorf("uplink publish %s %d..%d: %w", f.lane, f.first, f.last, errConfirmTimeout)
+			}
+			if len(f.toks) > 0 && p.cfg.Now().Sub(f.sent) >= p.cfg.PublishTimeout {
+				return fmt.Errorf("uplink publish %s %d..%d: %w", f.lane, f.first, f.last, errPublishTimeout)
+			}
 		}
 	}
 }
@@ -157,6 +189,12 @@ func (p *Publisher) retire(inflight []*flight) ([]*flight, error) {
 		if len(f.toks) > 0 {
 			break
 		}
+		if f.acked.IsZero() {
+			f.acked = p.cfg.Now()
+		}
+		if p.cfg.Confirm && len(f.ids) > 0 && !p.claimConfirmed(f.ids) {
+			break // the broker has it; the cloud has not confirmed it durable yet
+		}
 		if err := p.q.Delete(f.lane, f.first, f.last); err != nil {
 			return inflight, fmt.Errorf("uplink: delete acknowledged %s %d..%d: %w", f.lane, f.first, f.last, err)
 		}
@@ -168,6 +206,17 @@ func (p *Publisher) retire(inflight []*flight) ([]*flight, error) {
 		inflight = inflight[1:]
 	}
 	return inflight, nil
+}
+
+// setUnconfirmed records how many records wait in flight.
+func (p *Publisher) setUnconfirmed(inflight []*flight) {
+	n := 0
+	for _, f := range inflight {
+		n += f.records
+	}
+	p.mu.Lock()
+	p.st.Unconfirmed = n
+	p.mu.Unlock()
 }
 
 func isDone(t mqtt.Token) bool {
@@ -217,6 +266,9 @@ func (p *Publisher) publish(c mqtt.Client, ch buffer.Chunk) (*flight, error) {
 	for _, pl := range payloads {
 		f.toks = append(f.toks, c.Publish(topic, 1, false, pl))
 		f.bytes += len(pl)
+		if p.cfg.Confirm {
+			f.ids = append(f.ids, PayloadID(pl))
+		}
 	}
 	if len(f.toks) == 0 {
 		// Everything in the chunk was undecodable or unencodable: nothing

@@ -12,6 +12,7 @@ import (
 //	tankguard/v1/trucks/{truck}/up/dtc         gateway -> cloud, QoS 1, retained JSON report of active trouble codes (DM1)
 //	tankguard/v1/trucks/{truck}/status         gateway -> cloud, retained "online"/"offline" (last will)
 //	tankguard/v1/trucks/{truck}/cmd            cloud -> gateway, QoS 1, JSON commands (config_update retained)
+//	tankguard/v1/trucks/{truck}/durable        cloud -> gateway, QoS 1, ids of payloads now durable in the cloud (EncodeDurable)
 const topicRoot = "tankguard/v1/trucks/"
 
 // Topic kinds, the part after the truck id.
@@ -20,6 +21,7 @@ const (
 	KindAlerts    = "up/alerts"
 	KindStatus    = "status"
 	KindCommand   = "cmd"
+	KindDurable   = "durable"
 )
 
 // UpFilter is the subscription filter the cloud uses for all uplinked data.
@@ -60,7 +62,7 @@ func ParseTopic(topic string) (truck, kind string, err error) {
 		return "", "", fmt.Errorf("topic %q: bad truck id", topic)
 	}
 	switch kind {
-	case KindTelemetry, KindAlerts, KindStatus, KindCommand, KindDTC:
+	case KindTelemetry, KindAlerts, KindStatus, KindCommand, KindDTC, KindDurable:
 		return truck, kind, nil
 	}
 	return "", "", fmt.Errorf("topic %q: unknown kind %q", topic, kind)

@@ -20,7 +20,7 @@ func AthenaDDL(location, database string) string {
 	for _, ds := range []struct {
 		name string
 		row  any
-	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}, {DatasetIncidents, Incident{}}, {DatasetDTCs, DTC{}}} {
+	}{{DatasetReadings, readingRecord{}}, {DatasetAlerts, Alert{}}, {DatasetAcks, Ack{}}, {DatasetIncidents, Incident{}}, {DatasetDTCs, DTC{}}, {DatasetQuarantine, Quarantined{}}} {
 		loc := location + "/" + ds.name + "/"
 		fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", database, ds.name)
 		cols := columns(ds.row)

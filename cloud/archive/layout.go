@@ -12,10 +12,13 @@ const (
 	DatasetAcks      = "acks"
 	DatasetIncidents = "incidents"
 	DatasetDTCs      = "dtcs"
+	// DatasetQuarantine holds readings with event times the cloud does not
+	// accept, partitioned by receive time (see Quarantined).
+	DatasetQuarantine = "quarantine"
 )
 
 // Datasets lists every dataset, in a stable order.
-var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents, DatasetDTCs}
+var Datasets = []string{DatasetReadings, DatasetAlerts, DatasetAcks, DatasetIncidents, DatasetDTCs, DatasetQuarantine}
 
 // Partition returns the partition path of an event at unixNS in dataset:
 // "readings/dt=2026-11-26/hour=01". Partitions follow event time, never

@@ -130,16 +130,38 @@ func DTCRows(r uplink.DTCReport) []DTC {
 	return out
 }
 
+// Quarantined is one reading whose event time was outside the bounds the
+// cloud accepts (too far in the future or past of when it arrived, or from
+// an unconfirmed gateway clock): one row of quarantine/, partitioned by
+// the time the cloud received it, so a batch of wild times makes one
+// object, not one per event-time hour.
+type Quarantined struct {
+	Truck      string  `parquet:"truck,dict"`
+	Signal     string  `parquet:"signal,dict"`
+	Seq        int64   `parquet:"seq"`
+	TimeNS     int64   `parquet:"time_ns"`
+	Value      float64 `parquet:"value"`
+	Flags      int32   `parquet:"flags"`
+	ReceivedNS int64   `parquet:"received_ns"`
+}
+
+// QuarantinedRow converts a quarantined reading of truck, received at
+// receivedNS, to its archive row.
+func QuarantinedRow(truck string, r sensors.Reading, receivedNS int64) Quarantined {
+	return Quarantined{Truck: truck, Signal: r.Signal.String(), Seq: int64(r.Seq), TimeNS: r.Time, Value: r.Value, Flags: int32(r.Flags), ReceivedNS: receivedNS}
+}
+
 // Batch is the rows of one flush, in any order.
 type Batch struct {
-	Readings  []Reading
-	Alerts    []Alert
-	Acks      []Ack
-	Incidents []Incident
-	DTCs      []DTC
+	Readings    []Reading
+	Alerts      []Alert
+	Acks        []Ack
+	Incidents   []Incident
+	DTCs        []DTC
+	Quarantined []Quarantined
 }
 
 // Len returns the number of rows in b.
 func (b *Batch) Len() int {
-	return len(b.Readings) + len(b.Alerts) + len(b.Acks) + len(b.Incidents) + len(b.DTCs)
+	return len(b.Readings) + len(b.Alerts) + len(b.Acks) + len(b.Incidents) + len(b.DTCs) + len(b.Quarantined)
 }

@@ -51,6 +51,12 @@ func Write(ctx context.Context, st Store, stem string, b *Batch) (Stats, error) 
 	if err := writeDataset(ctx, st, &s, DatasetDTCs, stem, b.DTCs, func(r DTC) int64 { return r.TimeNS }); err != nil {
 		return s, err
 	}
+	slices.SortFunc(b.Quarantined, func(x, y Quarantined) int {
+		return cmp.Or(cmp.Compare(x.Truck, y.Truck), cmp.Compare(x.Seq, y.Seq))
+	})
+	if err := writeDataset(ctx, st, &s, DatasetQuarantine, stem, b.Quarantined, func(r Quarantined) int64 { return r.ReceivedNS }); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

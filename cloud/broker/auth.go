@@ -313,11 +313,11 @@ func (h *authHook) allowed(cl *mqtt.Client, topic string, write bool) (bool, str
 }
 
 // truckMay reports whether truck id may publish to (write) or subscribe
-// with (read) topic: its own up/telemetry, up/alerts, up/dtc and status topics,
-// and exactly its own cmd topic.
+// with (read) topic: its own up/telemetry, up/alerts, up/dtc and status
+// topics, and exactly its own cmd and durable topics.
 func truckMay(id, topic string, write bool) bool {
 	if !write {
-		return topic == uplink.Topic(id, uplink.KindCommand)
+		return topic == uplink.Topic(id, uplink.KindCommand) || topic == uplink.Topic(id, uplink.KindDurable)
 	}
 	switch topic {
 	case uplink.Topic(id, uplink.KindTelemetry), uplink.Topic(id, uplink.KindAlerts), uplink.Topic(id, uplink.KindStatus),

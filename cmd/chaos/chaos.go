@@ -40,9 +40,25 @@ type Config struct {
 	// 30% of Duration. At 70% it is stopped with SIGTERM and restarted at
 	// once.
 	CloudOutage time.Duration
+	// CloudKills is how many times the cloud is SIGKILLed (at least 1):
+	// the first as above, the others between 80 and 95 % of Duration,
+	// each down 3 s.
+	CloudKills int
 	// Hazards is how many trucks get an engine overheat (10 s after their
-	// first CAN client connects, 10 s ramp, until the end).
+	// first CAN client connects, 10 s ramp, for HazardFor or until the
+	// end).
 	Hazards int
+	// HazardFor is how long each overheat lasts; 0: until the end. An
+	// overheat that ended must leave its incident resolved, with no
+	// escalation after the end.
+	HazardFor time.Duration
+	// Mosquitto, if set, puts Debian's mosquitto (this path) between the
+	// gateways and the cloud, with its default configuration apart from
+	// the listener (a 1,000-message session queue, no persistence), and
+	// SIGKILLs it BrokerKills times (restarted 1 s later). TLS is not
+	// used with it.
+	Mosquitto   string
+	BrokerKills int
 	// Seed drives the fault schedule and the simulator.
 	Seed int64
 	// TLS runs the broker with mutual TLS and per-truck identity: a fleet
@@ -66,6 +82,17 @@ type Report struct {
 	// more than once; Missing synced seqs not archived; Foreign archived
 	// readings the simulator did not send (in its order).
 	Sent, Synced, Archived, ArchivedAlerts, Duplicates, Missing, Foreign int
+	// Acked is the records gateways deleted on the cloud's confirmation.
+	Acked int
+	// Broker is "embedded" or "mosquitto"; BrokerKillsDone the broker
+	// SIGKILLs (Mosquitto). IncidentsPerHazard lists the coolant
+	// incidents of each overheated truck; OpenAfterHazard counts those
+	// not resolved although their overheat ended; EscalatedAfterNormal
+	// escalations notified after a truck's overheat ended.
+	Broker                                string
+	BrokerKillsDone                       int
+	IncidentsPerHazard                    []int
+	OpenAfterHazard, EscalatedAfterNormal int
 	// Notifications received by the webhook, redeliveries of an id seen
 	// before, incidents opened, and hazard trucks with an open incident.
 	Notifications, Redeliveries, Incidents, HazardsDetected, Hazards int
@@ -82,9 +109,12 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CHAOS trucks %d\nCHAOS gateway_kills_survived %d\nCHAOS cloud_sigkills_survived %d\nCHAOS cloud_restarts %d\n",
 		r.Trucks, r.GatewayKills, r.CloudKills, r.CloudRestarts)
-	fmt.Fprintf(&b, "CHAOS readings_sent %d\nCHAOS records_synced %d\nCHAOS readings_archived %d\nCHAOS edge_alerts_archived %d\n",
-		r.Sent, r.Synced, r.Archived, r.ArchivedAlerts)
-	fmt.Fprintf(&b, "CHAOS duplicates %d\nCHAOS missing %d\nCHAOS foreign %d\n", r.Duplicates, r.Missing, r.Foreign)
+	fmt.Fprintf(&b, "CHAOS broker %s\nCHAOS broker_sigkills_survived %d\n", r.Broker, r.BrokerKillsDone)
+	fmt.Fprintf(&b, "CHAOS readings_sent %d\nCHAOS records_synced %d\nCHAOS records_acked %d\nCHAOS readings_archived %d\nCHAOS edge_alerts_archived %d\n",
+		r.Sent, r.Synced, r.Acked, r.Archived, r.ArchivedAlerts)
+	fmt.Fprintf(&b, "CHAOS duplicates %d\nCHAOS lost %d\nCHAOS foreign %d\n", r.Duplicates, r.Missing, r.Foreign)
+	fmt.Fprintf(&b, "CHAOS incidents_per_hazard %v\nCHAOS incidents_open_after_hazard_ended %d\nCHAOS escalations_after_normal %d\n",
+		r.IncidentsPerHazard, r.OpenAfterHazard, r.EscalatedAfterNormal)
 	fmt.Fprintf(&b, "CHAOS notifications %d\nCHAOS notification_redeliveries %d\nCHAOS incidents_opened %d\nCHAOS hazards_detected %d/%d\n",
 		r.Notifications, r.Redeliveries, r.Incidents, r.HazardsDetected, r.Hazards)
 	fmt.Fprintf(&b, "CHAOS elapsed %s\n", r.Elapsed.Round(time.Second))
@@ -207,7 +237,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say := func(format string, a ...any) {
 		fmt.Fprintf(logw, "chaos %6.1fs: %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
-	rep := &Report{Trucks: cfg.Trucks}
+	rep := &Report{Trucks: cfg.Trucks, Broker: "embedded"}
+	if cfg.Mosquitto != "" {
+		rep.Broker, cfg.TLS = "mosquitto", false
+	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7a6b))
 	dir := cfg.WorkDir
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
@@ -257,6 +290,49 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"-broker-listen", brokerAddr, "-http", httpAddr, "-flush-interval", "500ms",
 		"-webhook", "http://" + hl.Addr().String() + "/", "-log-level", "warn"}
 	brokerURL := "tcp://" + brokerAddr
+	var mosq *proc
+	startMosquitto := func() error {
+		mdir := filepath.Join(dir, "mosquitto")
+		if err := os.MkdirAll(mdir, 0o777); err != nil {
+			return err
+		}
+		os.Chmod(mdir, 0o777) // started as root it drops to user mosquitto
+		_, port, _ := net.SplitHostPort(brokerAddr)
+		conf := filepath.Join(mdir, "mosquitto.conf")
+		// Mosquitto's defaults (1,000 queued messages per session, no
+		// persistence): correctness must not depend on its configuration.
+		if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nlog_dest stdout\n"), 0o644); err != nil {
+			return err
+		}
+		p, err := startProc(filepath.Join(dir, "logs", "mosquitto.log"), cfg.Mosquitto, nil, "-c", conf)
+		if err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", brokerAddr, time.Second); err == nil {
+				c.Close()
+				break
+			}
+			if !p.running() || time.Now().After(deadline) {
+				p.kill()
+				return fmt.Errorf("mosquitto did not start (see %s)", filepath.Join(dir, "logs", "mosquitto.log"))
+			}
+		}
+		mosq = p
+		return nil
+	}
+	if cfg.Mosquitto != "" {
+		cloudArgs = []string{"-data", cloudDir, "-broker-url", brokerURL, "-http", httpAddr, "-flush-interval", "500ms",
+			"-webhook", "http://" + hl.Addr().String() + "/", "-log-level", "warn"}
+		if err := startMosquitto(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if mosq != nil && mosq.running() {
+				mosq.kill()
+			}
+		}()
+	}
 	if cfg.TLS {
 		cf := filepath.Join(dir, "cloud.json")
 		b, _ := json.Marshal(map[string]any{"data_dir": cloudDir, "broker_tls": map[string]string{
@@ -307,6 +383,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		hazard[id] = true
 		sc.Trucks[id] = firmwaresim.TruckScenario{Warm: &warm, Faults: []firmwaresim.Fault{{
 			Kind: firmwaresim.FaultOverheat, At: firmwaresim.Duration(10 * time.Second), Ramp: firmwaresim.Duration(10 * time.Second),
+			Duration: firmwaresim.Duration(cfg.HazardFor),
 		}}}
 	}
 	rep.Hazards = len(hazard)
@@ -384,9 +461,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	jitter := func(d time.Duration) time.Duration { return time.Duration((0.5 + rng.Float64()) * float64(d)) }
 	start := time.Now()
 	end := start.Add(cfg.Duration)
-	cloudKillAt := start.Add(cfg.Duration * 3 / 10)
+	// The first cloud SIGKILL at 30 % keeps it down CloudOutage; further
+	// ones (CloudKills) follow at 80-95 %, down 3 s each.
+	type cloudKill struct {
+		at     time.Time
+		outage time.Duration
+	}
+	cloudKills := []cloudKill{{start.Add(cfg.Duration * 3 / 10), cfg.CloudOutage}}
+	for k := 1; k < cfg.CloudKills; k++ {
+		cloudKills = append(cloudKills, cloudKill{start.Add(cfg.Duration * time.Duration(80+15*k/cfg.CloudKills) / 100), 3 * time.Second})
+	}
 	cloudTermAt := start.Add(cfg.Duration * 7 / 10)
 	var cloudBackAt time.Time
+	var brokerKills []time.Time // Mosquitto SIGKILLs, spread over the run
+	for k := range cfg.BrokerKills {
+		brokerKills = append(brokerKills, start.Add(cfg.Duration*time.Duration(2*k+1)/time.Duration(2*cfg.BrokerKills)))
+	}
+	var brokerBackAt time.Time
 	nextKill := start.Add(jitter(cfg.KillEvery))
 	restartAt := make([]time.Time, len(gws))
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -397,11 +488,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		if cloudP != nil && !cloudKillAt.IsZero() && now.After(cloudKillAt) {
+		if cloudP != nil && len(cloudKills) > 0 && now.After(cloudKills[0].at) {
 			cloudP.kill()
-			cloudP, cloudKillAt, cloudBackAt = nil, time.Time{}, now.Add(cfg.CloudOutage)
+			cloudP, cloudBackAt = nil, now.Add(cloudKills[0].outage)
 			rep.CloudKills++
-			say("cloud SIGKILLed (broker down for %v)", cfg.CloudOutage)
+			say("cloud SIGKILLed (down for %v)", cloudKills[0].outage)
+			cloudKills = cloudKills[1:]
 		}
 		if cloudP == nil && !cloudBackAt.IsZero() && now.After(cloudBackAt) {
 			if cloudP, err = startCloud(); err != nil {
@@ -420,6 +512,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cloudTermAt = time.Time{}
 			rep.CloudRestarts++
 			say("cloud (and broker) restarted cleanly")
+		}
+		if mosq != nil && len(brokerKills) > 0 && now.After(brokerKills[0]) {
+			mosq.kill()
+			brokerKills, brokerBackAt = brokerKills[1:], now.Add(time.Second)
+			rep.BrokerKillsDone++
+			say("mosquitto SIGKILLed")
+		}
+		if !brokerBackAt.IsZero() && now.After(brokerBackAt) {
+			if err := startMosquitto(); err != nil {
+				return nil, err
+			}
+			brokerBackAt = time.Time{}
+			say("mosquitto restarted (empty: no persistence)")
 		}
 		if now.After(nextKill) {
 			var alive []int
@@ -446,6 +551,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	// Everything up again.
+	if mosq != nil && !mosq.running() {
+		if err := startMosquitto(); err != nil {
+			return nil, err
+		}
+	}
 	if cloudP == nil {
 		if cloudP, err = startCloud(); err != nil {
 			return nil, err
@@ -467,8 +577,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := stopSim(); err != nil && !errors.Is(err, context.Canceled) {
 		rep.problem("simulator: %v", err)
 	}
+	simStopped := time.Now()
 	archiveDir := filepath.Join(cloudDir, "archive")
-	if err := waitStable(ctx, archiveDir, 90*time.Second); err != nil {
+	// With Mosquitto, quiet for longer than a gateway's confirm timeout
+	// (30 s): a batch the broker dropped is sent again only after it. The
+	// embedded broker drops nothing it acknowledged; a lost confirmation
+	// is resent after a reconnect, which a cloud restart forces.
+	quiet := 10 * time.Second
+	if cfg.Mosquitto != "" {
+		quiet = 40 * time.Second
+	}
+	if err := waitStable(ctx, archiveDir, 150*time.Second, quiet); err != nil {
 		return nil, err
 	}
 	// Stop the gateways cleanly; their queues then say what was synced.
@@ -488,6 +607,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		q.Close()
 		last[t.ID] = seqRange{st.FirstSeq, st.LastSeq}
 		rep.Synced += int(st.LastSeq - st.FirstSeq + 1)
+		rep.Acked += int(st.LastSeq-st.FirstSeq+1) - (st.Readings + st.Alerts + st.Acks)
 		if st.Readings+st.Alerts+st.Acks > 0 {
 			rep.problem("%s: %d readings, %d alerts, %d acks still queued after the drain", t.ID, st.Readings, st.Alerts, st.Acks)
 		}
@@ -496,13 +616,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	// Give the cloud time to archive the last batches, then check.
-	if err := waitStable(ctx, archiveDir, 30*time.Second); err != nil {
+	if err := waitStable(ctx, archiveDir, 30*time.Second, 5*time.Second); err != nil {
 		return nil, err
 	}
 	if err := checkArchive(rep, archiveDir, truthPath, last); err != nil {
 		return nil, err
 	}
-	checkIncidents(rep, hook, man, hazard)
+	checkIncidents(rep, hook, man, hazard, cfg.HazardFor > 0, simStopped)
 	rep.Elapsed = time.Since(began)
 	say("done")
 	return rep, nil
@@ -518,8 +638,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // waitStable waits until the archive's reading count has not changed for
-// 5 s (or limit passes).
-func waitStable(ctx context.Context, dir string, limit time.Duration) error {
+// quiet (or limit passes).
+func waitStable(ctx context.Context, dir string, limit, quiet time.Duration) error {
 	deadline := time.Now().Add(limit)
 	prev, same := -1, 0
 	for time.Now().Before(deadline) {
@@ -530,7 +650,7 @@ func waitStable(ctx context.Context, dir string, limit time.Duration) error {
 		}
 		if n == prev && n >= 0 {
 			same++
-			if same >= 5 {
+			if time.Duration(same)*time.Second >= quiet {
 				return nil
 			}
 		} else {
@@ -653,7 +773,9 @@ func checkArchive(rep *Report, dir, truthPath string, last map[string]seqRange) 
 }
 
 // checkIncidents compares the notified incidents with the injected faults.
-func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard map[string]bool) {
+// Missing-data incidents opened after simStopped are expected: the
+// trucks did go silent while the run waited for the last confirmations.
+func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard map[string]bool, hazardsEnd bool, simStopped time.Time) {
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	rep.Notifications, rep.Redeliveries = len(hook.notes), hook.redel
@@ -662,11 +784,20 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 	}
 	opened := map[string]int{}                   // incident id -> distinct "opened" notifications
 	latest := map[string]incident.Notification{} // incident id -> newest notification
+	escalations := map[string][]time.Time{}      // incident id -> when escalations were notified
+	resolved := map[string]time.Time{}           // incident id -> when its resolution was notified
 	for _, n := range hook.notes {
 		id := n.Incident.ID
 		for _, e := range n.Events {
-			if e == incident.EventOpened {
+			switch e {
+			case incident.EventOpened:
 				opened[id]++
+			case incident.EventEscalated:
+				escalations[id] = append(escalations[id], n.At)
+			case incident.EventResolved:
+				if t, ok := resolved[id]; !ok || n.At.Before(t) {
+					resolved[id] = n.At
+				}
 			}
 		}
 		if old, ok := latest[id]; !ok || !n.At.Before(old.At) {
@@ -687,6 +818,8 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 		var coolant []incident.Summary
 		for _, s := range perTruck[t.ID] {
 			switch {
+			case s.Kind == "missing" && !s.OpenedAt.Before(simStopped):
+				// the simulator stopped: the sensors did go silent
 			case s.Signal == "coolant_temp" && hazard[t.ID]:
 				coolant = append(coolant, s)
 			case s.Signal == "":
@@ -703,6 +836,7 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 			continue
 		}
 		rep.HazardsDetected++
+		rep.IncidentsPerHazard = append(rep.IncidentsPerHazard, len(coolant))
 		if len(coolant) > 1 {
 			ids := make([]string, len(coolant))
 			for i, s := range coolant {
@@ -712,8 +846,20 @@ func checkIncidents(rep *Report, hook *webhook, man firmwaresim.Manifest, hazard
 			rep.problem("%s: one overheat notified as %d incidents: %s", t.ID, len(coolant), strings.Join(ids, " "))
 		}
 		for _, s := range coolant {
-			if s.State == incident.StateResolved {
+			switch {
+			case hazardsEnd && s.State != incident.StateResolved:
+				rep.OpenAfterHazard++
+				rep.problem("%s: overheat ended but its incident %s is still %s", t.ID, s.ID, s.State)
+			case !hazardsEnd && s.State == incident.StateResolved:
 				rep.problem("%s: overheat lasted to the end but its incident %s is resolved", t.ID, s.ID)
+			}
+			if hazardsEnd {
+				for _, n := range escalations[s.ID] {
+					if resolvedAt, ok := resolved[s.ID]; ok && n.After(resolvedAt) {
+						rep.EscalatedAfterNormal++
+						rep.problem("%s: incident %s escalated at %s, after it was resolved at %s", t.ID, s.ID, n.Format(time.RFC3339), resolvedAt.Format(time.RFC3339))
+					}
+				}
 			}
 		}
 	}

@@ -16,12 +16,17 @@
 //     incident and event; redeliveries of one notification id, which a
 //     receiver drops by id, are counted separately);
 //   - incidents agree with the injected faults: each truck given an
-//     overheat has an open coolant incident, the others have none.
+//     overheat has one coolant incident, resolved if the overheat ended
+//     (with no escalation after that), the others have none.
+//
+// With -mosquitto, Mosquitto (its default configuration) sits between the
+// gateways and the cloud and is SIGKILLed too; the gateways delete only
+// what the cloud confirmed durable, so nothing may be lost either.
 //
 // It prints the figures and each problem found, and exits 1 if there is
 // any.
 //
-//	make chaos                         (20 trucks, about 5 minutes)
+//	make chaos                         (20 trucks, embedded then Mosquitto, about 24 minutes)
 //	bin/chaos -trucks 20 -duration 4m -bin bin
 package main
 
@@ -42,7 +47,11 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", 4*time.Minute, "how long faults are injected")
 	flag.DurationVar(&cfg.KillEvery, "kill-every", time.Second, "mean interval between gateway SIGKILLs")
 	flag.DurationVar(&cfg.CloudOutage, "cloud-outage", 40*time.Second, "how long the cloud (and broker) stays down after its SIGKILL; longer than the gateways' 30 s reconnect backoff ceiling")
+	flag.IntVar(&cfg.CloudKills, "cloud-kills", 3, "cloud SIGKILLs: the first with -cloud-outage, the others down 3 s")
 	flag.IntVar(&cfg.Hazards, "overheats", 5, "trucks given an engine overheat")
+	flag.DurationVar(&cfg.HazardFor, "overheat-for", 90*time.Second, "how long each overheat lasts (0: to the end); an ended one must leave its incident resolved")
+	flag.StringVar(&cfg.Mosquitto, "mosquitto", "", "path of a mosquitto binary to put between gateways and cloud (default config, no TLS) instead of the embedded broker")
+	flag.IntVar(&cfg.BrokerKills, "broker-kills", 3, "with -mosquitto: how many times to SIGKILL it")
 	flag.BoolVar(&cfg.TLS, "tls", true, "mutual TLS with per-truck certificates (needs the tankguard-ca binary)")
 	flag.Int64Var(&cfg.Seed, "seed", 1, "random seed for the fault schedule and the simulator")
 	flag.StringVar(&cfg.BinDir, "bin", "", "directory holding the cloud and gateway binaries (default: beside this one)")

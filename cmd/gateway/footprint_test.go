@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/abc4logistics/tankguard/cloud/broker"
 	firmwaresim "github.com/abc4logistics/tankguard/firmware-sim"
+	"github.com/abc4logistics/tankguard/uplink"
 )
 
 // The footprint benchmarks measure what the truck's ARM box pays for the
@@ -170,6 +173,22 @@ func measureOneTruck(b *testing.B, bin, dir string, window time.Duration) footpr
 		b.Fatal(err)
 	}
 	defer brk.Close()
+	// Stand in for the cloud's durable confirmations, so the gateway
+	// deletes what it sent as it would in the field.
+	conf := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brk.Addr()).SetClientID("confirmer"))
+	if tok := conf.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		b.Fatalf("confirmer connect: %v", tok.Error())
+	}
+	defer conf.Disconnect(100)
+	tok := conf.Subscribe(uplink.UpFilter, 1, func(c paho.Client, m paho.Message) {
+		truck, _, err := uplink.ParseTopic(m.Topic())
+		if p, eerr := uplink.EncodeDurable([]uint64{uplink.PayloadID(m.Payload())}); err == nil && eerr == nil {
+			c.Publish(uplink.Topic(truck, uplink.KindDurable), 1, false, p)
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		b.Fatalf("confirmer subscribe: %v", tok.Error())
+	}
 
 	ready := make(chan firmwaresim.Manifest, 1)
 	simDone := make(chan error, 1)

@@ -23,12 +23,14 @@ pattern write tankguard/v1/trucks/%u/up/alerts
 pattern write tankguard/v1/trucks/%u/up/dtc
 pattern write tankguard/v1/trucks/%u/status
 pattern read tankguard/v1/trucks/%u/cmd
+pattern read tankguard/v1/trucks/%u/durable
 
 # The cloud (tankguard-ca cloud: CN tankguard-cloud).
 user tankguard-cloud
 topic read tankguard/v1/trucks/+/up/#
 topic read tankguard/v1/trucks/+/status
 topic write tankguard/v1/trucks/+/cmd
+topic write tankguard/v1/trucks/+/durable
 `
 
 // mosquittoConf is the listener part of mosquitto.conf (%[1]s: port, %[2]s:

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,3 +130,104 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Broker is a mosquitto process the test can SIGKILL and start again on
+// the same port (see Run).
+type Broker struct {
+	t     testing.TB
+	bin   string
+	path  string
+	addr  string
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	out   *logBuffer
+	kills int
+}
+
+// Run starts mosquitto on a free loopback port with an anonymous plain
+// listener, then Defaults, then lines (which override Defaults, e.g.
+// "max_queued_messages 20" or "persistence true"; "%DIR%" in a line
+// becomes a world-readable directory for its files). It is killed when
+// the test ends.
+func Run(t testing.TB, lines ...string) *Broker {
+	t.Helper()
+	b := &Broker{t: t, bin: Bin(t)}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(b.addr)
+	dir, err := os.MkdirTemp("", "tankguard-mosquitto-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port) + Defaults
+	for _, l := range lines {
+		conf += strings.ReplaceAll(l, "%DIR%", dir) + "\n"
+	}
+	b.path = filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(b.path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Kill()
+		if t.Failed() {
+			t.Logf("mosquitto log (%d kills):\n%s", b.kills, b.out.String())
+		}
+	})
+	b.Start()
+	return b
+}
+
+// Addr returns the broker's host:port.
+func (b *Broker) Addr() string { return b.addr }
+
+// Start starts the broker (again) and waits until it listens.
+func (b *Broker) Start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd != nil {
+		return
+	}
+	if b.out == nil {
+		b.out = &logBuffer{}
+	}
+	cmd := exec.Command(b.bin, "-c", b.path)
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.cmd = cmd
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mosquitto did not listen on %s:\n%s", b.addr, b.out.String())
+		}
+	}
+}
+
+// Kill SIGKILLs the broker and waits for it to exit; Start runs it again.
+func (b *Broker) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+	b.cmd = nil
+	b.kills++
+}
+
+// Log returns what the broker logged so far.
+func (b *Broker) Log() string { return b.out.String() }
