@@ -34,6 +34,11 @@ type engine struct {
 	soak     float64 // heat soak added to coolant
 	noCargo  bool
 	noOilRPM bool
+	// noCoolant: only coolant stops; ecuOff: every engine-ECU signal stops
+	// (after the step that switched it), the cargo probe keeps sending.
+	noCoolant, ecuOff bool
+	ecuOffAt          int64
+	spinDown          float64 // engine speed read, if not 0 (a spin-down)
 	// holdNoise: the sensors update once a second whatever the rate
 	// they are read at.
 	holdNoise      bool
@@ -82,11 +87,24 @@ func (e *engine) step(dt time.Duration, out []sensors.Reading) []sensors.Reading
 	if !math.IsNaN(e.frozenK) {
 		k = e.frozenK
 	}
-	if !e.noOilRPM {
-		out = append(out, sensors.Reading{Time: e.t, Value: math.Round(e.rpm*8) / 8, Signal: sensors.EngineSpeed})
+	ecu := true
+	if e.ecuOff {
+		if e.ecuOffAt == 0 {
+			e.ecuOffAt = e.t + int64(3*time.Second) // a last few samples
+		}
+		ecu = e.t < e.ecuOffAt
+	}
+	rpm := e.rpm
+	if e.spinDown != 0 {
+		rpm = e.spinDown
+	}
+	if !e.noOilRPM && ecu {
+		out = append(out, sensors.Reading{Time: e.t, Value: math.Round(rpm*8) / 8, Signal: sensors.EngineSpeed})
 		out = append(out, sensors.Reading{Time: e.t + 1, Value: math.Round(e.oil*32) / 32, Signal: sensors.OilTemp})
 	}
-	out = append(out, sensors.Reading{Time: e.t + 2, Value: c, Signal: sensors.CoolantTemp})
+	if !e.noCoolant && ecu {
+		out = append(out, sensors.Reading{Time: e.t + 2, Value: c, Signal: sensors.CoolantTemp})
+	}
 	if !e.noCargo {
 		out = append(out, sensors.Reading{Time: e.t + 3, Value: k, Signal: sensors.CargoTemp})
 	}
@@ -421,35 +439,45 @@ func TestObs7GenericDrift(t *testing.T) {
 	}
 }
 
-// TestEngineStateMissing: missing data still counts where the engine is
-// not known to be off: the bus dies with the engine running, or engine
-// speed stopped coming (last said 0) while temperatures came on.
+// TestEngineStateMissing: only the engine ECU says the engine runs.
+// Coolant is missing when it stops while engine speed above runningRPM
+// keeps arriving, or, on a truck that never sends engine speed, when it
+// stops at all; when every engine-ECU signal goes quiet together (the
+// ignition off, with or without a last sample below runningRPM; a logger
+// stall) nothing is missing, whatever the cargo probe keeps sending.
 func TestEngineStateMissing(t *testing.T) {
-	missingAfter := func(t *testing.T, setup func(d *Detector, e *engine)) bool {
+	missing := func(t *testing.T, setup func(d *Detector, e *engine), quiet func(e *engine)) (coolant, cargo bool) {
 		e := newEngine(11)
 		d := mustNew(t)
-		drive(t, d, e, 20*time.Minute, 1, nil)
 		setup(d, e)
-		var trs []Transition
-		trs = append(trs, drive(t, d, e, 2*time.Minute, 1, nil)...)
-		e.quiet = true
-		trs = append(trs, drive(t, d, e, time.Minute, 1, nil)...)
-		for _, tr := range trs {
-			if tr.Kind == KindMissing && tr.Phase == Raised && tr.Signal == sensors.CoolantTemp {
-				return true
+		drive(t, d, e, 20*time.Minute, 1, nil)
+		quiet(e)
+		for _, tr := range drive(t, d, e, 20*time.Minute, 1, nil) {
+			if tr.Kind == KindMissing && tr.Phase == Raised {
+				coolant = coolant || tr.Signal == sensors.CoolantTemp
+				cargo = cargo || tr.Signal == sensors.CargoTemp
 			}
 		}
-		return false
+		return coolant, cargo
 	}
-	if !missingAfter(t, func(*Detector, *engine) {}) {
-		t.Error("bus quiet with the engine running: no missing")
+	none := func(*Detector, *engine) {}
+	if c, _ := missing(t, none, func(e *engine) { e.noCoolant = true }); !c {
+		t.Error("coolant stopped while engine speed kept coming: no missing")
 	}
-	if !missingAfter(t, func(d *Detector, e *engine) {
-		e.on = false
-		drive(t, d, e, 2*time.Second, 1, nil) // engine speed 0 ...
-		e.on, e.noOilRPM = true, true         // ... then none, while coolant comes
-	}) {
-		t.Error("engine speed gone (last 0) while coolant came, then quiet: no missing")
+	if _, k := missing(t, none, func(e *engine) { e.noCargo = true }); !k {
+		t.Error("cargo probe stopped while the engine ran: no missing")
+	}
+	if c, k := missing(t, none, func(e *engine) { e.quiet = true }); c || k {
+		t.Errorf("whole bus quiet (logger stall): missing coolant %v cargo %v", c, k)
+	}
+	if c, _ := missing(t, none, func(e *engine) { e.ecuOff, e.on = true, false }); c {
+		t.Error("ignition off (engine speed 0, then the engine ECU quiet, the probe sending): coolant missing")
+	}
+	if c, _ := missing(t, none, func(e *engine) { e.spinDown, e.ecuOff = 353, true }); c {
+		t.Error("engine ECU quiet after a last spin-down sample of 353 rpm: coolant missing")
+	}
+	if c, _ := missing(t, func(_ *Detector, e *engine) { e.noOilRPM = true }, func(e *engine) { e.quiet = true }); !c {
+		t.Error("truck without engine speed, readings stopped: no missing")
 	}
 }
 

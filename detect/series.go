@@ -843,12 +843,12 @@ func (s *series) settle(t int64) (event, bool) {
 	return event{}, false
 }
 
-// advance checks for missing data at time now: only while the engine runs
-// (or is not known to be off), counted from the last reading or the
-// engine's start, whichever is later.
-func (s *series) advance(c *SignalConfig, now int64) (event, bool) {
+// advance checks for missing data at time now: only while run says the
+// engine is known to run (Detector.running; always for a Series), counted
+// from the last reading or the engine's start, whichever is later.
+func (s *series) advance(c *SignalConfig, now int64, run bool) (event, bool) {
 	st := &s.st
-	if c.MissingAfter <= 0 || !st.Has || st.MissOn || st.EngOff ||
+	if c.MissingAfter <= 0 || !st.Has || st.MissOn || st.EngOff || !run ||
 		now-max(st.LastT, st.EngOnT) <= int64(c.MissingAfter) {
 		return event{}, false
 	}
