@@ -500,3 +500,43 @@ func TestStuckFastNotOnRegulatedCoolant(t *testing.T) {
 		}
 	}
 }
+
+// TestFanCyclingNormal: a radiator fan cycling at idle in heat (coolant
+// 91 -> 98 °C in 30 s, back in 20 s, every 50 s) and a wide thermostat
+// swing (84 <-> 96 °C, 8-min period), after cruising at 88-92 °C, are the engine's normal envelope:
+// nothing is raised at 0.5, 1, 2 or 10 Hz. The same sawtooth climbing
+// 1 °C/min on top (a failing fan) is still raised.
+func TestFanCyclingNormal(t *testing.T) {
+	saw := func(sec float64) float64 {
+		p := math.Mod(sec, 50)
+		if p < 30 {
+			return 91 + 7*p/30
+		}
+		return 98 - 7*(p-30)/20
+	}
+	swing := func(sec float64) float64 { return 90 - 6*math.Cos(2*math.Pi*sec/480) }
+	for _, hz := range []float64{0.5, 1, 2, 10} {
+		for name, f := range map[string]func(float64) float64{"fan": saw, "thermostat": swing} {
+			e := newEngine(13)
+			e.noCargo = true
+			d := mustNew(t)
+			// Cruising first: the band learns 88-92.
+			trs := drive(t, d, e, 20*time.Minute, hz, func(now time.Duration) {
+				e.frozenC = math.Round(90 + 1.5*math.Sin(now.Seconds()/60) + 0.15*e.rng.NormFloat64())
+			})
+			trs = append(trs, drive(t, d, e, 2*time.Hour, hz, func(now time.Duration) {
+				e.frozenC = math.Round(f(now.Seconds()) + 0.15*e.rng.NormFloat64())
+			})...)
+			for _, tr := range raisedOn(trs, sensors.CoolantTemp) {
+				t.Errorf("%s at %v Hz: raised %s at +%v", name, hz, describe(tr), time.Duration(tr.Time-t0).Round(time.Second))
+			}
+			start := e.t
+			trs = drive(t, d, e, 30*time.Minute, hz, func(now time.Duration) {
+				e.frozenC = math.Round(saw(now.Seconds()) + float64(e.t-start)/float64(time.Minute))
+			})
+			if len(raisedOn(trs, sensors.CoolantTemp)) == 0 {
+				t.Errorf("%s at %v Hz: fan cycle climbing 1 °C/min to 128 °C not raised", name, hz)
+			}
+		}
+	}
+}

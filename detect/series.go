@@ -609,11 +609,14 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	}
 	switch {
 	case x >= st.Lo && x <= st.Hi:
-		// Back to the band's middle: what the excursion beyond that
-		// edge reached was normal. (A climb that hovers at the edge has
-		// not come back.)
+		// Back to the band's middle, or back inside it after falling a
+		// quarter of the margin from the excursion's peak: what the
+		// excursion beyond that edge reached was normal (a radiator fan
+		// cycling 88 -> 95 -> 89, a thermostat swinging). A climb that
+		// hovers at the edge, jittering by a quantum, has not come back.
 		mid := float64(st.Lo+st.Hi) / 2
-		if st.PendUp && x <= mid {
+		fell := float64(s.margin(c) / 4)
+		if st.PendUp && (x <= mid || st.PendHi-x >= fell) {
 			st.Hi += math.Min(math.Max(st.PendHi-st.Hi, 0), growth(st.PendHiCover))
 			st.PendUp, st.PendHi, st.PendHiCover = false, 0, 0
 		}
@@ -729,9 +732,12 @@ func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 		if st.RiseOn {
 			limit /= 2
 		}
-		// Only a rise above the learned band counts: inside it the value
-		// is following load, as normal.
-		rising = perMin > limit && x > st.Hi && (newest > st.Hi || st.RiseOn)
+		// Only a rise heading past the learned envelope counts: half the
+		// margin above the band. Inside it, or just above its edge (a
+		// radiator fan cycle the band has not learned yet, which then
+		// falls back), the value follows load and fan, as normal.
+		edge := st.Hi + float64(s.margin(c)/2)
+		rising = perMin > limit && x > edge && (newest > edge || st.RiseOn)
 	}
 
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
