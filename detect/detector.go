@@ -95,7 +95,7 @@ func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
 		return Transition{}, false
 	case sensors.OilTemp:
 		d.ecuAwake(r.Time)
-		d.coolant.context(r.Value)
+		d.coolant.context(r.Time, r.Value)
 		return Transition{}, false
 	case sensors.FuelTemp, sensors.AmbientTemp, sensors.CoolantTemp:
 		d.ecuAwake(r.Time)
@@ -280,7 +280,7 @@ func (x *Series) Band() Band { return x.s.band(&x.cfg) }
 // little-endian with fixed sizes.
 var stateMagic = []byte("TGDET")
 
-const stateVersion = 3
+const stateVersion = 4
 
 var (
 	seriesStateSize = binary.Size(seriesState{})

@@ -132,10 +132,28 @@ type seriesState struct {
 	RHead int64 // index of the oldest bucket
 	RLen  int64
 
-	// Stuck: the range of the related signal (Detector.Observe of oil
-	// temperature) since the value last changed.
-	CtxOK        bool
-	CtxLo, CtxHi float64
+	// Stuck: the value of the current constant run (a run survives
+	// MinReadings differing readings spanning less than Sustain: a
+	// garbage frame does not unfreeze a frozen sensor), its dips, the
+	// longest run of the recent history in normal operation (decaying by
+	// an eighth of each later run) and how many runs that history has.
+	StuckX    float64
+	StuckDips int64
+	StuckDipT int64 // time of the first differing reading
+	RunMax    int64
+	Runs      int64
+	HistT     int64 // time of the history's first run end
+	// The related signal (engine oil temperature for coolant): its last
+	// reading and time, and the learned normal offset oil - coolant
+	// (a mean over offTau, learned while the value moves).
+	CtxOK bool
+	Ctx   float64
+	CtxT  int64
+	Off   float64
+	// Implausible: the value far below what the related signal says
+	// (coolant reading air after coolant loss while oil climbs).
+	Impl   run
+	ImplOn bool
 
 	// Engine state, set by the Detector: off (no missing data, heat
 	// soak), when it last started, and until when the restart's heat soak
@@ -252,13 +270,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 		}
 		st.PrevGap = gap
 	}
-	if st.Has && x == st.LastX {
-		st.Stuck.add(t, cover)
-	} else {
-		st.Stuck.reset()
-		st.Stuck.add(t, 0)
-		st.CtxOK = false
-	}
+	s.frozen(c, t, x, cover)
 	if c.VolatilityAlpha > 0 && st.Has {
 		s.volatility(c, t, math.Abs(x-st.LastX))
 	}
@@ -271,7 +283,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	s.deviation(c, t, judged, cover)
 	s.rise(c, t, judged, cover)
 	s.hold(c, t, judged)
-	s.stuck(c, t)
+	s.stuck(c, t, judged, cover)
 	return s.settle(t)
 }
 
@@ -761,31 +773,94 @@ func (s *series) hold(c *SignalConfig, t int64, x float64) {
 	}
 }
 
-// stuck judges the frozen-value condition, on its own: the same value for
-// StuckAfter, or for StuckFast while the related signal moved StuckMove.
-func (s *series) stuck(c *SignalConfig, t int64) {
+// Stuck-sensor evidence (see SignalConfig.StuckAfter, StuckFast):
+//   - stuckRatio: a run is evidence from its own history once it lasts
+//     this many times the longest recent run;
+//   - stuckHistory: that history must span this long and stuckRuns runs;
+//   - offTau: the time constant of the learned oil - coolant offset,
+//     and offPrior the least normal offset (oil runs 5-15 °C above
+//     coolant when warm, below it while warming up);
+//   - implausibleFactor: the value is implausible when the related
+//     signal is this many times StuckMove above its learned offset.
+const (
+	stuckRatio        = 4
+	stuckHistory      = 30 * time.Minute
+	stuckRuns         = 8
+	offTau            = 10 * time.Minute
+	offPrior          = 10.0
+	implausibleFactor = 3
+)
+
+// frozen folds x into the constant-run bookkeeping.
+func (s *series) frozen(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
+	switch {
+	case st.Has && x == st.StuckX:
+		st.Stuck.add(t, cover)
+		st.StuckDips = 0
+		return
+	case st.Has && st.StuckOn:
+		// A frozen sensor stays frozen through a garbage frame or two:
+		// the run ends once differing readings have lasted Sustain.
+		if st.StuckDips == 0 {
+			st.StuckDipT = t
+		}
+		st.StuckDips++
+		if st.StuckDips < int64(c.MinReadings) || t-st.StuckDipT < int64(c.Sustain) {
+			return
+		}
+	}
+	if st.Has && st.Stuck.Count > 0 && st.Ready && !s.ignored(c, st.StuckX) && !st.EngOff && !st.Open {
+		// A run in normal operation ended: the signal's own history.
+		g := t - st.Stuck.First
+		st.RunMax = max(g, st.RunMax-g/8)
+		if st.Runs == 0 {
+			st.HistT = t
+		}
+		st.Runs++
+	}
+	st.Stuck.reset()
+	st.Stuck.add(t, 0)
+	st.StuckX, st.StuckDips = x, 0
+}
+
+// stuck judges the stuck-sensor condition on its own, beside every other:
+// the value frozen much longer than its own history says it stays put,
+// or frozen while the related signal rose far above its normal offset, or
+// implausibly far below the related signal.
+func (s *series) stuck(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	ctx := st.CtxOK && t-st.CtxT <= int64(max(c.MissingAfter, 30*time.Second)) && st.Ready &&
+		!s.soaking(c, t) && !st.EngOff
+	gap := st.Ctx - x - math.Max(st.Off, offPrior)
 	on := false
 	if st.Stuck.Count >= int64(c.MinReadings) {
 		frozen := t - st.Stuck.First
-		on = c.StuckAfter > 0 && frozen >= int64(c.StuckAfter) ||
-			c.StuckFast > 0 && frozen >= int64(c.StuckFast) && st.CtxOK && st.CtxHi-st.CtxLo >= c.StuckMove
+		own := c.StuckAfter > 0 && st.Runs >= stuckRuns && t-st.HistT >= int64(stuckHistory) &&
+			frozen >= int64(c.StuckAfter) && frozen >= stuckRatio*st.RunMax
+		coupled := c.StuckFast > 0 && frozen >= int64(c.StuckFast) && ctx && gap >= c.StuckMove
+		on = own || coupled || (st.StuckOn && frozen > 0)
 	}
 	st.StuckOn = on
+	implausible := c.StuckFast > 0 && c.StuckMove > 0 && ctx && gap >= implausibleFactor*c.StuckMove
+	step(c, &st.Impl, &st.ImplOn, implausible, t, cover)
+	if ctx && !s.ignored(c, x) && !on && !st.ImplOn && !st.Open && t-st.Stuck.First < int64(c.StuckFast) {
+		// The value moves, nothing is wrong: learn the normal offset.
+		st.Off += float64(math.Min(1, float64(cover)/float64(offTau)) * (st.Ctx - x - st.Off))
+	}
 }
 
 // context folds in a reading of the signal related to this one (engine oil
-// temperature for coolant) for the stuck check.
-func (s *series) context(v float64) {
+// temperature for coolant) at t, for the stuck and plausibility checks.
+func (s *series) context(t int64, v float64) {
 	st := &s.st
-	if !finite(v) || !st.Has {
+	if !finite(v) || (st.CtxOK && t < st.CtxT) {
 		return
 	}
 	if !st.CtxOK {
-		st.CtxOK, st.CtxLo, st.CtxHi = true, v, v
-		return
+		st.Off = offPrior
 	}
-	st.CtxLo, st.CtxHi = math.Min(st.CtxLo, v), math.Max(st.CtxHi, v)
+	st.CtxOK, st.Ctx, st.CtxT = true, v, t
 }
 
 // rank orders the conditions: the open alert carries the highest.
@@ -812,6 +887,7 @@ func (s *series) top() (k Kind, sev Severity, since int64, all Kinds) {
 	consider(st.RiseOn, KindRateOfRise, SeverityWarning, st.Rise.First)
 	consider(st.DevOn, KindDeviation, SeverityWarning, st.Dev.First)
 	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
+	consider(st.ImplOn && !st.StuckOn, KindStuck, SeverityWarning, st.Impl.First)
 	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
 	consider(st.VolOn, KindVolatility, SeverityInfo, st.LastT)
 	return k, sev, since, all
