@@ -127,12 +127,12 @@ type SignalConfig struct {
 	VolatilityMargin float64
 	VolatilityWarmup int
 	// StuckAfter raises a stuck-sensor alert when the value has not changed
-	// at all (and MinReadings readings) for at least this long and at
-	// least 4 times the longest constant run of the signal's own recent
-	// history in normal operation (a history of at least 8 runs over 30
-	// min; the longest decays by an eighth of each later run): a value
-	// frozen while it normally changes much faster. A steady tank, or a
-	// 1 °C sensor, that normally holds a value for long is no evidence.
+	// at all (and MinReadings readings) for this long while the signal's
+	// own recent history in normal operation says it normally changes
+	// much faster: its longest constant run at most a quarter of this (a
+	// history of at least 8 runs over 10 min; the longest decays by an
+	// eighth of each later run). A steady tank, or a 1 °C sensor, that
+	// normally holds a value for long is no evidence.
 	// 0 disables. Once raised, stuck stays while the value stays (a
 	// differing reading or two, shorter than Sustain, do not end it). It
 	// is judged on its own, beside every other condition.
@@ -183,7 +183,9 @@ func DefaultConfig() Config {
 			MaxGrowth: 1, LearnOnReturn: true, Decay: 0.001, Settle: 5 * time.Minute, SettleTol: 1,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 10, RiseWindow: 30 * time.Second,
-			StuckAfter: 20 * time.Minute, StuckFast: 2 * time.Minute, StuckMove: 8,
+			// A 1 °C coolant reading held by the thermostat sits on one
+			// value for minutes to hours: only oil says it is frozen.
+			StuckAfter: 0, StuckFast: 2 * time.Minute, StuckMove: 8,
 			HeatSoak: 10 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{

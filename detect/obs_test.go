@@ -250,8 +250,11 @@ func TestObs2StuckVisibleBesideOpenAlert(t *testing.T) {
 	drive(t, d, e, 30*time.Minute, 1, nil)
 	start := e.t
 	trs := drive(t, d, e, 45*time.Minute, 1, func(time.Duration) {
-		e.extraC = math.Min(16, 4*float64(e.t-start)/float64(time.Minute)) // to 106 °C: the warning limit
-		if e.t-start >= int64(10*time.Minute) && math.IsNaN(e.frozenC) {
+		m := float64(e.t-start) / float64(time.Minute)
+		// To 106 °C, the warning limit, in 4 min; frozen there at 10 min
+		// while the engine keeps heating 0.5 °C/min (oil with it).
+		e.extraC = math.Min(16, 4*m) + math.Max(0, m-10)/2
+		if m >= 10 && math.IsNaN(e.frozenC) {
 			e.frozenC = 106
 		}
 	})
@@ -537,6 +540,76 @@ func TestFanCyclingNormal(t *testing.T) {
 			if len(raisedOn(trs, sensors.CoolantTemp)) == 0 {
 				t.Errorf("%s at %v Hz: fan cycle climbing 1 °C/min to 128 °C not raised", name, hz)
 			}
+		}
+	}
+}
+
+// play feeds d for dur at hz from its start t0: coolant, oil and cargo
+// given by their functions of the elapsed seconds (NaN: not sent), engine
+// speed 1200 rpm, Advance every reading; it returns the transitions.
+func play(d *Detector, from, dur time.Duration, hz float64, coolant, oil, cargo func(s float64) float64) []Transition {
+	var out []Transition
+	dt := time.Duration(float64(time.Second) / hz)
+	for at := from; at < from+dur; at += dt {
+		s, ts := at.Seconds(), t0+int64(at)
+		for _, r := range []sensors.Reading{
+			{Time: ts, Signal: sensors.EngineSpeed, Value: 1200},
+			{Time: ts + 1, Signal: sensors.OilTemp, Value: oil(s)},
+			{Time: ts + 2, Signal: sensors.CoolantTemp, Value: coolant(s)},
+			{Time: ts + 3, Signal: sensors.CargoTemp, Value: cargo(s)},
+		} {
+			if math.IsNaN(r.Value) {
+				continue
+			}
+			if tr, ok := d.Observe(r); ok {
+				out = append(out, tr)
+			}
+		}
+		out = append(out, d.Advance(ts+4, nil)...)
+	}
+	return out
+}
+
+// TestStuckAdaptive: a value that holds still is no frozen sensor unless
+// its own history or a coupled signal says it should move. A steady tank
+// (1 °C probe, or a fine probe with little noise) and a thermostat holding
+// coolant at 88 °C while oil still warms raise nothing at 0.5-10 Hz; a
+// coolant sensor reading air after coolant loss (60 °C while oil climbs
+// 3 °C/min to 140 °C) is raised within a minute and stays open.
+func TestStuckAdaptive(t *testing.T) {
+	nan := func(float64) float64 { return math.NaN() }
+	for _, hz := range []float64{0.5, 1, 2, 10} {
+		rng := rand.New(rand.NewPCG(21, uint64(hz*10)))
+		warmC := func(s float64) float64 { return math.Round(90 + 1.5*math.Sin(s/70) + 0.3*rng.NormFloat64()) }
+		warmO := func(s float64) float64 { return 96 + 2*math.Sin(s/70) + 0.2*rng.NormFloat64() }
+		// Steady tanks, 8 h.
+		for name, cargo := range map[string]func(float64) float64{
+			"1 °C probe":  func(s float64) float64 { return math.Round(18.3 + 0.3*s/3600 + 0.05*rng.NormFloat64()) },
+			"fine probe": func(s float64) float64 { return math.Round((18.3+0.1*s/3600+0.004*rng.NormFloat64())*32) / 32 },
+		} {
+			d := mustNew(t)
+			for _, tr := range raisedOn(play(d, 0, 8*time.Hour, hz, warmC, warmO, cargo), sensors.CargoTemp) {
+				t.Errorf("%v Hz, steady tank, %s: raised %s", hz, name, describe(tr))
+			}
+		}
+		// Cold start: coolant at its thermostat from 15 min, oil warming
+		// from -10 °C to 95 °C over 40 min.
+		d := mustNew(t)
+		cold := func(s float64) float64 {
+			return math.Round(math.Min(88, -10+98*s/900) + 0.1*rng.NormFloat64())
+		}
+		coldOil := func(s float64) float64 { return math.Min(95, -10+105*s/2400) + 0.2*rng.NormFloat64() }
+		for _, tr := range raisedOn(play(d, 0, 2*time.Hour, hz, cold, coldOil, nan), sensors.CoolantTemp) {
+			t.Errorf("%v Hz, cold start, thermostat holding: raised %s", hz, describe(tr))
+		}
+		// Coolant reading air from 40 min.
+		d = mustNew(t)
+		play(d, 0, 40*time.Minute, hz, warmC, warmO, nan)
+		trs := play(d, 40*time.Minute, 20*time.Minute, hz,
+			func(s float64) float64 { return math.Round(60 + 3*math.Sin(s/50) + 0.3*rng.NormFloat64()) },
+			func(s float64) float64 { return math.Min(140, 98+3*(s-2400)/60) + 0.2*rng.NormFloat64() }, nan)
+		if at := openFrom(t, trs, sensors.CoolantTemp); at == 0 || at-t0 > int64(41*time.Minute) {
+			t.Errorf("%v Hz, coolant reading air: raised at +%v, want within a minute of 40 min (%d transitions)", hz, time.Duration(at-t0), len(trs))
 		}
 	}
 }

@@ -154,6 +154,9 @@ type seriesState struct {
 	// (coolant reading air after coolant loss while oil climbs).
 	Impl   run
 	ImplOn bool
+	// Coupled: frozen while the related signal rose (sustained).
+	Coup   run
+	CoupOn bool
 
 	// Engine state, set by the Detector: off (no missing data, heat
 	// soak), when it last started, and until when the restart's heat soak
@@ -270,7 +273,6 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 		}
 		st.PrevGap = gap
 	}
-	s.frozen(c, t, x, cover)
 	if c.VolatilityAlpha > 0 && st.Has {
 		s.volatility(c, t, math.Abs(x-st.LastX))
 	}
@@ -279,6 +281,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	st.MissOn = false
 
 	judged := s.despike(c, t, x)
+	s.frozen(c, t, judged, cover) // a glitch or garbage frame breaks no run
 	s.limits(c, t, judged, cover)
 	s.deviation(c, t, judged, cover)
 	s.rise(c, t, judged, cover)
@@ -774,8 +777,8 @@ func (s *series) hold(c *SignalConfig, t int64, x float64) {
 }
 
 // Stuck-sensor evidence (see SignalConfig.StuckAfter, StuckFast):
-//   - stuckRatio: a run is evidence from its own history once it lasts
-//     this many times the longest recent run;
+//   - stuckRatio: the signal's own history is evidence only when its
+//     longest recent run is at most StuckAfter / stuckRatio;
 //   - stuckHistory: that history must span this long and stuckRuns runs;
 //   - offTau: the time constant of the learned oil - coolant offset,
 //     and offPrior the least normal offset (oil runs 5-15 °C above
@@ -784,7 +787,7 @@ func (s *series) hold(c *SignalConfig, t int64, x float64) {
 //     signal is this many times StuckMove above its learned offset.
 const (
 	stuckRatio        = 4
-	stuckHistory      = 30 * time.Minute
+	stuckHistory      = 10 * time.Minute
 	stuckRuns         = 8
 	offTau            = 10 * time.Minute
 	offPrior          = 10.0
@@ -837,9 +840,13 @@ func (s *series) stuck(c *SignalConfig, t int64, x float64, cover int64) {
 	if st.Stuck.Count >= int64(c.MinReadings) {
 		frozen := t - st.Stuck.First
 		own := c.StuckAfter > 0 && st.Runs >= stuckRuns && t-st.HistT >= int64(stuckHistory) &&
-			frozen >= int64(c.StuckAfter) && frozen >= stuckRatio*st.RunMax
+			stuckRatio*st.RunMax <= int64(c.StuckAfter) && frozen >= int64(c.StuckAfter)
+		// Coupled: sustained, so that one garbage oil reading is not it.
 		coupled := c.StuckFast > 0 && frozen >= int64(c.StuckFast) && ctx && gap >= c.StuckMove
-		on = own || coupled || (st.StuckOn && frozen > 0)
+		step(c, &st.Coup, &st.CoupOn, coupled, t, cover)
+		on = own || st.CoupOn || (st.StuckOn && frozen > 0)
+	} else {
+		step(c, &st.Coup, &st.CoupOn, false, t, cover)
 	}
 	st.StuckOn = on
 	implausible := c.StuckFast > 0 && c.StuckMove > 0 && ctx && gap >= implausibleFactor*c.StuckMove
