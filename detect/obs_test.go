@@ -584,7 +584,7 @@ func TestStuckAdaptive(t *testing.T) {
 		warmO := func(s float64) float64 { return 96 + 2*math.Sin(s/70) + 0.2*rng.NormFloat64() }
 		// Steady tanks, 8 h.
 		for name, cargo := range map[string]func(float64) float64{
-			"1 °C probe":  func(s float64) float64 { return math.Round(18.3 + 0.3*s/3600 + 0.05*rng.NormFloat64()) },
+			"1 °C probe": func(s float64) float64 { return math.Round(18.3 + 0.3*s/3600 + 0.05*rng.NormFloat64()) },
 			"fine probe": func(s float64) float64 { return math.Round((18.3+0.1*s/3600+0.004*rng.NormFloat64())*32) / 32 },
 		} {
 			d := mustNew(t)
