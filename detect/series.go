@@ -112,6 +112,9 @@ type seriesState struct {
 	PendUp, PendDown         bool
 	PendHi, PendLo           float64
 	PendHiCover, PendLoCover int64
+	// Where the signal came back to when it last returned from above.
+	Trough   float64
+	TroughOK bool
 	// Level ring (Settle) and what it last said: whether the level has
 	// stopped moving, and its range.
 	Lvl          [lvlCap]bucket
@@ -624,14 +627,18 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	}
 	switch {
 	case x >= st.Lo && x <= st.Hi:
-		// Back to the band's middle, or back inside it after falling a
-		// quarter of the margin from the excursion's peak: what the
+		// Back to the band's middle, or back inside it after falling
+		// half the margin from the excursion's peak: what the
 		// excursion beyond that edge reached was normal (a radiator fan
 		// cycling 88 -> 95 -> 89, a thermostat swinging). A climb that
 		// hovers at the edge, jittering by a quantum, has not come back.
 		mid := float64(st.Lo+st.Hi) / 2
-		fell := float64(s.margin(c) / 4)
-		if st.PendUp && (x <= mid || st.PendHi-x >= fell) {
+		fell := float64(s.margin(c) / 2)
+		// A trend never passes: the trough must not be above the last
+		// one (a ramp's noise dips come back higher each time).
+		cycle := st.PendHi-x >= fell && (!st.TroughOK || x <= st.Trough+c.SettleTol)
+		if st.PendUp && (x <= mid || cycle) {
+			st.Trough, st.TroughOK = x, true
 			st.Hi += math.Min(math.Max(st.PendHi-st.Hi, 0), growth(st.PendHiCover))
 			st.PendUp, st.PendHi, st.PendHiCover = false, 0, 0
 		}
