@@ -143,6 +143,13 @@ type seriesState struct {
 	StuckX    float64
 	StuckDips int64
 	StuckDipT int64 // time of the first differing reading
+	StuckCov  int64 // the time the run's readings cover (Sustain's cover)
+	// The run a single differing reading just broke: it goes on if the
+	// next reading returns to its value.
+	Broke    run
+	BrokeX   float64
+	BrokeCov int64
+	BrokeOK  bool
 	RunMax    int64
 	Runs      int64
 	HistT     int64 // time of the history's first run end
@@ -807,7 +814,13 @@ func (s *series) frozen(c *SignalConfig, t int64, x float64, cover int64) {
 	switch {
 	case st.Has && x == st.StuckX:
 		st.Stuck.add(t, cover)
-		st.StuckDips = 0
+		st.StuckDips, st.StuckCov = 0, st.StuckCov+cover
+		return
+	case st.Has && st.Stuck.Count == 1 && st.BrokeOK && x == st.BrokeX:
+		// One reading away and back: a glitch within the margin (the
+		// despike lets those through); the run it broke goes on.
+		st.Stuck, st.StuckX, st.StuckCov, st.BrokeOK = st.Broke, st.BrokeX, st.BrokeCov+cover, false
+		st.Stuck.add(t, cover)
 		return
 	case st.Has && st.StuckOn:
 		// A frozen sensor stays frozen through a garbage frame or two:
@@ -820,18 +833,39 @@ func (s *series) frozen(c *SignalConfig, t int64, x float64, cover int64) {
 			return
 		}
 	}
-	if st.Has && st.Stuck.Count > 0 && st.Ready && !s.ignored(c, st.StuckX) && !st.EngOff && !st.Open {
+	if st.Has && st.Stuck.Count > 1 && !st.BrokeOK && !st.StuckOn {
+		// Not counted yet: the next reading may show this was a glitch.
+		st.Broke, st.BrokeX, st.BrokeCov, st.BrokeOK = st.Stuck, st.StuckX, st.StuckCov, true
+		st.Stuck.reset()
+		st.Stuck.add(t, 0)
+		st.StuckX, st.StuckDips, st.StuckCov = x, 0, 0
+		return
+	}
+	if st.BrokeOK {
+		s.endRun(c, t, st.BrokeX, st.BrokeCov)
+		st.BrokeOK = false
+	}
+	if st.Has && st.Stuck.Count > 0 {
+		s.endRun(c, t, st.StuckX, st.StuckCov)
+	}
+	st.Stuck.reset()
+	st.Stuck.add(t, 0)
+	st.StuckX, st.StuckDips, st.StuckCov = x, 0, 0
+}
+
+// endRun folds a constant run of value x covering g that ended at t into
+// the signal's own history, if it was in normal operation.
+func (s *series) endRun(c *SignalConfig, t int64, x float64, g int64) {
+	st := &s.st
+	if st.Ready && !s.ignored(c, x) && !st.EngOff && !st.Open {
 		// A run in normal operation ended: the signal's own history.
-		g := t - st.Stuck.First
+		// g is the time its readings cover: a dropout is no run.
 		st.RunMax = max(g, st.RunMax-g/8)
 		if st.Runs == 0 {
 			st.HistT = t
 		}
 		st.Runs++
 	}
-	st.Stuck.reset()
-	st.Stuck.add(t, 0)
-	st.StuckX, st.StuckDips = x, 0
 }
 
 // stuck judges the stuck-sensor condition on its own, beside every other:
