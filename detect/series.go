@@ -150,9 +150,9 @@ type seriesState struct {
 	BrokeX   float64
 	BrokeCov int64
 	BrokeOK  bool
-	RunMax    int64
-	Runs      int64
-	HistT     int64 // time of the history's first run end
+	RunMax   int64
+	Runs     int64
+	HistT    int64 // time of the history's first run end
 	// The related signal (engine oil temperature for coolant): its last
 	// reading and time, and the learned normal offset oil - coolant
 	// (a mean over offTau, learned while the value moves).
