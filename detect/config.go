@@ -139,13 +139,24 @@ type SignalConfig struct {
 	ShiftZ                float64
 	ShiftShort, ShiftLong time.Duration
 	// StuckAfter raises a stuck-sensor alert when the value has not changed
-	// at all for this long (and MinReadings readings); 0 disables. It is
-	// judged on its own, beside every other condition.
+	// at all (and MinReadings readings) for this long while the signal's
+	// own recent history in normal operation says it normally changes
+	// much faster: its longest constant run at most a quarter of this (a
+	// history of at least 8 runs over 10 min; the longest decays by an
+	// eighth of each later run). A steady tank, or a 1 °C sensor, that
+	// normally holds a value for long is no evidence.
+	// 0 disables. Once raised, stuck stays while the value stays (a
+	// differing reading or two, shorter than Sustain, do not end it). It
+	// is judged on its own, beside every other condition.
 	StuckAfter time.Duration
-	// StuckFast raises it sooner, after this long, when a related signal
-	// the bus carries (engine oil temperature for coolant) moved by at
-	// least StuckMove meanwhile: the value is frozen while it physically
-	// should move. 0 disables.
+	// StuckFast raises it sooner, after this long, when the related signal
+	// the bus carries (engine oil temperature for coolant) is StuckMove
+	// above its normal offset to this one (learned while both move, at
+	// least 10 °C): the value is frozen while it physically should have
+	// risen. With the related signal 3 x StuckMove above that offset the
+	// value is implausible (coolant reading air after coolant loss),
+	// frozen or not: also raised as stuck after Sustain. Not while the
+	// engine is off or in its heat soak. 0 disables.
 	StuckFast time.Duration
 	StuckMove float64
 	// HeatSoak: while the engine is off, and after a restart for as long
@@ -184,7 +195,9 @@ func DefaultConfig() Config {
 			MaxGrowth: 1, LearnOnReturn: true, Decay: 0.001, Settle: 5 * time.Minute, SettleTol: 1,
 			WarnHigh: 104, CritHigh: 110, WarnLow: math.NaN(), LimitHysteresis: 2, IgnoreBelow: 80,
 			MaxRise: 10, RiseWindow: 30 * time.Second,
-			StuckAfter: 30 * time.Minute, StuckFast: 2 * time.Minute, StuckMove: 12,
+			// A 1 °C coolant reading held by the thermostat sits on one
+			// value for minutes to hours: only oil says it is frozen.
+			StuckAfter: 0, StuckFast: 2 * time.Minute, StuckMove: 8,
 			HeatSoak: 10 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 		Cargo: SignalConfig{
@@ -194,7 +207,7 @@ func DefaultConfig() Config {
 			AdaptAfter: 30 * time.Minute,
 			WarnHigh:   45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
 			MaxRise: 3, RiseWindow: 60 * time.Second,
-			StuckAfter: 8 * time.Minute, MissingAfter: 30 * time.Second,
+			StuckAfter: 2 * time.Minute, MissingAfter: 30 * time.Second,
 		},
 	}
 }

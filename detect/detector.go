@@ -23,17 +23,22 @@ type Detector struct {
 	eng     engineState
 }
 
-// engineState is what the detector knows of the engine from engine speed
-// (sensors.EngineSpeed). A truck that never sends it counts as running.
+// engineState is what the detector knows of the engine from the engine
+// ECU's own signals: engine speed (sensors.EngineSpeed) says whether it
+// runs; coolant, oil, fuel and ambient temperature from the same ECU say
+// the ECU is awake. The cargo probe and GPS never say anything about the
+// engine. A truck that never sends engine speed counts as running.
 type engineState struct {
 	Known, On bool
 	T         int64 // time of the last engine-speed reading
 	OffT      int64 // when it last stopped
 }
 
-// runningRPM is the engine speed from which the engine counts as running
-// (cranking is 150-250 rpm, idle 550-800).
-const runningRPM = 300
+// runningRPM is the engine speed from which the engine counts as running.
+// Cranking is 150-250 rpm and idle 550-800; below 400 the engine is
+// stopped or spinning down (a logger that stops with the ignition may
+// keep a last sample of 300-360 rpm).
+const runningRPM = 400
 
 // New returns a detector for truck with cfg, which must be valid.
 func New(truck string, cfg Config) (*Detector, error) {
@@ -89,18 +94,15 @@ func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
 		d.engine(r.Time, r.Value)
 		return Transition{}, false
 	case sensors.OilTemp:
-		d.coolant.context(r.Value)
+		d.ecuAwake(r.Time)
+		d.coolant.context(r.Time, r.Value)
 		return Transition{}, false
+	case sensors.FuelTemp, sensors.AmbientTemp, sensors.CoolantTemp:
+		d.ecuAwake(r.Time)
 	}
 	s, c := d.lookup(r.Signal)
 	if s == nil {
 		return Transition{}, false
-	}
-	if e := &d.eng; e.Known && !e.On && r.Time-e.T > d.staleEngine() {
-		// Temperatures come, engine speed has not for a while: it is no
-		// longer known to be off.
-		e.On = true
-		d.started(r.Time)
 	}
 	ev, ok := s.observe(c, r.Time, r.Value)
 	if !ok {
@@ -119,9 +121,10 @@ func (d *Detector) Observe(r sensors.Reading) (Transition, bool) {
 // not from the wall clock, or gateway and cloud will disagree. It does not allocate
 // when out has room for two transitions.
 func (d *Detector) Advance(now int64, out []Transition) []Transition {
+	run := d.running(now)
 	for _, sig := range [...]sensors.Signal{sensors.CoolantTemp, sensors.CargoTemp} {
 		s, c := d.lookup(sig)
-		if ev, ok := s.advance(c, now); ok {
+		if ev, ok := s.advance(c, now, run); ok {
 			out = append(out, d.transition(sig, s, ev, now, s.st.LastX))
 		}
 	}
@@ -139,6 +142,28 @@ func (d *Detector) Band(sig sensors.Signal) (b Band, ok bool) {
 	return s.band(c), true
 }
 
+// running reports whether missing data counts at now: the engine is known
+// to run, engine speed above runningRPM still arriving (or the truck never
+// sends engine speed). When engine speed goes quiet with every other
+// engine-ECU signal, that is the ignition switched off (or the whole bus
+// lost, which is the gateway's bus-health concern): no temperature is
+// missing then.
+func (d *Detector) running(now int64) bool {
+	e := &d.eng
+	return !e.Known || (e.On && now-e.T <= d.staleEngine())
+}
+
+// ecuAwake notes a reading from the engine ECU other than engine speed at
+// t: when engine speed is known to be off but has been quiet for a while,
+// the engine is no longer known to be off (an ECU that sends temperatures
+// but lost engine speed), so its heat soak ends.
+func (d *Detector) ecuAwake(t int64) {
+	if e := &d.eng; e.Known && !e.On && t-e.T > d.staleEngine() {
+		e.On = true
+		d.started(t)
+	}
+}
+
 // engine folds in an engine-speed reading.
 func (d *Detector) engine(t int64, rpm float64) {
 	e := &d.eng
@@ -147,6 +172,12 @@ func (d *Detector) engine(t int64, rpm float64) {
 	}
 	on := rpm >= runningRPM
 	was, known := e.On, e.Known
+	if known && was && t-e.T > d.staleEngine() {
+		// Engine speed went quiet while running (the ignition went off
+		// without a last sample below runningRPM): it stopped then.
+		was, e.OffT = false, e.T
+		d.coolant.st.EngOff, d.cargo.st.EngOff = true, true
+	}
 	e.Known, e.On, e.T = true, on, t
 	switch {
 	case !on && (was || !known):
@@ -220,7 +251,7 @@ func (x *Series) Observe(t int64, v float64) (Transition, bool) {
 // the readings' clock) and returns the missing-data transition that
 // follows, if any, as Detector.Advance does. It never allocates.
 func (x *Series) Advance(now int64) (Transition, bool) {
-	ev, ok := x.s.advance(&x.cfg, now)
+	ev, ok := x.s.advance(&x.cfg, now, true)
 	if !ok {
 		return Transition{}, false
 	}

@@ -73,9 +73,11 @@ func TestTransitions(t *testing.T) {
 			}
 			// Measured over 30 s between the means of its oldest and
 			// newest quarters, the rate passes 10 °C/min about 18 s
-			// into the climb, and is sustained 10 s later.
+			// into the climb; the value passes half the margin above
+			// the band (90 + 4.25) 17 s in and the rate is sustained
+			// 10 s after both, before the deviation (at 98.5).
 			return v
-		}(), []want{{73, Raised, KindRateOfRise, SeverityWarning}}},
+		}(), []want{{78, Raised, KindRateOfRise, SeverityWarning}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,16 +121,30 @@ func TestStuckAndMissing(t *testing.T) {
 	cfg.Coolant.StuckAfter = time.Minute
 	d, _ := New("t1", cfg)
 	feed(d, sensors.CoolantTemp, 0, warm()...)
-	got := feed(d, sensors.CoolantTemp, 40, repeat(90, 70)...)
-	if len(got) != 1 || got[0].Kind != KindStuck || got[0].Phase != Raised || got[0].Time != sec(40+60) {
+	// 40 min of a value that changes every 10 s: its own history.
+	var hist []float64
+	for i := range 2400 {
+		hist = append(hist, float64(89+(i/10)%3))
+	}
+	if got := feed(d, sensors.CoolantTemp, 40, hist...); len(got) != 0 {
+		t.Fatalf("history raised %+v", got)
+	}
+	// Frozen: at least StuckAfter and 4 times the longest run (10 s).
+	got := feed(d, sensors.CoolantTemp, 2440, repeat(90, 70)...)
+	if len(got) != 1 || got[0].Kind != KindStuck || got[0].Phase != Raised || got[0].Time != sec(2440+60) {
 		t.Fatalf("stuck: got %+v", got)
 	}
-	got = feed(d, sensors.CoolantTemp, 110, 91)
+	// A garbage reading does not unfreeze it; readings that move for
+	// the sustain period do.
+	if got := feed(d, sensors.CoolantTemp, 2510, 91, 90, 90); len(got) != 0 {
+		t.Fatalf("stuck cleared by one differing reading: %+v", got)
+	}
+	got = feed(d, sensors.CoolantTemp, 2513, 91, 92, 91, 92, 91, 92, 91, 92, 91, 92, 91)
 	if len(got) != 1 || got[0].Phase != Cleared {
 		t.Fatalf("stuck clear: got %+v", got)
 	}
 	// Missing: nothing within the grace period, then one alert, cleared by the next reading.
-	last := sec(110)
+	last := sec(2523)
 	var buf []Transition
 	for s := 1; s <= 30; s++ {
 		if buf = d.Advance(last+int64(s)*int64(time.Second), buf[:0]); len(buf) != 0 {
@@ -142,7 +158,7 @@ func TestStuckAndMissing(t *testing.T) {
 	if buf = d.Advance(last+40*int64(time.Second), buf[:0]); len(buf) != 0 {
 		t.Fatalf("missing raised twice: %+v", buf)
 	}
-	got = feed(d, sensors.CoolantTemp, 160, 90)
+	got = feed(d, sensors.CoolantTemp, 2573, 90)
 	if len(got) != 1 || got[0].Phase != Cleared || got[0].Kind != KindMissing {
 		t.Fatalf("missing clear: got %+v", got)
 	}

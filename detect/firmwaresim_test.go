@@ -361,7 +361,7 @@ func TestFirmwareSimHazards(t *testing.T) {
 			runTrips(t, int64(2000+100*ci), trips)
 			limit := (DefaultConfig().Coolant.Sustain + 2*time.Second).Seconds()
 			var fromDepart, fromTrue, fromOnset []float64
-			late := 0
+			late, quiet := 0, 0
 			for i, tr := range trips {
 				w := tr.window
 				if w.Start != tr.reported.Start || w.Kind != tc.fault.Kind || tr.reported.Kind != w.Kind || tr.reported.Signal != tc.sig.String() {
@@ -372,8 +372,17 @@ func TestFirmwareSimHazards(t *testing.T) {
 						t.Errorf("trip %d (warm %v): alert before the fault: %s %s value %v", i, tr.warm, a.Signal, a.Kind, a.Value)
 					}
 				}
+				if tr.alertAt == 0 && tr.depart == 0 {
+					// The readings never left the learned band plus its
+					// margin nor reached the warning limit: by the
+					// definition every figure here uses, the fault never
+					// departed normal (a fan failure that levels off a
+					// few degrees above the band). Reported, not failed.
+					quiet++
+					continue
+				}
 				if tr.alertAt == 0 {
-					t.Errorf("trip %d (warm %v): no %s alert in 20 min after the fault (departed normal: %v)", i, tr.warm, tc.sig, tr.depart != 0)
+					t.Errorf("trip %d (warm %v): no %s alert in 20 min after the fault, though its readings departed normal", i, tr.warm, tc.sig)
 					continue
 				}
 				if tr.clearedAt != 0 {
@@ -404,6 +413,12 @@ func TestFirmwareSimHazards(t *testing.T) {
 				}
 				t.Logf("%s: %d trucks; alert after the readings departed normal: %s (limit %.0f s); after the noise-free value did: %s; after the fault started: %s",
 					tc.name, runs, q(fromDepart), limit, q(fromTrue), q(fromOnset))
+			}
+			if quiet > 0 {
+				t.Logf("%s: %d of %d trucks never departed normal and raised nothing", tc.name, quiet, runs)
+			}
+			if quiet > runs/4 {
+				t.Errorf("%s: %d of %d trucks never departed normal: the fault no longer tests the detector", tc.name, quiet, runs)
 			}
 		})
 	}

@@ -34,6 +34,11 @@ type engine struct {
 	soak     float64 // heat soak added to coolant
 	noCargo  bool
 	noOilRPM bool
+	// noCoolant: only coolant stops; ecuOff: every engine-ECU signal stops
+	// (after the step that switched it), the cargo probe keeps sending.
+	noCoolant, ecuOff bool
+	ecuOffAt          int64
+	spinDown          float64 // engine speed read, if not 0 (a spin-down)
 	// holdNoise: the sensors update once a second whatever the rate
 	// they are read at.
 	holdNoise      bool
@@ -82,11 +87,24 @@ func (e *engine) step(dt time.Duration, out []sensors.Reading) []sensors.Reading
 	if !math.IsNaN(e.frozenK) {
 		k = e.frozenK
 	}
-	if !e.noOilRPM {
-		out = append(out, sensors.Reading{Time: e.t, Value: math.Round(e.rpm*8) / 8, Signal: sensors.EngineSpeed})
+	ecu := true
+	if e.ecuOff {
+		if e.ecuOffAt == 0 {
+			e.ecuOffAt = e.t + int64(3*time.Second) // a last few samples
+		}
+		ecu = e.t < e.ecuOffAt
+	}
+	rpm := e.rpm
+	if e.spinDown != 0 {
+		rpm = e.spinDown
+	}
+	if !e.noOilRPM && ecu {
+		out = append(out, sensors.Reading{Time: e.t, Value: math.Round(rpm*8) / 8, Signal: sensors.EngineSpeed})
 		out = append(out, sensors.Reading{Time: e.t + 1, Value: math.Round(e.oil*32) / 32, Signal: sensors.OilTemp})
 	}
-	out = append(out, sensors.Reading{Time: e.t + 2, Value: c, Signal: sensors.CoolantTemp})
+	if !e.noCoolant && ecu {
+		out = append(out, sensors.Reading{Time: e.t + 2, Value: c, Signal: sensors.CoolantTemp})
+	}
 	if !e.noCargo {
 		out = append(out, sensors.Reading{Time: e.t + 3, Value: k, Signal: sensors.CargoTemp})
 	}
@@ -232,8 +250,11 @@ func TestObs2StuckVisibleBesideOpenAlert(t *testing.T) {
 	drive(t, d, e, 30*time.Minute, 1, nil)
 	start := e.t
 	trs := drive(t, d, e, 45*time.Minute, 1, func(time.Duration) {
-		e.extraC = math.Min(16, 4*float64(e.t-start)/float64(time.Minute)) // to 106 °C: the warning limit
-		if e.t-start >= int64(10*time.Minute) && math.IsNaN(e.frozenC) {
+		m := float64(e.t-start) / float64(time.Minute)
+		// To 106 °C, the warning limit, in 4 min; frozen there at 10 min
+		// while the engine keeps heating 0.5 °C/min (oil with it).
+		e.extraC = math.Min(16, 4*m) + math.Max(0, m-10)/2
+		if m >= 10 && math.IsNaN(e.frozenC) {
 			e.frozenC = 106
 		}
 	})
@@ -421,35 +442,45 @@ func TestObs7GenericDrift(t *testing.T) {
 	}
 }
 
-// TestEngineStateMissing: missing data still counts where the engine is
-// not known to be off: the bus dies with the engine running, or engine
-// speed stopped coming (last said 0) while temperatures came on.
+// TestEngineStateMissing: only the engine ECU says the engine runs.
+// Coolant is missing when it stops while engine speed above runningRPM
+// keeps arriving, or, on a truck that never sends engine speed, when it
+// stops at all; when every engine-ECU signal goes quiet together (the
+// ignition off, with or without a last sample below runningRPM; a logger
+// stall) nothing is missing, whatever the cargo probe keeps sending.
 func TestEngineStateMissing(t *testing.T) {
-	missingAfter := func(t *testing.T, setup func(d *Detector, e *engine)) bool {
+	missing := func(t *testing.T, setup func(d *Detector, e *engine), quiet func(e *engine)) (coolant, cargo bool) {
 		e := newEngine(11)
 		d := mustNew(t)
-		drive(t, d, e, 20*time.Minute, 1, nil)
 		setup(d, e)
-		var trs []Transition
-		trs = append(trs, drive(t, d, e, 2*time.Minute, 1, nil)...)
-		e.quiet = true
-		trs = append(trs, drive(t, d, e, time.Minute, 1, nil)...)
-		for _, tr := range trs {
-			if tr.Kind == KindMissing && tr.Phase == Raised && tr.Signal == sensors.CoolantTemp {
-				return true
+		drive(t, d, e, 20*time.Minute, 1, nil)
+		quiet(e)
+		for _, tr := range drive(t, d, e, 20*time.Minute, 1, nil) {
+			if tr.Kind == KindMissing && tr.Phase == Raised {
+				coolant = coolant || tr.Signal == sensors.CoolantTemp
+				cargo = cargo || tr.Signal == sensors.CargoTemp
 			}
 		}
-		return false
+		return coolant, cargo
 	}
-	if !missingAfter(t, func(*Detector, *engine) {}) {
-		t.Error("bus quiet with the engine running: no missing")
+	none := func(*Detector, *engine) {}
+	if c, _ := missing(t, none, func(e *engine) { e.noCoolant = true }); !c {
+		t.Error("coolant stopped while engine speed kept coming: no missing")
 	}
-	if !missingAfter(t, func(d *Detector, e *engine) {
-		e.on = false
-		drive(t, d, e, 2*time.Second, 1, nil) // engine speed 0 ...
-		e.on, e.noOilRPM = true, true         // ... then none, while coolant comes
-	}) {
-		t.Error("engine speed gone (last 0) while coolant came, then quiet: no missing")
+	if _, k := missing(t, none, func(e *engine) { e.noCargo = true }); !k {
+		t.Error("cargo probe stopped while the engine ran: no missing")
+	}
+	if c, k := missing(t, none, func(e *engine) { e.quiet = true }); c || k {
+		t.Errorf("whole bus quiet (logger stall): missing coolant %v cargo %v", c, k)
+	}
+	if c, _ := missing(t, none, func(e *engine) { e.ecuOff, e.on = true, false }); c {
+		t.Error("ignition off (engine speed 0, then the engine ECU quiet, the probe sending): coolant missing")
+	}
+	if c, _ := missing(t, none, func(e *engine) { e.spinDown, e.ecuOff = 353, true }); c {
+		t.Error("engine ECU quiet after a last spin-down sample of 353 rpm: coolant missing")
+	}
+	if c, _ := missing(t, func(_ *Detector, e *engine) { e.noOilRPM = true }, func(e *engine) { e.quiet = true }); !c {
+		t.Error("truck without engine speed, readings stopped: no missing")
 	}
 }
 
@@ -469,6 +500,116 @@ func TestStuckFastNotOnRegulatedCoolant(t *testing.T) {
 	for _, tr := range trs {
 		if tr.Phase == Raised {
 			t.Errorf("raised %s", describe(tr))
+		}
+	}
+}
+
+// TestFanCyclingNormal: a radiator fan cycling at idle in heat (coolant
+// 91 -> 98 °C in 30 s, back in 20 s, every 50 s) and a wide thermostat
+// swing (84 <-> 96 °C, 8-min period), after cruising at 88-92 °C, are the engine's normal envelope:
+// nothing is raised at 0.5, 1, 2 or 10 Hz. The same sawtooth climbing
+// 1 °C/min on top (a failing fan) is still raised.
+func TestFanCyclingNormal(t *testing.T) {
+	saw := func(sec float64) float64 {
+		p := math.Mod(sec, 50)
+		if p < 30 {
+			return 91 + 7*p/30
+		}
+		return 98 - 7*(p-30)/20
+	}
+	swing := func(sec float64) float64 { return 90 - 6*math.Cos(2*math.Pi*sec/480) }
+	for _, hz := range []float64{0.5, 1, 2, 10} {
+		for name, f := range map[string]func(float64) float64{"fan": saw, "thermostat": swing} {
+			e := newEngine(13)
+			e.noCargo = true
+			d := mustNew(t)
+			// Cruising first: the band learns 88-92.
+			trs := drive(t, d, e, 20*time.Minute, hz, func(now time.Duration) {
+				e.frozenC = math.Round(90 + 1.5*math.Sin(now.Seconds()/60) + 0.15*e.rng.NormFloat64())
+			})
+			trs = append(trs, drive(t, d, e, 2*time.Hour, hz, func(now time.Duration) {
+				e.frozenC = math.Round(f(now.Seconds()) + 0.15*e.rng.NormFloat64())
+			})...)
+			for _, tr := range raisedOn(trs, sensors.CoolantTemp) {
+				t.Errorf("%s at %v Hz: raised %s at +%v", name, hz, describe(tr), time.Duration(tr.Time-t0).Round(time.Second))
+			}
+			start := e.t
+			trs = drive(t, d, e, 30*time.Minute, hz, func(now time.Duration) {
+				e.frozenC = math.Round(saw(now.Seconds()) + float64(e.t-start)/float64(time.Minute))
+			})
+			if len(raisedOn(trs, sensors.CoolantTemp)) == 0 {
+				t.Errorf("%s at %v Hz: fan cycle climbing 1 °C/min to 128 °C not raised", name, hz)
+			}
+		}
+	}
+}
+
+// play feeds d for dur at hz from its start t0: coolant, oil and cargo
+// given by their functions of the elapsed seconds (NaN: not sent), engine
+// speed 1200 rpm, Advance every reading; it returns the transitions.
+func play(d *Detector, from, dur time.Duration, hz float64, coolant, oil, cargo func(s float64) float64) []Transition {
+	var out []Transition
+	dt := time.Duration(float64(time.Second) / hz)
+	for at := from; at < from+dur; at += dt {
+		s, ts := at.Seconds(), t0+int64(at)
+		for _, r := range []sensors.Reading{
+			{Time: ts, Signal: sensors.EngineSpeed, Value: 1200},
+			{Time: ts + 1, Signal: sensors.OilTemp, Value: oil(s)},
+			{Time: ts + 2, Signal: sensors.CoolantTemp, Value: coolant(s)},
+			{Time: ts + 3, Signal: sensors.CargoTemp, Value: cargo(s)},
+		} {
+			if math.IsNaN(r.Value) {
+				continue
+			}
+			if tr, ok := d.Observe(r); ok {
+				out = append(out, tr)
+			}
+		}
+		out = append(out, d.Advance(ts+4, nil)...)
+	}
+	return out
+}
+
+// TestStuckAdaptive: a value that holds still is no frozen sensor unless
+// its own history or a coupled signal says it should move. A steady tank
+// (1 °C probe, or a fine probe with little noise) and a thermostat holding
+// coolant at 88 °C while oil still warms raise nothing at 0.5-10 Hz; a
+// coolant sensor reading air after coolant loss (60 °C while oil climbs
+// 3 °C/min to 140 °C) is raised within a minute and stays open.
+func TestStuckAdaptive(t *testing.T) {
+	nan := func(float64) float64 { return math.NaN() }
+	for _, hz := range []float64{0.5, 1, 2, 10} {
+		rng := rand.New(rand.NewPCG(21, uint64(hz*10)))
+		warmC := func(s float64) float64 { return math.Round(90 + 1.5*math.Sin(s/70) + 0.3*rng.NormFloat64()) }
+		warmO := func(s float64) float64 { return 96 + 2*math.Sin(s/70) + 0.2*rng.NormFloat64() }
+		// Steady tanks, 8 h.
+		for name, cargo := range map[string]func(float64) float64{
+			"1 °C probe": func(s float64) float64 { return math.Round(18.3 + 0.3*s/3600 + 0.05*rng.NormFloat64()) },
+			"fine probe": func(s float64) float64 { return math.Round((18.3+0.1*s/3600+0.004*rng.NormFloat64())*32) / 32 },
+		} {
+			d := mustNew(t)
+			for _, tr := range raisedOn(play(d, 0, 8*time.Hour, hz, warmC, warmO, cargo), sensors.CargoTemp) {
+				t.Errorf("%v Hz, steady tank, %s: raised %s", hz, name, describe(tr))
+			}
+		}
+		// Cold start: coolant at its thermostat from 15 min, oil warming
+		// from -10 °C to 95 °C over 40 min.
+		d := mustNew(t)
+		cold := func(s float64) float64 {
+			return math.Round(math.Min(88, -10+98*s/900) + 0.1*rng.NormFloat64())
+		}
+		coldOil := func(s float64) float64 { return math.Min(95, -10+105*s/2400) + 0.2*rng.NormFloat64() }
+		for _, tr := range raisedOn(play(d, 0, 2*time.Hour, hz, cold, coldOil, nan), sensors.CoolantTemp) {
+			t.Errorf("%v Hz, cold start, thermostat holding: raised %s", hz, describe(tr))
+		}
+		// Coolant reading air from 40 min.
+		d = mustNew(t)
+		play(d, 0, 40*time.Minute, hz, warmC, warmO, nan)
+		trs := play(d, 40*time.Minute, 20*time.Minute, hz,
+			func(s float64) float64 { return math.Round(60 + 3*math.Sin(s/50) + 0.3*rng.NormFloat64()) },
+			func(s float64) float64 { return math.Min(140, 98+3*(s-2400)/60) + 0.2*rng.NormFloat64() }, nan)
+		if at := openFrom(t, trs, sensors.CoolantTemp); at == 0 || at-t0 > int64(41*time.Minute) {
+			t.Errorf("%v Hz, coolant reading air: raised at +%v, want within a minute of 40 min (%d transitions)", hz, time.Duration(at-t0), len(trs))
 		}
 	}
 }

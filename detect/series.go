@@ -112,6 +112,9 @@ type seriesState struct {
 	PendUp, PendDown         bool
 	PendHi, PendLo           float64
 	PendHiCover, PendLoCover int64
+	// Where the signal came back to when it last returned from above.
+	Trough   float64
+	TroughOK bool
 	// Level ring (Settle) and what it last said: whether the level has
 	// stopped moving, and its range.
 	Lvl          [lvlCap]bucket
@@ -132,10 +135,38 @@ type seriesState struct {
 	RHead int64 // index of the oldest bucket
 	RLen  int64
 
-	// Stuck: the range of the related signal (Detector.Observe of oil
-	// temperature) since the value last changed.
-	CtxOK        bool
-	CtxLo, CtxHi float64
+	// Stuck: the value of the current constant run (a run survives
+	// MinReadings differing readings spanning less than Sustain: a
+	// garbage frame does not unfreeze a frozen sensor), its dips, the
+	// longest run of the recent history in normal operation (decaying by
+	// an eighth of each later run) and how many runs that history has.
+	StuckX    float64
+	StuckDips int64
+	StuckDipT int64 // time of the first differing reading
+	StuckCov  int64 // the time the run's readings cover (Sustain's cover)
+	// The run a single differing reading just broke: it goes on if the
+	// next reading returns to its value.
+	Broke    run
+	BrokeX   float64
+	BrokeCov int64
+	BrokeOK  bool
+	RunMax   int64
+	Runs     int64
+	HistT    int64 // time of the history's first run end
+	// The related signal (engine oil temperature for coolant): its last
+	// reading and time, and the learned normal offset oil - coolant
+	// (a mean over offTau, learned while the value moves).
+	CtxOK bool
+	Ctx   float64
+	CtxT  int64
+	Off   float64
+	// Implausible: the value far below what the related signal says
+	// (coolant reading air after coolant loss while oil climbs).
+	Impl   run
+	ImplOn bool
+	// Coupled: frozen while the related signal rose (sustained).
+	Coup   run
+	CoupOn bool
 
 	// Engine state, set by the Detector: off (no missing data, heat
 	// soak), when it last started, and until when the restart's heat soak
@@ -260,13 +291,6 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 		}
 		st.PrevGap = gap
 	}
-	if st.Has && x == st.LastX {
-		st.Stuck.add(t, cover)
-	} else {
-		st.Stuck.reset()
-		st.Stuck.add(t, 0)
-		st.CtxOK = false
-	}
 	if c.VolatilityAlpha > 0 && st.Has {
 		s.volatility(c, t, math.Abs(x-st.LastX))
 	}
@@ -275,6 +299,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	st.MissOn = false
 
 	judged := s.despike(c, t, x)
+	s.frozen(c, t, judged, cover) // a glitch or garbage frame breaks no run
 	s.limits(c, t, judged, cover)
 	s.deviation(c, t, judged, cover)
 	if c.ShiftZ > 0 {
@@ -282,7 +307,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 	}
 	s.rise(c, t, judged, cover)
 	s.hold(c, t, judged)
-	s.stuck(c, t)
+	s.stuck(c, t, judged, cover)
 	return s.settle(t)
 }
 
@@ -627,11 +652,18 @@ func (s *series) learn(c *SignalConfig, x float64, cover int64) {
 	}
 	switch {
 	case x >= st.Lo && x <= st.Hi:
-		// Back to the band's middle: what the excursion beyond that
-		// edge reached was normal. (A climb that hovers at the edge has
-		// not come back.)
+		// Back to the band's middle, or back inside it after falling
+		// half the margin from the excursion's peak: what the
+		// excursion beyond that edge reached was normal (a radiator fan
+		// cycling 88 -> 95 -> 89, a thermostat swinging). A climb that
+		// hovers at the edge, jittering by a quantum, has not come back.
 		mid := float64(st.Lo+st.Hi) / 2
-		if st.PendUp && x <= mid {
+		fell := float64(s.margin(c) / 2)
+		// A trend never passes: the trough must not be above the last
+		// one (a ramp's noise dips come back higher each time).
+		cycle := st.PendHi-x >= fell && (!st.TroughOK || x <= st.Trough+c.SettleTol)
+		if st.PendUp && (x <= mid || cycle) {
+			st.Trough, st.TroughOK = x, true
 			st.Hi += math.Min(math.Max(st.PendHi-st.Hi, 0), growth(st.PendHiCover))
 			st.PendUp, st.PendHi, st.PendHiCover = false, 0, 0
 		}
@@ -749,9 +781,12 @@ func (s *series) rise(c *SignalConfig, t int64, x float64, cover int64) {
 		if st.RiseOn {
 			limit /= 2
 		}
-		// Only a rise above the learned band counts: inside it the value
-		// is following load, as normal.
-		rising = perMin > limit && x > st.Hi && (newest > st.Hi || st.RiseOn)
+		// Only a rise heading past the learned envelope counts: half the
+		// margin above the band. Inside it, or just above its edge (a
+		// radiator fan cycle the band has not learned yet, which then
+		// falls back), the value follows load and fan, as normal.
+		edge := st.Hi + float64(s.margin(c)/2)
+		rising = perMin > limit && x > edge && (newest > edge || st.RiseOn)
 	}
 
 	step(c, &st.Rise, &st.RiseOn, rising, t, cover)
@@ -779,31 +814,125 @@ func (s *series) hold(c *SignalConfig, t int64, x float64) {
 // inside for a held deviation (hold).
 func (s *series) heldTol(c *SignalConfig) float64 { return float64(s.margin(c) / 100) }
 
-// stuck judges the frozen-value condition, on its own: the same value for
-// StuckAfter, or for StuckFast while the related signal moved StuckMove.
-func (s *series) stuck(c *SignalConfig, t int64) {
+// Stuck-sensor evidence (see SignalConfig.StuckAfter, StuckFast):
+//   - stuckRatio: the signal's own history is evidence only when its
+//     longest recent run is at most StuckAfter / stuckRatio;
+//   - stuckHistory: that history must span this long and stuckRuns runs;
+//   - offTau: the time constant of the learned oil - coolant offset,
+//     and offPrior the least normal offset (oil runs 5-15 °C above
+//     coolant when warm, below it while warming up);
+//   - implausibleFactor: the value is implausible when the related
+//     signal is this many times StuckMove above its learned offset.
+const (
+	stuckRatio        = 4
+	stuckHistory      = 10 * time.Minute
+	stuckRuns         = 8
+	offTau            = 10 * time.Minute
+	offPrior          = 10.0
+	implausibleFactor = 3
+)
+
+// frozen folds x into the constant-run bookkeeping.
+func (s *series) frozen(c *SignalConfig, t int64, x float64, cover int64) {
 	st := &s.st
+	switch {
+	case st.Has && x == st.StuckX:
+		st.Stuck.add(t, cover)
+		st.StuckDips, st.StuckCov = 0, st.StuckCov+cover
+		return
+	case st.Has && st.Stuck.Count == 1 && st.BrokeOK && x == st.BrokeX:
+		// One reading away and back: a glitch within the margin (the
+		// despike lets those through); the run it broke goes on.
+		st.Stuck, st.StuckX, st.StuckCov, st.BrokeOK = st.Broke, st.BrokeX, st.BrokeCov+cover, false
+		st.Stuck.add(t, cover)
+		return
+	case st.Has && st.StuckOn:
+		// A frozen sensor stays frozen through a garbage frame or two:
+		// the run ends once differing readings have lasted Sustain.
+		if st.StuckDips == 0 {
+			st.StuckDipT = t
+		}
+		st.StuckDips++
+		if st.StuckDips < int64(c.MinReadings) || t-st.StuckDipT < int64(c.Sustain) {
+			return
+		}
+	}
+	if st.Has && st.Stuck.Count > 1 && !st.BrokeOK && !st.StuckOn {
+		// Not counted yet: the next reading may show this was a glitch.
+		st.Broke, st.BrokeX, st.BrokeCov, st.BrokeOK = st.Stuck, st.StuckX, st.StuckCov, true
+		st.Stuck.reset()
+		st.Stuck.add(t, 0)
+		st.StuckX, st.StuckDips, st.StuckCov = x, 0, 0
+		return
+	}
+	if st.BrokeOK {
+		s.endRun(c, t, st.BrokeX, st.BrokeCov)
+		st.BrokeOK = false
+	}
+	if st.Has && st.Stuck.Count > 0 {
+		s.endRun(c, t, st.StuckX, st.StuckCov)
+	}
+	st.Stuck.reset()
+	st.Stuck.add(t, 0)
+	st.StuckX, st.StuckDips, st.StuckCov = x, 0, 0
+}
+
+// endRun folds a constant run of value x covering g that ended at t into
+// the signal's own history, if it was in normal operation.
+func (s *series) endRun(c *SignalConfig, t int64, x float64, g int64) {
+	st := &s.st
+	if st.Ready && !s.ignored(c, x) && !st.EngOff && !st.Open {
+		// A run in normal operation ended: the signal's own history.
+		// g is the time its readings cover: a dropout is no run.
+		st.RunMax = max(g, st.RunMax-g/8)
+		if st.Runs == 0 {
+			st.HistT = t
+		}
+		st.Runs++
+	}
+}
+
+// stuck judges the stuck-sensor condition on its own, beside every other:
+// the value frozen much longer than its own history says it stays put,
+// or frozen while the related signal rose far above its normal offset, or
+// implausibly far below the related signal.
+func (s *series) stuck(c *SignalConfig, t int64, x float64, cover int64) {
+	st := &s.st
+	ctx := st.CtxOK && t-st.CtxT <= int64(max(c.MissingAfter, 30*time.Second)) && st.Ready &&
+		!s.soaking(c, t) && !st.EngOff
+	gap := st.Ctx - x - math.Max(st.Off, offPrior)
 	on := false
 	if st.Stuck.Count >= int64(c.MinReadings) {
 		frozen := t - st.Stuck.First
-		on = c.StuckAfter > 0 && frozen >= int64(c.StuckAfter) ||
-			c.StuckFast > 0 && frozen >= int64(c.StuckFast) && st.CtxOK && st.CtxHi-st.CtxLo >= c.StuckMove
+		own := c.StuckAfter > 0 && st.Runs >= stuckRuns && t-st.HistT >= int64(stuckHistory) &&
+			stuckRatio*st.RunMax <= int64(c.StuckAfter) && frozen >= int64(c.StuckAfter)
+		// Coupled: sustained, so that one garbage oil reading is not it.
+		coupled := c.StuckFast > 0 && frozen >= int64(c.StuckFast) && ctx && gap >= c.StuckMove
+		step(c, &st.Coup, &st.CoupOn, coupled, t, cover)
+		on = own || st.CoupOn || (st.StuckOn && frozen > 0)
+	} else {
+		step(c, &st.Coup, &st.CoupOn, false, t, cover)
 	}
 	st.StuckOn = on
+	implausible := c.StuckFast > 0 && c.StuckMove > 0 && ctx && gap >= implausibleFactor*c.StuckMove
+	step(c, &st.Impl, &st.ImplOn, implausible, t, cover)
+	if ctx && !s.ignored(c, x) && !on && !st.ImplOn && !st.Open && t-st.Stuck.First < int64(c.StuckFast) {
+		// The value moves, nothing is wrong: learn the normal offset.
+		st.Off += float64(math.Min(1, float64(cover)/float64(offTau)) * (st.Ctx - x - st.Off))
+	}
 }
 
 // context folds in a reading of the signal related to this one (engine oil
-// temperature for coolant) for the stuck check.
-func (s *series) context(v float64) {
+// temperature for coolant) at t, for the stuck and plausibility checks.
+func (s *series) context(t int64, v float64) {
 	st := &s.st
-	if !finite(v) || !st.Has {
+	if !finite(v) || (st.CtxOK && t < st.CtxT) {
 		return
 	}
 	if !st.CtxOK {
-		st.CtxOK, st.CtxLo, st.CtxHi = true, v, v
-		return
+		st.Off = offPrior
 	}
-	st.CtxLo, st.CtxHi = math.Min(st.CtxLo, v), math.Max(st.CtxHi, v)
+	st.CtxOK, st.Ctx, st.CtxT = true, v, t
 }
 
 // rank orders the conditions: the open alert carries the highest.
@@ -831,6 +960,7 @@ func (s *series) top() (k Kind, sev Severity, since int64, all Kinds) {
 	consider(st.DevOn, KindDeviation, SeverityWarning, st.Dev.First)
 	consider(st.ShiftOn, KindDeviation, SeverityWarning, st.LastT)
 	consider(st.StuckOn, KindStuck, SeverityWarning, st.Stuck.First)
+	consider(st.ImplOn && !st.StuckOn, KindStuck, SeverityWarning, st.Impl.First)
 	consider(st.MissOn, KindMissing, SeverityWarning, st.LastT)
 	consider(st.VolOn, KindVolatility, SeverityInfo, st.LastT)
 	return k, sev, since, all
@@ -868,12 +998,12 @@ func (s *series) settle(t int64) (event, bool) {
 	return event{}, false
 }
 
-// advance checks for missing data at time now: only while the engine runs
-// (or is not known to be off), counted from the last reading or the
-// engine's start, whichever is later.
-func (s *series) advance(c *SignalConfig, now int64) (event, bool) {
+// advance checks for missing data at time now: only while run says the
+// engine is known to run (Detector.running; always for a Series), counted
+// from the last reading or the engine's start, whichever is later.
+func (s *series) advance(c *SignalConfig, now int64, run bool) (event, bool) {
 	st := &s.st
-	if c.MissingAfter <= 0 || !st.Has || st.MissOn || st.EngOff ||
+	if c.MissingAfter <= 0 || !st.Has || st.MissOn || st.EngOff || !run ||
 		now-max(st.LastT, st.EngOnT) <= int64(c.MissingAfter) {
 		return event{}, false
 	}

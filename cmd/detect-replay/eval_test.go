@@ -75,9 +75,10 @@ func TestEvalRecordings(t *testing.T) {
 		"kit/trip_stall_alerts_own":     "1 alerts",
 		"kit/trip_stall_alerts_10hz":    "1 alerts",
 		"j1939/clip_gap60_alerts_0.5hz": "1 alerts",
-		"kit_readings_own":              "2554 readings",
-		// Held: the 6 empty ambient cells, and 3 s into the stall for 4 signals.
-		"kit_readings_1hz":                 "2572 readings",
+		"kit_readings_own":              "2674 readings",
+		// Held: the 6 empty ambient cells, and 3 s into the coolant and
+		// ambient dropout for those 2 signals.
+		"kit_readings_1hz":                 "2686 readings",
 		"kit_recordings_with_alerts_2hz":   "1 files",
 		"j1939_recordings_with_alerts_own": "1 files",
 		"j1939_alerts_own_missing":         "1 alerts",

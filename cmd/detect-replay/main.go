@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return truckFile(cfg, *in, *out, stdout, stderr)
+		return truckFile(cfg, *in, *out, *trans, stdout, stderr)
 	}
 	cfg, err := loadConfig(*class, *cfgFile)
 	if err != nil {

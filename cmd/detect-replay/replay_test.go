@@ -147,8 +147,8 @@ func TestReplayEmptyValue(t *testing.T) {
 }
 
 // Truck mode: named columns go to their signals, empty cells are no
-// answer, unknown columns are ignored and said so; a logger stall (every
-// cell empty for 60 s) raises missing on the data's clock.
+// answer, unknown columns are ignored and said so; coolant lost for 60 s
+// while engine speed keeps coming raises missing on the data's clock.
 func TestTruckMode(t *testing.T) {
 	in := "testdata/vehicles/kit/trip_stall.csv"
 	var stdout, stderr bytes.Buffer
@@ -158,8 +158,9 @@ func TestTruckMode(t *testing.T) {
 	if !strings.Contains(stderr.String(), "columns ignored (no signal): intake_air_c") {
 		t.Errorf("stderr %q: want the ignored column named", stderr.String())
 	}
-	// 340 rows with data: 4 signals each, minus 6 empty ambient cells.
-	if !strings.Contains(stderr.String(), "400 rows, 1354 readings, 1 alerts raised (missing 1)") {
+	// 340 rows with data: 4 signals each, minus 6 empty ambient cells; 60
+	// rows with only engine speed and wheel speed.
+	if !strings.Contains(stderr.String(), "400 rows, 1474 readings, 1 alerts raised (missing 1)") {
 		t.Errorf("summary %q", stderr.String())
 	}
 	got := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -167,6 +168,20 @@ func TestTruckMode(t *testing.T) {
 	if len(got) != 2 || !strings.HasPrefix(got[0], "time="+stall.Add(31*time.Second).Format(time.RFC3339Nano)+" signal=coolant_temp phase=raised kind=missing") ||
 		!strings.Contains(got[1], "phase=cleared kind=missing") {
 		t.Fatalf("transitions:\n%s", stdout.String())
+	}
+
+	// -transitions prints them to stdout also when -out takes them.
+	stdout.Reset()
+	out := filepath.Join(t.TempDir(), "o.txt")
+	if err := run([]string{"-class", "truck", "-in", in, "-transitions", "-out", out}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if printed := strings.Split(strings.TrimSpace(stdout.String()), "\n"); len(printed) != 2 || string(saved) != stdout.String() {
+		t.Errorf("-transitions -out: stdout %q, file %q", stdout.String(), saved)
 	}
 
 	f, err := os.Open(in)

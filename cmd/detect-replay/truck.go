@@ -258,8 +258,10 @@ func replayTruck(cfg detect.Config, rec recording, fn func(detect.Transition)) (
 	return st, nil
 }
 
-// truckFile is -class truck: it prints each transition and a summary.
-func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err error) {
+// truckFile is -class truck: it writes each transition to out (stdout if
+// out is ""), also to stdout when trans (-transitions) is set, and a
+// summary to stderr.
+func truckFile(cfg detect.Config, in, out string, trans bool, stdout, stderr io.Writer) (err error) {
 	f, err := os.Open(in)
 	if err != nil {
 		return err
@@ -296,6 +298,9 @@ func truckFile(cfg detect.Config, in, out string, stdout, stderr io.Writer) (err
 			}
 		}()
 		w = o
+		if trans {
+			w = io.MultiWriter(o, stdout)
+		}
 	}
 	bw := bufio.NewWriter(w)
 	var werr error
