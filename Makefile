@@ -25,9 +25,12 @@ test: lint
 
 # Every benchmark in the project; one `BENCH <name> <value> <unit>` line per
 # headline figure (median of the runs). Full output in $(BIN)/bench.log.
+# BenchmarkLoginFlood starts a cloud process per iteration and locks the
+# user out for a minute: it runs once per count (-benchtime 1x).
 bench:
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) -timeout 30m ./... > $(BIN)/bench.log 2>&1; status=$$?; \
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkLoginFlood$$' -benchmem $(BENCHFLAGS) -timeout 30m ./... > $(BIN)/bench.log 2>&1; status=$$?; \
+	  $(GO) test -run '^$$' -bench '^BenchmarkLoginFlood$$' -benchtime 1x $(BENCHFLAGS) -timeout 10m ./cmd/cloud >> $(BIN)/bench.log 2>&1 || status=$$?; \
 	  $(GO) run ./cmd/benchfmt < $(BIN)/bench.log; \
 	  if [ $$status -ne 0 ]; then grep -E '^(FAIL|---|panic)' $(BIN)/bench.log; exit $$status; fi
 
