@@ -20,11 +20,14 @@ const (
 // means of curvBucket each; the newest curvCap-1 complete buckets, in
 // thirds, give the rises d1 (older) and d2 (newer) of one third each. A
 // rise of at least easeRise per third that slows to easeSlow of it eases
-// the threshold; one of at least easeRise that keeps easeKeep of it (or
-// speeds up) ends the ease.
+// the threshold, when it slowed by easeCurve at least (four times the
+// noise of d2 - d1 for a 0.1 °C probe: a steady fire never passes) twice in
+// a row; one of at least easeRise that keeps easeKeep of it (or speeds
+// up) ends the ease.
 const (
 	curvBucket = int64(15 * time.Second)
 	easeRise   = 0.2
+	easeCurve  = 0.08
 	easeSlow   = 0.93
 	easeKeep   = 0.97
 )
@@ -142,6 +145,7 @@ type seriesState struct {
 	CHead, CLen int64
 	Eased       bool
 	EaseHi      float64
+	Slowing     int64 // consecutive judgements that saw it slow
 
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
@@ -621,10 +625,16 @@ func (s *series) curve(c *SignalConfig, t int64, x float64) {
 		}
 		d1, d2 := mean[1]-mean[0], mean[2]-mean[1]
 		newest := &st.Curv[(st.CHead+n-1)%curvCap]
+		slowing := st.Slowing
+		st.Slowing = 0
 		switch {
 		case d2 >= easeRise && d2 > float64(easeKeep*d1):
 			st.Eased = false // a rise that does not slow: judged at once
-		case d1 >= easeRise && d2 <= float64(easeSlow*d1) && !st.DevOn && !st.Open && newest.Hi > st.Hi:
+		case d1 >= easeRise && d2 <= float64(easeSlow*d1) && d1-d2 >= easeCurve && !st.DevOn && !st.Open && newest.Hi > st.Hi:
+			st.Slowing = slowing + 1
+			if st.Slowing < 1 {
+				break
+			}
 			if !st.Eased {
 				st.EaseHi = st.Hi + m
 			}
