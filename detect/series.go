@@ -13,7 +13,7 @@ const (
 	riseCap = 32
 	warmCap = 64
 	lvlCap  = 20
-	curvCap = 13
+	curvCap = 16
 )
 
 // Settling rises (SignalConfig.EaseSettling): the curve ring holds the
