@@ -66,6 +66,12 @@ type SignalConfig struct {
 	// inside: an excursion that returns was normal, a steady climb towards
 	// the threshold (a slow fault) is not learned on its way.
 	LearnOnReturn bool
+	// EaseSettling lets a rise above the band that decelerates (its rate
+	// falling from one minute to the next: warm product loaded into the
+	// tank, sun on it) run up to a margin above where it has got to, for
+	// as long as it keeps slowing or has stopped; a rise that holds its
+	// rate or speeds up (a fire) is judged against the band at once.
+	EaseSettling bool
 	// Decay (0..1) pulls the band's edges towards the recent mean by this
 	// fraction per minute, so the band forgets old extremes.
 	Decay float64
@@ -204,8 +210,8 @@ func DefaultConfig() Config {
 			Sustain: 10 * time.Second, MinReadings: 3, Warmup: 30 * time.Second, Despike: true,
 			MinMargin: 3, MarginFrac: 0.25, Hysteresis: 0.5,
 			MaxGrowth: 0.5, LearnOnReturn: true, Decay: 0.006, Settle: 10 * time.Minute, SettleTol: 0.8,
-			AdaptAfter: 30 * time.Minute,
-			WarnHigh:   45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
+			AdaptAfter: 30 * time.Minute, EaseSettling: true,
+			WarnHigh: 45, CritHigh: 55, WarnLow: math.NaN(), LimitHysteresis: 1, IgnoreBelow: math.NaN(),
 			MaxRise: 3, RiseWindow: 60 * time.Second,
 			StuckAfter: 2 * time.Minute, MissingAfter: 30 * time.Second,
 		},
@@ -382,6 +388,9 @@ func (c SignalConfig) appendBinary(b []byte) []byte {
 	if c.LearnOnReturn {
 		flags |= 4
 	}
+	if c.EaseSettling {
+		flags |= 8
+	}
 	return append(b, flags)
 }
 
@@ -401,7 +410,7 @@ func (c *SignalConfig) decodeBinary(b []byte) {
 		MinMargin: f(0), MarginFrac: f(1), Hysteresis: f(2), MaxGrowth: f(3), Decay: f(4),
 		WarnHigh: f(5), CritHigh: f(6), WarnLow: f(7), LimitHysteresis: f(8), MaxRise: f(9), IgnoreBelow: f(10),
 		OnsetOnly: b[signalConfigSize-1]&1 != 0, Despike: b[signalConfigSize-1]&2 != 0,
-		LearnOnReturn: b[signalConfigSize-1]&4 != 0,
+		LearnOnReturn: b[signalConfigSize-1]&4 != 0, EaseSettling: b[signalConfigSize-1]&8 != 0,
 	}
 }
 
@@ -565,6 +574,10 @@ func (c *SignalConfig) parseJSON(data []byte, class string) error {
 			}
 		case k == "learn_on_return":
 			if err := json.Unmarshal(raw, &c.LearnOnReturn); err != nil {
+				return fail(fmt.Errorf("want true or false: %v", err))
+			}
+		case k == "ease_settling":
+			if err := json.Unmarshal(raw, &c.EaseSettling); err != nil {
 				return fail(fmt.Errorf("want true or false: %v", err))
 			}
 		default:

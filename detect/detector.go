@@ -280,7 +280,7 @@ func (x *Series) Band() Band { return x.s.band(&x.cfg) }
 // little-endian with fixed sizes.
 var stateMagic = []byte("TGDET")
 
-const stateVersion = 4
+const stateVersion = 5
 
 var (
 	seriesStateSize = binary.Size(seriesState{})

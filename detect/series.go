@@ -13,6 +13,23 @@ const (
 	riseCap = 32
 	warmCap = 64
 	lvlCap  = 20
+	curvCap = 16
+)
+
+// Settling rises (SignalConfig.EaseSettling): the curve ring holds the
+// means of curvBucket each; the newest curvCap-1 complete buckets, in
+// thirds, give the rises d1 (older) and d2 (newer) of one third each. A
+// rise of at least easeRise per third that slows to easeSlow of it eases
+// the threshold, when it slowed by easeCurve at least (four times the
+// noise of d2 - d1 for a 0.1 °C probe: a steady fire never passes) twice in
+// a row; one of at least easeRise that keeps easeKeep of it (or speeds
+// up) ends the ease.
+const (
+	curvBucket = int64(15 * time.Second)
+	easeRise   = 0.2
+	easeCurve  = 0.08
+	easeSlow   = 0.93
+	easeKeep   = 0.97
 )
 
 // meanTau is the time constant of the band's running mean.
@@ -121,6 +138,14 @@ type seriesState struct {
 	LHead, LLen  int64
 	Settled      bool
 	SetLo, SetHi float64
+
+	// Settling rise: the curve ring, whether the threshold above is eased
+	// and to where.
+	Curv        [curvCap]bucket
+	CHead, CLen int64
+	Eased       bool
+	EaseHi      float64
+	Slowing     int64 // consecutive judgements that saw it slow
 
 	// Conditions: pending runs and whether each is active.
 	Dev, Warn, Crit, Rise, Stuck run
@@ -288,6 +313,7 @@ func (s *series) observe(c *SignalConfig, t int64, x float64) (event, bool) {
 			st.Crit.reset()
 			st.Rise.reset()
 			st.RLen, st.LLen, st.Settled, st.SpikeN = 0, 0, false, 0
+			st.CLen, st.Eased = 0, false
 		}
 		st.PrevGap = gap
 	}
@@ -427,6 +453,7 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 		s.warmUp(c, t, x, cover)
 		return
 	}
+	s.curve(c, t, x)
 	if st.DevOn && c.OnsetOnly {
 		// The onset was flagged by the previous reading; from here the
 		// rearm period learns whatever comes.
@@ -436,6 +463,9 @@ func (s *series) deviation(c *SignalConfig, t int64, x float64, cover int64) {
 	}
 	m := s.margin(c)
 	up, down := st.Hi+m, st.Lo-m
+	if st.Eased && !st.DevOn {
+		up = math.Max(up, st.EaseHi)
+	}
 	switch {
 	case st.DevOn && st.Held:
 		// Held from a limit or rise: until back inside (within a 100th of
@@ -553,6 +583,66 @@ func (s *series) level(c *SignalConfig, t int64, x float64) {
 	}
 	st.Lvl[(st.LHead+st.LLen)%lvlCap] = bucket{T: t, Sum: x, N: 1, Lo: x, Hi: x}
 	st.LLen++
+}
+
+// curve folds x into the curve ring and, once per bucket, judges whether
+// a rise above the band is settling (EaseSettling): while its rate falls,
+// the threshold above trails it by the margin; a rise that holds its rate
+// or speeds up ends that at once, and so does the band catching up.
+func (s *series) curve(c *SignalConfig, t int64, x float64) {
+	st := &s.st
+	if !c.EaseSettling {
+		return
+	}
+	m := s.margin(c)
+	if st.Eased && (st.DevOn || st.Open || st.Hi+m >= st.EaseHi) {
+		st.Eased = false
+	}
+	if st.CLen > 0 {
+		if b := &st.Curv[(st.CHead+st.CLen-1)%curvCap]; t-b.T < curvBucket {
+			b.Sum += x
+			b.N++
+			b.Lo, b.Hi = math.Min(b.Lo, x), math.Max(b.Hi, x)
+			return
+		}
+	}
+	if st.CLen == curvCap {
+		st.CHead = (st.CHead + 1) % curvCap
+		st.CLen--
+	}
+	if n := st.CLen; n == curvCap-1 && t-st.Curv[st.CHead].T <= int64(curvCap)*curvBucket {
+		k := n / 3
+		var mean [3]float64
+		for j := int64(0); j < 3; j++ {
+			var sum float64
+			var cnt int64
+			for i := j * k; i < (j+1)*k; i++ {
+				b := &st.Curv[(st.CHead+i)%curvCap]
+				sum += b.Sum
+				cnt += b.N
+			}
+			mean[j] = sum / float64(cnt)
+		}
+		d1, d2 := mean[1]-mean[0], mean[2]-mean[1]
+		newest := &st.Curv[(st.CHead+n-1)%curvCap]
+		slowing := st.Slowing
+		st.Slowing = 0
+		switch {
+		case d2 >= easeRise && d2 > float64(easeKeep*d1):
+			st.Eased = false // a rise that does not slow: judged at once
+		case d1 >= easeRise && d2 <= float64(easeSlow*d1) && d1-d2 >= easeCurve && !st.DevOn && !st.Open && newest.Hi > st.Hi:
+			st.Slowing = slowing + 1
+			if st.Slowing < 1 {
+				break
+			}
+			if !st.Eased {
+				st.EaseHi = st.Hi + m
+			}
+			st.Eased, st.EaseHi = true, math.Max(st.EaseHi, newest.Hi+m)
+		}
+	}
+	st.Curv[(st.CHead+st.CLen)%curvCap] = bucket{T: t, Sum: x, N: 1, Lo: x, Hi: x}
+	st.CLen++
 }
 
 // warmUp collects the first readings, spread over the warm-up window (or
@@ -986,6 +1076,7 @@ func (s *series) settle(t int64) (event, bool) {
 		st.Open, st.Kind, st.Sev, st.Start, st.Active = false, KindInvalid, SeverityNone, 0, 0
 		// What the ring saw during the alert is no level to learn.
 		st.LLen, st.Settled = 0, false
+		st.Eased = false
 		return ev, true
 	case !st.Open:
 		st.Open, st.Kind, st.Sev, st.Start, st.Active = true, k, sev, since, all
