@@ -2,38 +2,20 @@ package buffer
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/abc4logistics/tankguard/detect"
+	"github.com/abc4logistics/tankguard/internal/disktest"
 	"github.com/abc4logistics/tankguard/sensors"
 )
-
-// smallDisk mounts a tmpfs of the given size for the test. It skips when
-// the test cannot mount one (not root, or no mount permission here).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small filesystem needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // TestDiskFull fills a real filesystem long before the queue's budget: the
 // queue keeps accepting alerts (dropping the oldest routine telemetry,
 // counted), and once space returns it stores everything again.
 func TestDiskFull(t *testing.T) {
-	disk := smallDisk(t, "8m")
+	disk := disktest.Small(t, "8m")
 	// Leave the queue (and its 1 MiB ballast) about 3 MiB of an 8 MiB disk.
 	filler := filepath.Join(disk, "filler")
 	if err := os.WriteFile(filler, make([]byte, 5<<20), 0o644); err != nil {

@@ -2,41 +2,22 @@ package cloud
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/abc4logistics/tankguard/internal/disktest"
 	"github.com/abc4logistics/tankguard/sensors"
 	"github.com/abc4logistics/tankguard/uplink"
 )
-
-// smallDisk mounts a tmpfs of the given size for the test (as
-// buffer/diskfull_test.go does). It skips when the test cannot mount one
-// (not root, or no mount permission here).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small filesystem needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // TestCloudDiskFull fills the cloud's real (small) data disk: the cloud
 // stops acknowledging, so the publisher keeps its batch; broker and
 // console stay up and say the disk is full; once space returns the held
 // batch is acknowledged and archived. Before, the cloud exited.
 func TestCloudDiskFull(t *testing.T) {
-	disk := smallDisk(t, "48m")
+	disk := disktest.Small(t, "48m")
 	const minFree = 8 << 20
 	c := startCloud(t, disk, func(c *Config) { c.MinFreeBytes = minFree })
 	cl := dial(t, c.BrokerAddr(), "sim")
